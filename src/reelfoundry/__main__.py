@@ -1,0 +1,5 @@
+"""``python -m reelfoundry`` runs the CLI."""
+
+from reelfoundry.cli.main import main
+
+main()

@@ -1,0 +1,72 @@
+"""Admission: a VideoRequest from a tenant becomes a queued job, or a 4xx naming the problem."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from reelfoundry.errors import InvalidParameter, NotFound
+from reelfoundry.platform import Platform
+from reelfoundry.portfolio.registry import resolve_params
+from reelfoundry.schema import VideoRequest
+from reelfoundry.store import assets as assetstore
+from reelfoundry.store import jobs as jobstore
+from reelfoundry.store.keys import Principal
+from reelfoundry.store.tables import JobRow
+
+
+def _input_paths(platform: Platform, tenant_id: str, asset_ids: list[str]) -> tuple[Path, ...]:
+    paths = []
+    with platform.db.read() as session:
+        for i, asset_id in enumerate(asset_ids):
+            try:
+                row = assetstore.get_asset(session, tenant_id, asset_id)
+            except NotFound:
+                raise InvalidParameter(f"inputs[{i}]", f"inputs[{i}]: asset {asset_id!r} not found") from None
+            paths.append(platform.storage.path(row.storage_key))
+    return tuple(paths)
+
+
+def admit(
+    platform: Platform, principal: Principal, request: VideoRequest, idempotency_key: str | None
+) -> tuple[JobRow, bool]:
+    """Validate and queue; returns (job, created). A replayed Idempotency-Key returns the earlier job."""
+    body_hash = jobstore.request_hash(request.model_dump(mode="json"))
+    if idempotency_key is not None:
+        with platform.db.read() as session:
+            existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
+        if existing is not None:
+            return existing, False
+    card = platform.portfolio.card(request.model)
+    if request.seed is None:
+        request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
+    params = resolve_params(card, request, _input_paths(platform, principal.tenant_id, request.inputs))
+    platform.portfolio.backend(card).check_inputs(params)
+    try:
+        with platform.db.write() as session:
+            if idempotency_key is not None:
+                existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
+                if existing is not None:
+                    return existing, False
+            row = jobstore.create_job(
+                session,
+                tenant_id=principal.tenant_id,
+                request=request,
+                model=card.id,
+                max_attempts=platform.settings.max_attempts,
+                body_hash=body_hash,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # Two requests with one new key raced; the other one won. Return its job.
+        if idempotency_key is None:
+            raise
+        with platform.db.read() as session:
+            existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
+        assert existing is not None
+        return existing, False
+    if platform.engine is not None:
+        platform.engine.wake()
+    return row, True

@@ -1,0 +1,86 @@
+"""The FastAPI application: routers, error handling, body limits and lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reelfoundry import __version__
+from reelfoundry.api import problems
+from reelfoundry.api.routes import assets, health, jobs, keys, models, schemas, webhooks
+from reelfoundry.config import Settings
+from reelfoundry.errors import PayloadTooLarge
+from reelfoundry.platform import Platform
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (declared or streamed) with a 413 problem."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = PayloadTooLarge(f"request body exceeds {self.limit} bytes").to_problem(scope.get("path"))
+        response = problems.problem_response(body)
+        await response(scope, lambda: _empty(), send)  # type: ignore[arg-type]
+
+
+async def _empty() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
+    """Build the app. It starts the platform (engine, webhooks) in its lifespan unless one is given."""
+    settings = settings or Settings()
+    owned = platform is None
+    plat = platform or Platform(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            plat.start()
+        try:
+            yield
+        finally:
+            if owned:
+                plat.stop()
+
+    app = FastAPI(
+        title="ReelFoundry",
+        version=__version__,
+        summary="Self-hosted generative video: one canonical job schema, priced, signed and reviewed.",
+        lifespan=lifespan,
+    )
+    app.state.platform = plat
+    problems.install(app)
+    v1 = APIRouter(prefix="/v1")
+    for module in (jobs, assets, models, keys, schemas, webhooks):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,109 @@
+"""/v1/assets: list, read, and download content (Range, ETag) and posters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import StreamingResponse
+
+from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader
+from reelfoundry.api.ranges import parse_range
+from reelfoundry.errors import NotFound
+from reelfoundry.schema import Asset, Page
+from reelfoundry.store import assets as assetstore
+
+router = APIRouter(prefix="/assets", tags=["assets"])
+CHUNK = 256 * 1024
+
+
+@router.get("", response_model=Page[Asset], summary="List assets, newest first")
+def list_assets(
+    platform: PlatformDep,
+    principal: Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    project: Annotated[str | None, Query(max_length=128)] = None,
+    campaign: Annotated[str | None, Query(max_length=128)] = None,
+) -> Page[Asset]:
+    """A page of the tenant's assets, optionally filtered by project and campaign."""
+    with platform.db.read() as session:
+        rows, nxt = assetstore.list_assets(
+            session, principal.tenant_id, cursor=cursor, limit=limit, project=project, campaign=campaign
+        )
+        return Page[Asset](items=[assetstore.to_asset(r) for r in rows], next_cursor=nxt)
+
+
+@router.get("/{asset_id}", response_model=Asset, summary="Read an asset's metadata")
+def get_asset(asset_id: str, platform: PlatformDep, principal: Reader) -> Asset:
+    """One asset of the tenant."""
+    with platform.db.read() as session:
+        return assetstore.to_asset(assetstore.get_asset(session, principal.tenant_id, asset_id))
+
+
+def _file_chunks(path: Path, start: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        while length > 0:
+            data = fh.read(min(CHUNK, length))
+            if not data:
+                return
+            length -= len(data)
+            yield data
+
+
+@router.get(
+    "/{asset_id}/content",
+    summary="Download the media (supports Range and If-None-Match)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"video/mp4": {}}, "description": "The whole file."},
+        206: {"content": {"video/mp4": {}}, "description": "One byte range."},
+        304: {"description": "Not modified (ETag matched)."},
+    },
+)
+def asset_content(
+    asset_id: str,
+    platform: PlatformDep,
+    principal: Reader,
+    range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """The asset's bytes; ETag is the quoted SHA-256."""
+    with platform.db.read() as session:
+        row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+    path = platform.storage.path(row.storage_key)
+    if not path.is_file():
+        raise NotFound(f"content of asset {asset_id} is missing from storage")
+    size = path.stat().st_size
+    etag = f'"{row.sha256}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    if range_ is not None:
+        span = parse_range(range_, size)
+        if span is not None:
+            start, end = span
+            length = end - start + 1
+            headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
+            return StreamingResponse(_file_chunks(path, start, length), 206, headers=headers, media_type=row.media_type)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(_file_chunks(path, 0, size), 200, headers=headers, media_type=row.media_type)
+
+
+@router.get(
+    "/{asset_id}/poster",
+    summary="A JPEG still of the video",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def asset_poster(asset_id: str, platform: PlatformDep, principal: Reader) -> Response:
+    """The poster image made when the asset was stored."""
+    with platform.db.read() as session:
+        row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+    if row.poster_key is None or not platform.storage.exists(row.poster_key):
+        raise NotFound(f"asset {asset_id} has no poster")
+    data = platform.storage.path(row.poster_key).read_bytes()
+    return Response(data, media_type="image/jpeg", headers={"ETag": f'"{row.sha256}-poster"'})

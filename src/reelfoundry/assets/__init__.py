@@ -1,0 +1,1 @@
+"""Media storage (the DAM's file side)."""

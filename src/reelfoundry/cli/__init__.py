@@ -1,0 +1,1 @@
+"""The ``reelfoundry`` command line (Typer + Rich)."""

@@ -1,0 +1,414 @@
+"""``reelfoundry``: generate locally, serve the platform, and drive it from the shell."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reelfoundry import __version__
+from reelfoundry.cli.client import CLIError, Client, find_key
+from reelfoundry.errors import ReelFoundryError
+
+app = typer.Typer(
+    name="reelfoundry",
+    help="ReelFoundry: self-hosted generative video.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+jobs_app = typer.Typer(help="List, inspect and cancel jobs.", no_args_is_help=True)
+assets_app = typer.Typer(help="List and download assets.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys (admin).", no_args_is_help=True)
+models_app = typer.Typer(help="The model portfolio.", no_args_is_help=True)
+schema_app = typer.Typer(help="The canonical JSON Schemas.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(assets_app, name="assets")
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+app.add_typer(schema_app, name="schema")
+
+console = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="REELFOUNDRY_DATA_DIR", help="Data directory.")]
+Server = Annotated[str, typer.Option("--server", envvar="REELFOUNDRY_SERVER", help="Server URL.")]
+ApiKey = Annotated[str | None, typer.Option("--api-key", help="API key (default: $REELFOUNDRY_API_KEY or <data-dir>/admin.key).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DEFAULT_DIR = Path("./reelfoundry-data")
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def friendly(fn: F) -> F:
+    """Turn expected errors into one line on stderr and exit code 2 (1 for server-side failures)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CLIError as exc:
+            console.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except ReelFoundryError as exc:
+            console.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+            raise typer.Exit(2 if exc.status < 500 else 1) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "input"
+            console.print(f"[red]error:[/red] {where}: {first['msg']}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _client(server: str, data_dir: Path, api_key: str | None) -> Client:
+    return Client(server, find_key(data_dir, api_key))
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    out.print(table)
+
+
+def _parse_size(size: str | None) -> tuple[int | None, int | None]:
+    if size is None:
+        return None, None
+    w, sep, h = size.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit():
+        raise CLIError(f"--size must look like 640x360, got {size!r}")
+    return int(w), int(h)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+@app.command()
+@friendly
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")] = Path("out.mp4"),
+    model: Annotated[str, typer.Option("--model", help="Model id, or auto.")] = "auto",
+    frames: Annotated[int | None, typer.Option("--frames", help="Number of frames.")] = None,
+    fps: Annotated[int | None, typer.Option("--fps", help="Frames per second.")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 640x360.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    template: Annotated[Path | None, typer.Option("--template", help="Template spec JSON file.")] = None,
+    inputs: Annotated[list[Path] | None, typer.Option("--input", help="Input image for template image layers (repeatable).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Generate a video on this machine, no server needed."""
+    from reelfoundry.config import Settings
+    from reelfoundry.execution.produce import produce
+    from reelfoundry.portfolio.registry import Portfolio, resolve_params
+    from reelfoundry.schema import TemplateSpec, VideoRequest
+
+    if output.suffix.lower() != ".mp4":
+        raise CLIError(f"-o must name an .mp4 file, got {str(output)!r}")
+    if not output.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(output.parent)!r} does not exist")
+    spec = None
+    if template is not None:
+        try:
+            spec = TemplateSpec.model_validate_json(template.read_text())
+        except OSError as exc:
+            raise CLIError(f"cannot read template {str(template)!r}: {exc.strerror}") from None
+    for path in inputs or []:
+        if not path.is_file():
+            raise CLIError(f"--input {str(path)!r} is not a file")
+    width, height = _parse_size(size)
+    request = VideoRequest(
+        prompt=prompt, model=model, num_frames=frames, fps=fps, width=width, height=height, seed=seed, template=spec
+    )
+    portfolio = Portfolio(Settings().extra_models)
+    card = portfolio.card(request.model)
+    params = resolve_params(card, request, tuple(p.resolve() for p in inputs or []))
+    backend = portfolio.backend(card)
+    with _progress() as bar:
+        task = bar.add_task(f"{card.id}", total=params.num_frames)
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = produce(backend, params, output, step)
+        result.poster.unlink(missing_ok=True)
+    info = {"output": str(output), "model": card.id, **result.media.__dict__}
+    if as_json:
+        _print_json(info)
+    else:
+        m = result.media
+        console.print(
+            f"[green]wrote[/green] {output} — {m.num_frames} frames, {m.width}×{m.height}, {m.fps:g} fps, "
+            f"{m.duration_s:.2f} s, {m.bytes:,} bytes ({card.id})",
+            highlight=False,
+        )
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str, typer.Option("--host", envvar="REELFOUNDRY_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="REELFOUNDRY_PORT")] = 8000,
+    data_dir: DataDir = DEFAULT_DIR,
+    workers: Annotated[int | None, typer.Option("--worker-slots", help="Jobs run at once (0 = API only).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the API, engine and webhook dispatcher on one machine."""
+    import uvicorn
+
+    from reelfoundry.api.app import create_app
+    from reelfoundry.config import Settings
+
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
+    if workers is not None:
+        overrides["worker_slots"] = workers
+    settings = Settings(**overrides)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app_ = create_app(settings)
+    console.print(
+        f"ReelFoundry {__version__} on http://{host}:{port} — data in {data_dir.resolve()} "
+        f"(admin key: {settings.admin_key_path})",
+        highlight=False,
+    )
+    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command()
+@friendly
+def submit(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    model: Annotated[str, typer.Option("--model")] = "auto",
+    frames: Annotated[int | None, typer.Option("--frames")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until the job ends.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="With --wait: download the MP4 here.")] = None,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Submit a job to a running server."""
+    from reelfoundry.schema import VideoRequest
+
+    width, height = _parse_size(size)
+    request = VideoRequest(
+        prompt=prompt, model=model, num_frames=frames, width=width, height=height, seed=seed,
+        labels={"project": project, "campaign": campaign},  # type: ignore[arg-type]
+    )
+    client = _client(server, data_dir, api_key)
+    job = client.json("POST", "/v1/jobs", json=request.model_dump(mode="json", exclude_none=True))
+    if not wait:
+        _print_json(job) if as_json else console.print(f"queued job {job['id']}", highlight=False)
+        return
+    with _progress() as bar:
+        task = bar.add_task(f"job {job['id'][-8:]} queued", total=None)
+        for ev in client.events(job["id"]):
+            kind = ev["type"]
+            if kind == "job.progress":
+                bar.update(task, description=f"job {job['id'][-8:]} running", completed=ev["data"]["step"], total=ev["data"]["total"])
+            elif kind in ("job.running", "job.requeued", "job.cancel_requested"):
+                bar.update(task, description=f"job {job['id'][-8:]} {kind.split('.')[1]}")
+    job = client.json("GET", f"/v1/jobs/{job['id']}")
+    if output is not None and job["state"] == "succeeded":
+        client.download(f"/v1/assets/{job['asset_id']}/content", output)
+    if as_json:
+        _print_json(job)
+    else:
+        tail = f", asset {job['asset_id']}" if job.get("asset_id") else ""
+        err = f": {job['error']['detail']}" if job.get("error") else ""
+        console.print(f"job {job['id']} {job['state']}{tail}{err}", highlight=False)
+    if job["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+@friendly
+def jobs_list(
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
+    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:
+    """The newest jobs."""
+    params: dict[str, Any] = {"limit": limit, **({"state": state} if state else {})}
+    page = _client(server, data_dir, api_key).json("GET", "/v1/jobs", params=params)
+    if as_json:
+        _print_json(page["items"])
+        return
+    rows = [{**j, "prompt": j["request"]["prompt"][:40]} for j in page["items"]]
+    _table(rows, ["id", "state", "model", "progress", "asset_id", "prompt", "created_at"], "Jobs")
+
+
+@jobs_app.command("show")
+@friendly
+def jobs_show(
+    job_id: str, server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """One job, in full."""
+    _print_json(_client(server, data_dir, api_key).json("GET", f"/v1/jobs/{job_id}"))
+
+
+@jobs_app.command("cancel")
+@friendly
+def jobs_cancel(
+    job_id: str, server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Cancel a queued or running job."""
+    job = _client(server, data_dir, api_key).json("POST", f"/v1/jobs/{job_id}/cancel")
+    if as_json:
+        _print_json(job)
+    else:
+        note = " (stops at the next step)" if job["state"] == "running" else ""
+        console.print(f"job {job_id} {job['state']}{note}", highlight=False)
+
+
+@assets_app.command("list")
+@friendly
+def assets_list(
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
+    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:
+    """The newest assets."""
+    params = {"limit": limit, **{k: v for k, v in {"project": project, "campaign": campaign}.items() if v}}
+    page = _client(server, data_dir, api_key).json("GET", "/v1/assets", params=params)
+    if as_json:
+        _print_json(page["items"])
+        return
+    _table(page["items"], ["id", "job_id", "width", "height", "num_frames", "duration_s", "bytes", "project"], "Assets")
+
+
+@assets_app.command("download")
+@friendly
+def assets_download(
+    asset_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the file.")],
+    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:
+    """Download an asset's media."""
+    if not output.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(output.parent)!r} does not exist")
+    n = _client(server, data_dir, api_key).download(f"/v1/assets/{asset_id}/content", output)
+    if as_json:
+        _print_json({"output": str(output), "bytes": n})
+    else:
+        console.print(f"wrote {output} ({n:,} bytes)", highlight=False)
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Label for the key.")],
+    role: Annotated[str, typer.Option("--role", help="admin, creator, reviewer, viewer or worker.")],
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant (operator admins only).")] = None,
+    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:
+    """Create a key; its secret is printed once."""
+    body = {"name": name, "role": role, **({"tenant": tenant} if tenant else {})}
+    key = _client(server, data_dir, api_key).json("POST", "/v1/keys", json=body)
+    if as_json:
+        _print_json(key)
+    else:
+        console.print(f"created {key['role']} key {key['id']} in tenant {key['tenant']}; secret (shown once):", highlight=False)
+        out.print(key["secret"], highlight=False)
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(
+    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:
+    """The tenant's keys (never their secrets)."""
+    page = _client(server, data_dir, api_key).json("GET", "/v1/keys", params={"limit": 200})
+    if as_json:
+        _print_json(page["items"])
+    else:
+        _table(page["items"], ["id", "name", "role", "tenant", "created_at", "revoked_at"], "API keys")
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    key_id: str, server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Revoke a key."""
+    key = _client(server, data_dir, api_key).json("DELETE", f"/v1/keys/{key_id}")
+    _print_json(key) if as_json else console.print(f"revoked key {key_id}", highlight=False)
+
+
+@models_app.command("list")
+@friendly
+def models_list(
+    server: Annotated[str | None, typer.Option("--server", envvar="REELFOUNDRY_SERVER", help="Ask a server instead of the local portfolio.")] = None,
+    data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:
+    """Models this installation (or --server) can run."""
+    if server:
+        cards = _client(server, data_dir, api_key).json("GET", "/v1/models", params={"limit": 200})["items"]
+    else:
+        from reelfoundry.config import Settings
+        from reelfoundry.portfolio.registry import Portfolio
+
+        cards = [c.model_dump(mode="json") for c in Portfolio(Settings().extra_models).cards.values()]
+    if as_json:
+        _print_json(cards)
+    else:
+        _table(cards, ["id", "name", "backend", "task", "default_width", "default_height", "default_fps"], "Models")
+
+
+@schema_app.command("export")
+@friendly
+def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write <Name>.json files.")], as_json: AsJson = False) -> None:
+    """Write one JSON Schema file per canonical type."""
+    from reelfoundry.schema import export_all
+
+    try:
+        paths = export_all(directory)
+    except OSError as exc:
+        raise CLIError(f"cannot write to {str(directory)!r}: {exc.strerror}") from None
+    if as_json:
+        _print_json([str(p) for p in paths])
+    else:
+        for p in paths:
+            console.print(f"wrote {p}", highlight=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app(prog_name="reelfoundry")
+    sys.exit(0)

@@ -1,0 +1,73 @@
+"""Settings: one object, read from ``REELFOUNDRY_*`` environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reelfoundry.schema import ModelCard
+
+
+class Settings(BaseSettings):
+    """Everything a ReelFoundry process needs to know about where it runs."""
+
+    model_config = SettingsConfigDict(env_prefix="REELFOUNDRY_", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="production refuses development shortcuts."
+    )
+    data_dir: Path = Field(Path("./reelfoundry-data"), description="Where the embedded database, media and keys live.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL. Default: SQLite file in the data dir. PostgreSQL: postgresql+psycopg://..."
+    )
+    storage_url: str | None = Field(None, description="Where media goes. Default: file://<data_dir>/media.")
+    executor: str = Field("local", description="local, or ray://host:port once the Ray executor lands.")
+    host: str = Field("127.0.0.1", description="Address serve binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port serve binds.")
+    worker_slots: int = Field(1, ge=0, le=64, description="Jobs run at once by this server; 0 = API only.")
+    job_timeout_s: float = Field(900.0, gt=0, description="A job attempt running longer than this is killed and failed.")
+    max_attempts: int = Field(3, ge=1, le=20, description="Starts per job before it is failed for good.")
+    lease_s: float = Field(60.0, gt=1, description="A running job whose worker is silent this long is re-queued.")
+    poll_interval_s: float = Field(0.2, gt=0, le=10, description="How often idle loops look at the database.")
+    progress_interval_s: float = Field(0.25, ge=0, description="Least time between two stored progress events of a job.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")
+    webhook_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
+    webhook_backoff_max_s: float = Field(300.0, gt=0, description="Longest delay between two attempts.")
+    webhook_max_attempts: int = Field(25, ge=1, description="Attempts before a delivery is given up (≈ 2 h at defaults).")
+    extra_models: list[ModelCard] = Field(
+        default_factory=list, description="Model cards added to the built-in portfolio (JSON list in the env var)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.webhook_backoff_max_s < self.webhook_backoff_base_s:
+            raise ValueError(
+                f"webhook_backoff_max_s ({self.webhook_backoff_max_s}) < webhook_backoff_base_s "
+                f"({self.webhook_backoff_base_s})"
+            )
+        if self.storage_url and not self.storage_url.startswith("file://"):
+            raise ValueError(f"storage_url {self.storage_url!r}: only file:// storage is available yet")
+        if self.executor != "local":
+            raise ValueError(f"executor {self.executor!r} is not available yet; use 'local'")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data dir."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'reelfoundry.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Local media root for the default storage."""
+        if self.storage_url and self.storage_url.startswith("file://"):
+            return Path(self.storage_url.removeprefix("file://"))
+        return self.data_dir / "media"
+
+    @property
+    def admin_key_path(self) -> Path:
+        """Where serve writes the bootstrap admin key."""
+        return self.data_dir / "admin.key"

@@ -1,0 +1,1 @@
+"""Event delivery beyond the database: signed webhooks."""

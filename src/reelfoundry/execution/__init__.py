@@ -1,0 +1,1 @@
+"""Running jobs: the engine loop, executors and the worker process."""

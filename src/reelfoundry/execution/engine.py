@@ -1,0 +1,235 @@
+"""The engine: claims jobs, hands them to an executor, records what comes back.
+
+The loop is three calls, as in vLLM's engine core::
+
+    items = self.schedule()                     # claim queued jobs for free slots
+    outputs = self.executor... execute / poll   # run them, collect progress and results
+    self.update_from_output(outputs)            # write states, assets and events
+
+The database is the only shared state, so a crash anywhere loses nothing: on
+start the engine re-queues the jobs this node was running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.config import Settings
+from reelfoundry.errors import ReelFoundryError
+from reelfoundry.execution.executor import Executor
+from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
+from reelfoundry.ids import new_id
+from reelfoundry.portfolio.registry import Portfolio, resolve_params
+from reelfoundry.schema import JobError, VideoRequest
+from reelfoundry.store import Database
+from reelfoundry.store import jobs as jobstore
+from reelfoundry.store.tables import AssetRow, JobRow, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Running:
+    tenant_id: str
+    project: str | None
+    campaign: str | None
+    last_progress_write: float = 0.0
+
+
+class Engine:
+    """Drives jobs from queued to a final state on this node."""
+
+    def __init__(
+        self, settings: Settings, db: Database, portfolio: Portfolio, storage: LocalStorage, executor: Executor, node: str
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.portfolio = portfolio
+        self.storage = storage
+        self.executor = executor
+        self.node = node
+        self.work_dir = settings.data_dir / "work"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._running: dict[str, _Running] = {}
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._thread: threading.Thread | None = None
+        self._last_housekeeping = 0.0
+        self._last_lease = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Re-queue what this node left running, then run the loop in a thread."""
+        with self.db.write() as session:
+            for row in jobstore.requeue_lost(session, node=self.node):
+                log.info("job %s re-queued after restart (state %s)", row.id, row.state)
+        self._thread = threading.Thread(target=self.run, name="reelfoundry-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the loop thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Tell the loop that new work may be waiting (called after a submission)."""
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass
+
+    def stop(self) -> None:
+        """Stop the loop and the executor."""
+        self._stop.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.executor.shutdown()
+
+    def run(self) -> None:
+        """Loop until stopped; an error in one step is logged and the loop goes on."""
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("engine step failed")
+                time.sleep(self.settings.poll_interval_s)
+
+    # -- the three calls ---------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One turn of the loop: schedule → execute → update."""
+        items = self.schedule()
+        if items:
+            self.executor.execute(items)
+        timeout = 0.0 if items else self.settings.poll_interval_s
+        outputs = self.executor.poll(timeout, wake_fds=(self._wake_r,))
+        self._drain_wake()
+        self.update_from_output(outputs)
+        self._housekeeping()
+
+    def schedule(self) -> list[WorkItem]:
+        """Claim queued jobs, highest priority and oldest first, for the free slots."""
+        items: list[WorkItem] = []
+        for _ in range(self.executor.free_slots()):
+            with self.db.write() as session:
+                row = jobstore.claim_next(session, self.node, jobstore.lease_deadline(self.settings.lease_s))
+                if row is None:
+                    break
+                item = self._prepare(session, row)
+            if item is not None:
+                items.append(item)
+        return items
+
+    def update_from_output(self, outputs: list[WorkerOutput]) -> None:
+        """Record progress and results reported by the executor."""
+        for out in outputs:
+            if isinstance(out, Progress):
+                self._on_progress(out)
+            else:
+                self._on_finished(out)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _prepare(self, session: object, row: JobRow) -> WorkItem | None:
+        try:
+            card = self.portfolio.card(row.model)
+            params = resolve_params(card, VideoRequest.model_validate(row.request))
+        except ReelFoundryError as exc:
+            jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)  # type: ignore[arg-type]
+            return None
+        self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign)
+        return WorkItem(job_id=row.id, attempt=row.attempts, card=card, params=params, out_dir=self.work_dir)
+
+    def _on_progress(self, out: Progress) -> None:
+        state = self._running.get(out.job_id)
+        if state is None:
+            return
+        now = time.monotonic()
+        if out.step < out.total and now - state.last_progress_write < self.settings.progress_interval_s:
+            return
+        state.last_progress_write = now
+        with self.db.write() as session:
+            row = jobstore.record_progress(
+                session, out.job_id, out.attempt, out.step, out.total,
+                jobstore.lease_deadline(self.settings.lease_s), emit=True,
+            )
+        if row is not None and row.cancel_requested:
+            self.executor.cancel(out.job_id)
+
+    def _on_finished(self, out: Finished) -> None:
+        state = self._running.pop(out.job_id, None)
+        if out.media is not None and out.video_path is not None and state is not None:
+            self._store_output(out, state)
+            return
+        with self.db.write() as session:
+            if out.cancelled:
+                jobstore.mark_cancelled(session, out.job_id, out.attempt)
+            else:
+                error = JobError(type=out.error_type or "about:blank", detail=out.error_detail or "unknown error")
+                jobstore.fail(session, out.job_id, out.attempt, error, retry=False)
+        self._cleanup(out)
+
+    def _store_output(self, out: Finished, state: _Running) -> None:
+        assert out.media is not None and out.video_path is not None
+        asset_id = new_id()
+        video_key = f"{state.tenant_id}/{asset_id}.mp4"
+        poster_key = f"{state.tenant_id}/{asset_id}.jpg" if out.poster_path and out.poster_path.exists() else None
+        self.storage.put_file(video_key, out.video_path)
+        if poster_key and out.poster_path:
+            self.storage.put_file(poster_key, out.poster_path)
+        media = out.media
+        asset = AssetRow(
+            id=asset_id, tenant_id=state.tenant_id, job_id=out.job_id, media_type=media.media_type,
+            storage_key=video_key, poster_key=poster_key, bytes=media.bytes, sha256=media.sha256,
+            duration_s=media.duration_s, fps=media.fps, width=media.width, height=media.height,
+            num_frames=media.num_frames, codec=media.codec, project=state.project, campaign=state.campaign,
+            created_at=utcnow(),
+        )
+        with self.db.write() as session:
+            done = jobstore.complete(session, out.job_id, out.attempt, asset)
+        if done is None:  # a stale attempt: the job moved on without it
+            self.storage.delete(video_key)
+            if poster_key:
+                self.storage.delete(poster_key)
+
+    def _cleanup(self, out: Finished) -> None:
+        for path in (out.video_path, out.poster_path):
+            if path is not None:
+                Path(path).unlink(missing_ok=True)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_housekeeping < self.settings.poll_interval_s:
+            return
+        self._last_housekeeping = now
+        running = self.executor.running()
+        if running:
+            with self.db.read() as session:
+                stmt = select(JobRow.id).where(JobRow.id.in_(running), JobRow.cancel_requested.is_(True))
+                for job_id in session.scalars(stmt):
+                    self.executor.cancel(job_id)
+        if now - self._last_lease >= self.settings.lease_s / 3:
+            self._last_lease = now
+            with self.db.write() as session:
+                jobstore.renew_leases(session, self.node, running, jobstore.lease_deadline(self.settings.lease_s))
+                for row in jobstore.requeue_lost(session, node=None):
+                    log.warning("job %s re-queued: lease of %s expired", row.id, row.worker_node)
+
+    def _drain_wake(self) -> None:
+        os.set_blocking(self._wake_r, False)
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass

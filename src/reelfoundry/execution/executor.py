@@ -1,0 +1,162 @@
+"""Executors: where WorkItems run. The engine talks only to this interface."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+
+from reelfoundry.errors import BackendError
+from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
+from reelfoundry.execution.worker import CANCEL, worker_main
+
+log = logging.getLogger(__name__)
+
+
+class Executor(abc.ABC):
+    """Runs WorkItems somewhere and reports their progress and results."""
+
+    @abc.abstractmethod
+    def free_slots(self) -> int:
+        """How many more items ``execute`` would accept now. Called by the engine before it claims jobs."""
+
+    @abc.abstractmethod
+    def execute(self, items: list[WorkItem]) -> None:
+        """Start the items (no more than ``free_slots()``); returns at once."""
+
+    @abc.abstractmethod
+    def poll(self, timeout: float, wake_fds: tuple[int, ...] = ()) -> list[WorkerOutput]:
+        """Wait up to ``timeout`` s (less if a wake fd is readable) and return what the workers reported."""
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None:
+        """Ask the item of ``job_id`` to stop at its next step boundary."""
+
+    @abc.abstractmethod
+    def running(self) -> list[str]:
+        """Job ids currently executing."""
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop all workers; running items are abandoned (their jobs are re-queued on restart)."""
+
+
+@dataclass
+class _Slot:
+    process: BaseProcess
+    conn: Connection
+    item: WorkItem | None = None
+    started: float = 0.0
+    outputs: list[WorkerOutput] = field(default_factory=list)
+
+
+class LocalExecutor(Executor):
+    """A fixed pool of worker processes on this machine, one item each at a time."""
+
+    def __init__(self, slots: int, timeout_s: float) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._timeout_s = timeout_s
+        self._slots = [self._spawn() for _ in range(slots)]
+
+    def _spawn(self) -> _Slot:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=worker_main, args=(child, os.getpid()), daemon=True, name="reelfoundry-worker")
+        process.start()
+        child.close()
+        return _Slot(process=process, conn=parent)
+
+    def free_slots(self) -> int:
+        return sum(1 for s in self._slots if s.item is None)
+
+    def running(self) -> list[str]:
+        return [s.item.job_id for s in self._slots if s.item is not None]
+
+    def execute(self, items: list[WorkItem]) -> None:
+        free = (s for s in self._slots if s.item is None)
+        for item in items:
+            slot = next(free)
+            slot.item, slot.started = item, time.monotonic()
+            try:
+                slot.conn.send(item)
+            except (BrokenPipeError, OSError):
+                pass  # the dead process is noticed by poll() and the item failed there
+
+    def cancel(self, job_id: str) -> None:
+        for slot in self._slots:
+            if slot.item is not None and slot.item.job_id == job_id:
+                try:
+                    slot.conn.send((CANCEL, job_id))
+                except (BrokenPipeError, OSError):
+                    pass
+
+    def poll(self, timeout: float, wake_fds: tuple[int, ...] = ()) -> list[WorkerOutput]:
+        waitables: list[object] = [s.conn for s in self._slots] + [s.process.sentinel for s in self._slots]
+        wait([*waitables, *wake_fds], timeout=timeout)
+        outputs: list[WorkerOutput] = []
+        for i, slot in enumerate(self._slots):
+            outputs.extend(self._drain(slot))
+            if not slot.process.is_alive():
+                outputs.extend(self._drain(slot))
+                if slot.item is not None:
+                    code = slot.process.exitcode
+                    outputs.append(self._fail(slot, f"worker process crashed (exit code {code}) while running the backend"))
+                self._replace(i)
+            elif slot.item is not None and time.monotonic() - slot.started > self._timeout_s:
+                slot.process.kill()
+                slot.process.join(5)
+                outputs.append(self._fail(slot, f"backend exceeded the job timeout of {self._timeout_s:g} s and was killed"))
+                self._replace(i)
+        return outputs
+
+    def _drain(self, slot: _Slot) -> list[WorkerOutput]:
+        out: list[WorkerOutput] = []
+        try:
+            while slot.conn.poll():
+                msg = slot.conn.recv()
+                if slot.item is None or msg.job_id != slot.item.job_id:
+                    continue
+                if isinstance(msg, Finished):
+                    slot.item = None
+                out.append(msg)
+        except (EOFError, OSError):
+            pass
+        return out
+
+    def _fail(self, slot: _Slot, detail: str) -> Finished:
+        assert slot.item is not None
+        item, slot.item = slot.item, None
+        log.warning("job %s attempt %d: %s", item.job_id, item.attempt, detail)
+        return Finished(
+            item.job_id, item.attempt, error_type=BackendError.problem_type(), error_detail=detail,
+            seconds=time.monotonic() - slot.started,
+        )
+
+    def _replace(self, index: int) -> None:
+        old = self._slots[index]
+        old.conn.close()
+        if old.process.is_alive():
+            old.process.kill()
+        old.process.join(5)
+        self._slots[index] = self._spawn()
+
+    def shutdown(self) -> None:
+        for slot in self._slots:
+            try:
+                slot.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        deadline = time.monotonic() + 5
+        for slot in self._slots:
+            slot.process.join(max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(5)
+            slot.conn.close()
+
+
+__all__ = ["Executor", "LocalExecutor", "Progress", "Finished"]

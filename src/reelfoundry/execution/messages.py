@@ -1,0 +1,50 @@
+"""Plain dataclasses the engine, executor and worker hand each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reelfoundry.media import MediaInfo
+from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.schema import ModelCard
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One attempt of one job, ready to run."""
+
+    job_id: str
+    attempt: int
+    card: ModelCard
+    params: GenerationParams
+    #: Directory where the worker writes the video and poster.
+    out_dir: Path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step finished inside the backend."""
+
+    job_id: str
+    attempt: int
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An attempt ended. Exactly one of (media, error_type) is set unless cancelled."""
+
+    job_id: str
+    attempt: int
+    media: MediaInfo | None = None
+    video_path: Path | None = None
+    poster_path: Path | None = None
+    cancelled: bool = False
+    error_type: str | None = None
+    error_detail: str | None = None
+    seconds: float = 0.0
+
+
+WorkerOutput = Progress | Finished

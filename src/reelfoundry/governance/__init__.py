@@ -1,0 +1,1 @@
+"""Roles, tenants and what each may do."""

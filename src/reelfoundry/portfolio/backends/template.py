@@ -1,0 +1,465 @@
+"""The template backend: deterministic motion graphics from a TemplateSpec, with numpy and PIL only.
+
+Everything static (backgrounds, text, input images) is prepared once; each frame is
+a copy of its scene's background with the layers pasted on through alpha masks.
+Without a template the prompt becomes a title card, built as a TemplateSpec and
+rendered by the same code.
+"""
+
+from __future__ import annotations
+
+import abc
+import colorsys
+import hashlib
+import itertools
+import math
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from reelfoundry.errors import InvalidParameter
+from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
+from reelfoundry.schema import ModelCard, TemplateSpec
+from reelfoundry.schema.template import Background, ImageLayer, Scene, ShapeLayer, TextLayer, Timing
+
+MAX_FPS = 60
+MIN_SIDE = 16
+
+TEMPLATE_CARD = ModelCard(
+    id="template",
+    name="Template renderer",
+    backend="template",
+    description=(
+        "Deterministic motion graphics on the CPU: scenes of gradient backgrounds, text with {variables}, "
+        "moving shapes and Ken Burns input images, for personalised video. Without a template it renders "
+        f"an animated title card of the prompt. Up to {MAX_FPS} fps."
+    ),
+    default_num_frames=120,
+    default_fps=24,
+    default_width=640,
+    default_height=360,
+    max_num_frames=2880,
+    max_width=1920,
+    max_height=1080,
+    license="Apache-2.0",
+)
+
+_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TEXT_WIDTH = 0.9
+# The title card wraps narrower than the renderer, so the renderer's re-wrap keeps its lines.
+_TITLE_WIDTH = 0.8
+_TITLE_HEIGHT = 0.6
+_ENTRANCE_S = 0.5
+_SLIDE = 0.08
+_ZOOM_FROM = 0.6
+_TITLE_MAX_S = 600.0
+_TITLE_MAX_SIZE = 0.11
+_TITLE_MIN_SIZE = 0.035
+_TITLE_SHRINK = 0.88
+
+Rgb = tuple[int, int, int]
+
+
+def _rgb(colour: str) -> Rgb:
+    digits = colour[1:]
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def _font(size: float, height: int) -> ImageFont.FreeTypeFont:
+    # Pillow's bundled FreeType font: identical on every machine, nothing to install or download.
+    return ImageFont.load_default(size=max(1, round(size * height)))
+
+
+def _scaled_lut(alpha: float) -> list[int]:
+    level = round(alpha * 255)
+    return [(v * level + 127) // 255 for v in range(256)]
+
+
+def _fade(t: float, start: float, end: float, fade_in: float, fade_out: float) -> float:
+    """Opacity at ``t`` of something shown over [start, end) with linear fades."""
+    alpha = 1.0
+    if fade_in > 0:
+        alpha = min(alpha, (t - start) / fade_in)
+    if fade_out > 0:
+        alpha = min(alpha, (end - t) / fade_out)
+    return min(1.0, max(0.0, alpha))
+
+
+def _lerp(a: float, b: float, p: float) -> float:
+    return a + (b - a) * p
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
+    """Greedy word wrap to ``max_width`` pixels; words wider than that are broken between characters."""
+    lines = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in paragraph.split():
+            pieces = [word]
+            while font.getlength(pieces[-1]) > max_width and len(pieces[-1]) > 1:
+                rest = pieces.pop()
+                cut = max(1, max(n for n in range(1, len(rest)) if font.getlength(rest[:n]) <= max_width))
+                pieces += [rest[:cut], rest[cut:]]
+            for piece in pieces:
+                candidate = f"{line} {piece}" if line else piece
+                if line and font.getlength(candidate) > max_width:
+                    lines.append(line)
+                    line = piece
+                else:
+                    line = candidate
+        lines.append(line)
+    return lines
+
+
+def _text_bbox(text: str, font: ImageFont.FreeTypeFont) -> tuple[int, int, int, int]:
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    return draw.multiline_textbbox((0, 0), text, font=font, spacing=round(font.size * 0.25), align="center")
+
+
+def _text_mask(text: str, font: ImageFont.FreeTypeFont) -> Image.Image:
+    """White-on-black coverage of centred multi-line text, cropped to its ink."""
+    left, top, right, bottom = _text_bbox(text, font)
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
+    ImageDraw.Draw(mask).multiline_text(
+        (-left, -top), text, fill=255, font=font, spacing=round(font.size * 0.25), align="center"
+    )
+    return mask
+
+
+def _background(background: Background, width: int, height: int) -> Image.Image:
+    """A solid frame, or a linear gradient whose ends touch the frame's far corners."""
+    start = np.array(_rgb(background.color), dtype=np.float32)
+    if background.color_to is None:
+        return Image.new("RGB", (width, height), _rgb(background.color))
+    end = np.array(_rgb(background.color_to), dtype=np.float32)
+    dx, dy = math.cos(math.radians(background.angle)), math.sin(math.radians(background.angle))
+    xs = np.arange(width, dtype=np.float32) + 0.5 - width / 2
+    ys = np.arange(height, dtype=np.float32) + 0.5 - height / 2
+    position = (dx * xs[None, :] + dy * ys[:, None]) / (abs(dx) * width + abs(dy) * height) + 0.5
+    pixels = start + (end - start) * np.clip(position, 0.0, 1.0)[..., None]
+    return Image.fromarray(np.round(pixels).astype(np.uint8), "RGB")
+
+
+def _load_image(path: Path, index: int, *, decode: bool = True) -> Image.Image:
+    """Open input ``index`` as RGB (RGBA if it has transparency), upright per EXIF; InvalidParameter("inputs") if unreadable.
+
+    With ``decode=False`` only the header and structure are checked (cheap, for admission).
+    """
+    try:
+        with Image.open(path) as opened:
+            if not decode:
+                opened.verify()
+                return opened
+            upright = ImageOps.exif_transpose(opened)
+            return upright.convert("RGBA" if upright.has_transparency_data else "RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidParameter("inputs", f"inputs[{index}] ({path.name}) is not a readable image: {exc}") from exc
+
+
+class _Sprite(abc.ABC):
+    """A layer with its static work done; per frame only placement and opacity remain."""
+
+    def __init__(self, timing: Timing, scene_duration: float) -> None:
+        self.timing = timing
+        self.start = timing.start_s
+        self.end = scene_duration if timing.end_s is None else min(timing.end_s, scene_duration)
+
+    def draw(self, frame: Image.Image, t: float) -> None:
+        """Composite the layer onto ``frame`` as it is at scene time ``t``."""
+        if not self.start <= t < self.end:
+            return
+        alpha = _fade(t, self.start, self.end, self.timing.fade_in_s, self.timing.fade_out_s)
+        if alpha > 0:
+            self._draw(frame, t - self.start, (t - self.start) / (self.end - self.start), alpha)
+
+    @abc.abstractmethod
+    def _draw(self, frame: Image.Image, elapsed: float, progress: float, alpha: float) -> None:
+        """Paste at ``elapsed`` seconds since the layer appeared (``progress`` 0–1 of its time on screen)."""
+
+
+class _TextSprite(_Sprite):
+    def __init__(self, layer: TextLayer, scene_duration: float, variables: dict[str, str], size: tuple[int, int]):
+        super().__init__(layer, scene_duration)
+        width, height = size
+        font = _font(layer.size, height)
+        text = _VARIABLE.sub(lambda m: variables[m.group(1)], layer.text)
+        self.mask = _text_mask("\n".join(_wrap(text, font, _TEXT_WIDTH * width)), font)
+        self.colour = _rgb(layer.color)
+        self.centre = (layer.x * width, layer.y * height)
+        self.motion = layer.motion
+        self.entrance = layer.fade_in_s or _ENTRANCE_S
+        self.slide = (_SLIDE * width, _SLIDE * height)
+
+    def _draw(self, frame: Image.Image, elapsed: float, progress: float, alpha: float) -> None:
+        eased = 1 - (1 - min(1.0, elapsed / self.entrance)) ** 3
+        mask = self.mask
+        (x, y), rest = self.centre, 1 - eased
+        if self.motion == "slide_up":
+            y += rest * self.slide[1]
+        elif self.motion == "slide_left":
+            x += rest * self.slide[0]
+        elif self.motion == "zoom" and rest > 0:
+            scale = _lerp(_ZOOM_FROM, 1.0, eased)
+            mask = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.BILINEAR)
+        if alpha < 1:
+            mask = mask.point(_scaled_lut(alpha))
+        left, top = round(x - mask.width / 2), round(y - mask.height / 2)
+        frame.paste(self.colour, (left, top, left + mask.width, top + mask.height), mask)
+
+
+class _ShapeSprite(_Sprite):
+    def __init__(self, layer: ShapeLayer, scene_duration: float, size: tuple[int, int]) -> None:
+        super().__init__(layer, scene_duration)
+        width, height = size
+        self.layer = layer
+        self.colour = _rgb(layer.color)
+        self.start_xy = (layer.x * width, layer.y * height)
+        to_x = layer.x if layer.to_x is None else layer.to_x
+        to_y = layer.y if layer.to_y is None else layer.to_y
+        self.end_xy = (to_x * width, to_y * height)
+        self.half = (layer.w * width / 2, layer.h * height / 2)
+
+    def _draw(self, frame: Image.Image, elapsed: float, progress: float, alpha: float) -> None:
+        scale = _lerp(1.0, self.layer.scale_to, progress)
+        cx, cy = _lerp(self.start_xy[0], self.end_xy[0], progress), _lerp(self.start_xy[1], self.end_xy[1], progress)
+        hw, hh = self.half[0] * scale, self.half[1] * scale
+        x0, x1 = max(0, math.floor(cx - hw)), min(frame.width, math.ceil(cx + hw))
+        y0, y1 = max(0, math.floor(cy - hh)), min(frame.height, math.ceil(cy + hh))
+        if x0 >= x1 or y0 >= y1:
+            return
+        # Pixel centres, so edges get fractional coverage (anti-aliasing) rather than stairs.
+        xs = np.arange(x0, x1, dtype=np.float32) + 0.5 - cx
+        ys = np.arange(y0, y1, dtype=np.float32) + 0.5 - cy
+        if self.layer.shape == "rect":
+            cover = np.clip(hh + 0.5 - np.abs(ys), 0, 1)[:, None] * np.clip(hw + 0.5 - np.abs(xs), 0, 1)[None, :]
+        elif self.layer.shape == "circle":
+            u, v = xs / hw, ys / hh
+            radial = u[None, :] ** 2 + v[:, None] ** 2
+            # First-order distance to the ellipse edge in pixels: f / |grad f| with f = radial - 1.
+            slope = 2 * np.sqrt((u / hw)[None, :] ** 2 + (v / hh)[:, None] ** 2) + 1e-6
+            cover = np.clip(0.5 - (radial - 1) / slope, 0, 1)
+        else:
+            # Apex at the top centre, base along the bottom: distance to the nearest violated edge.
+            norm = math.hypot(2 * hh, hw)
+            right = (2 * hh * xs[None, :] - (hw * ys + hw * hh)[:, None]) / norm
+            left = (-2 * hh * xs[None, :] - (hw * ys + hw * hh)[:, None]) / norm
+            base = (ys - hh)[:, None]
+            cover = np.clip(0.5 - np.maximum(np.maximum(right, left), base), 0, 1)
+        mask = Image.fromarray((cover * (alpha * 255) + 0.5).astype(np.uint8), "L")
+        frame.paste(self.colour, (x0, y0, x1, y1), mask)
+
+
+class _ImageSprite(_Sprite):
+    def __init__(self, layer: ImageLayer, scene_duration: float, source: Image.Image, size: tuple[int, int]) -> None:
+        super().__init__(layer, scene_duration)
+        self.layer = layer
+        self.size = size
+        # Shrink once so the deepest zoom samples about one source pixel per output pixel; per frame
+        # resampling then never reduces by more than zoom_to/zoom_from.
+        shrink = max(size[0] / source.width, size[1] / source.height) * max(layer.zoom_from, layer.zoom_to)
+        if shrink < 1:
+            source = source.resize(
+                (max(1, round(source.width * shrink)), max(1, round(source.height * shrink))), Image.LANCZOS
+            )
+        self.source = source
+        self.cover = max(size[0] / source.width, size[1] / source.height)
+
+    def _draw(self, frame: Image.Image, elapsed: float, progress: float, alpha: float) -> None:
+        layer, source = self.layer, self.source
+        zoom = _lerp(layer.zoom_from, layer.zoom_to, progress)
+        view_w, view_h = self.size[0] / (self.cover * zoom), self.size[1] / (self.cover * zoom)
+        # Keep the view inside the image: the focus point moves, the frame never shows past an edge.
+        cx = min(max(_lerp(layer.pan_from[0], layer.pan_to[0], progress) * source.width, view_w / 2), source.width - view_w / 2)
+        cy = min(max(_lerp(layer.pan_from[1], layer.pan_to[1], progress) * source.height, view_h / 2), source.height - view_h / 2)
+        box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
+        view = source.resize(self.size, Image.BILINEAR, box=box)
+        if view.mode == "RGBA":
+            mask = view.getchannel("A")
+            frame.paste(view.convert("RGB"), (0, 0), mask if alpha >= 1 else mask.point(_scaled_lut(alpha)))
+        elif alpha >= 1:
+            frame.paste(view, (0, 0))
+        else:
+            frame.paste(view, (0, 0), Image.new("L", self.size, round(alpha * 255)))
+
+
+@dataclass
+class _PreparedScene:
+    """A scene's pre-rendered background and ready-to-paste layers."""
+
+    scene: Scene
+    background: Image.Image
+    sprites: list[_Sprite]
+
+    def render(self, t: float) -> Image.Image:
+        """The scene's frame at scene time ``t``."""
+        frame = self.background.copy()
+        for sprite in self.sprites:
+            sprite.draw(frame, t)
+        level = _fade(t, 0.0, self.scene.duration_s, self.scene.fade_in_s, self.scene.fade_out_s)
+        return frame if level >= 1 else frame.point(_scaled_lut(level) * 3)
+
+
+def _prepare_scene(
+    scene: Scene, variables: dict[str, str], size: tuple[int, int], inputs: tuple[Path, ...], images: dict[int, Image.Image]
+) -> _PreparedScene:
+    """Render a scene's static parts once; ``images`` caches decoded inputs across scenes."""
+    sprites: list[_Sprite] = []
+    for layer in scene.layers:
+        if isinstance(layer, TextLayer):
+            sprites.append(_TextSprite(layer, scene.duration_s, variables, size))
+        elif isinstance(layer, ShapeLayer):
+            sprites.append(_ShapeSprite(layer, scene.duration_s, size))
+        else:
+            if layer.input not in images:
+                images[layer.input] = _load_image(inputs[layer.input], layer.input)
+            sprites.append(_ImageSprite(layer, scene.duration_s, images[layer.input], size))
+    return _PreparedScene(scene, _background(scene.background, *size), sprites)
+
+
+def _hex(rgb: tuple[float, float, float]) -> str:
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+
+
+def _fit_title(prompt: str, width: int, height: int) -> tuple[str, float]:
+    """The prompt wrapped at the largest size whose block fits the title area; cut with an ellipsis at the floor."""
+    size = _TITLE_MAX_SIZE
+    while True:
+        font = _font(size, height)
+        lines = _wrap(prompt, font, _TITLE_WIDTH * width)
+        _, top, _, bottom = _text_bbox("\n".join(lines), font)
+        if bottom - top <= _TITLE_HEIGHT * height:
+            return "\n".join(lines), size
+        if size * _TITLE_SHRINK < _TITLE_MIN_SIZE:
+            break
+        size *= _TITLE_SHRINK
+    while len(lines) > 1:
+        lines.pop()
+        _, top, _, bottom = _text_bbox("\n".join(lines), font)
+        if bottom - top <= _TITLE_HEIGHT * height:
+            break
+    last = lines[-1]
+    while last and font.getlength(last + "…") > _TITLE_WIDTH * width:
+        last = last[:-1]
+    lines[-1] = last.rstrip() + "…"
+    return "\n".join(lines), size
+
+
+def title_card_spec(prompt: str, seed: int, width: int, height: int, duration_s: float) -> TemplateSpec:
+    """An animated title card of ``prompt``; palette and drift follow from the seed and prompt, so it is reproducible."""
+    digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    hue = digest[8] / 256
+    hue_to = (hue + 0.08 + 0.25 * digest[9] / 255) % 1.0
+    duration = min(duration_s, _TITLE_MAX_S)
+    text, size = _fit_title(prompt, width, height)
+    short_side = min(width, height)
+    shapes = []
+    for k in range(2):
+        diameter = rng.uniform(0.35, 0.65) * short_side
+        x, y = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85)
+        shapes.append(
+            ShapeLayer(
+                shape="circle",
+                # Low contrast against the gradient keeps the decoration soft and the text legible.
+                color=_hex(colorsys.hsv_to_rgb((hue + 0.1 * k) % 1.0, 0.5, 0.5)),
+                x=x,
+                y=y,
+                w=diameter / width,
+                h=diameter / height,
+                to_x=x + rng.uniform(-0.12, 0.12),
+                to_y=y + rng.uniform(-0.12, 0.12),
+                scale_to=rng.uniform(1.05, 1.3),
+                fade_in_s=min(1.0, duration / 4),
+            )
+        )
+    title = TextLayer(text="{prompt}", size=size, motion="slide_up", fade_in_s=min(0.8, duration / 4))
+    scene = Scene(
+        duration_s=duration,
+        background=Background(
+            color=_hex(colorsys.hsv_to_rgb(hue, 0.65, 0.42)),
+            color_to=_hex(colorsys.hsv_to_rgb(hue_to, 0.7, 0.16)),
+            angle=45 + 90 * digest[10] / 255,
+        ),
+        layers=[*shapes, title],
+        fade_out_s=min(0.75, duration / 5),
+    )
+    return TemplateSpec(variables={"prompt": text}, scenes=[scene])
+
+
+class TemplateBackend(Backend):
+    """Motion graphics for personalised video: a TemplateSpec, or the prompt as a title card, to frames."""
+
+    name = "template"
+
+    def __init__(self, card: ModelCard = TEMPLATE_CARD) -> None:
+        super().__init__(card)
+
+    def check_inputs(self, params: GenerationParams) -> None:
+        """Refuse sizes, rates and inputs outside the card's limits, naming the field."""
+        card = self.card
+        if not 1 <= params.num_frames <= card.max_num_frames:
+            raise InvalidParameter(
+                "num_frames", f"num_frames must be between 1 and {card.max_num_frames}, got {params.num_frames}"
+            )
+        for field, value, most in (("width", params.width, card.max_width), ("height", params.height, card.max_height)):
+            if not MIN_SIDE <= value <= most:
+                raise InvalidParameter(field, f"{field} must be between {MIN_SIDE} and {most}, got {value}")
+            if value % 2:
+                raise InvalidParameter(field, f"{field} must be even (H.264 yuv420p), got {value}")
+        if not 1 <= params.fps <= MAX_FPS:
+            raise InvalidParameter("fps", f"fps must be between 1 and {MAX_FPS}, got {params.fps}")
+        if params.template is not None:
+            for i, scene in enumerate(params.template.scenes):
+                for j, layer in enumerate(scene.layers):
+                    if isinstance(layer, ImageLayer) and layer.input >= len(params.inputs):
+                        raise InvalidParameter(
+                            "template",
+                            f"scenes[{i}].layers[{j}].input is {layer.input} "
+                            f"but the request has {len(params.inputs)} input(s)",
+                        )
+        for index, path in enumerate(params.inputs):
+            _load_image(path, index, decode=False)
+
+    def generate(self, params: GenerationParams, callback: StepCallback | None = None) -> GenerationOutput:
+        """Render ``params.num_frames`` frames; ``callback(done, total)`` after each one."""
+        # 1. Check inputs
+        self.check_inputs(params)
+
+        # 2. Build the spec
+        spec = params.template or title_card_spec(
+            params.prompt, params.seed, params.width, params.height, params.num_frames / params.fps
+        )
+
+        # 3. Prepare static layers
+        size = (params.width, params.height)
+        images: dict[int, Image.Image] = {}
+        scenes = [_prepare_scene(scene, spec.variables, size, params.inputs, images) for scene in spec.scenes]
+        starts = [0.0, *itertools.accumulate(scene.duration_s for scene in spec.scenes)][:-1]
+
+        # 4. Render frames
+        total = params.num_frames
+        # Frame i shows time i / fps; the frames at or past the spec's end repeat the last one inside it.
+        inside = min(total, max(1, math.ceil(round(spec.duration_s * params.fps, 6))))
+        frames = np.empty((total, params.height, params.width, 3), dtype=np.uint8)
+        for i in range(total):
+            if i < inside:
+                t = i / params.fps
+                k = bisect_right(starts, t) - 1
+                frames[i] = np.asarray(scenes[k].render(t - starts[k]))
+            else:
+                frames[i] = frames[inside - 1]
+            if callback is not None:
+                callback(i + 1, total)
+
+        # 5. Output
+        return GenerationOutput(
+            frames=frames,
+            fps=params.fps,
+            info={"scenes": len(spec.scenes), "title_card": params.template is None, "held_frames": total - inside},
+        )

@@ -1,0 +1,68 @@
+"""The backend contract: resolved parameters in, frames out, a callback per step.
+
+A backend's ``generate()`` reads like a diffusers pipeline's ``__call__``:
+numbered stages, and one step callback that reports progress and is where a
+cancelled job stops (the callback raises :class:`GenerationCancelled`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from reelfoundry.schema import ModelCard, TemplateSpec
+
+#: Called after each step with (steps done, total steps). May raise GenerationCancelled.
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """A request resolved against a model card: every value is concrete."""
+
+    prompt: str
+    num_frames: int
+    fps: int
+    width: int
+    height: int
+    seed: int
+    negative_prompt: str | None = None
+    template: TemplateSpec | None = None
+    #: Local paths of the request's input assets, in request order.
+    inputs: tuple[Path, ...] = ()
+
+
+@dataclass
+class GenerationOutput:
+    """Frames as uint8 RGB, shape (frames, height, width, 3)."""
+
+    frames: np.ndarray
+    fps: int
+    #: Backend facts worth keeping (steps run, sampler, ...).
+    info: dict[str, object] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """One way of turning parameters into frames. One instance serves one model card."""
+
+    #: Registry name, e.g. "template".
+    name: ClassVar[str]
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card = card
+
+    def check_inputs(self, params: GenerationParams) -> None:
+        """Raise InvalidParameter naming the field when the model cannot honour ``params``.
+
+        Called at admission (so bad requests get a 4xx before they are queued) and
+        again by the worker before it runs.
+        """
+
+    @abc.abstractmethod
+    def generate(self, params: GenerationParams, callback: StepCallback | None = None) -> GenerationOutput:
+        """Produce the frames. Must call ``callback`` at every step boundary."""

@@ -1,0 +1,94 @@
+"""The portfolio: model cards, the backends they name, and resolving a request against a card."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from reelfoundry.errors import ConfigurationError, InvalidParameter, UnknownModel
+from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
+from reelfoundry.portfolio.base import Backend, GenerationParams
+from reelfoundry.schema import ModelCard, VideoRequest
+
+#: Backends by registered name → import path. A card may also name an import path directly.
+BACKENDS: dict[str, str] = {
+    "template": "reelfoundry.portfolio.backends.template:TemplateBackend",
+}
+
+#: What ``model: "auto"`` means until the router lands.
+DEFAULT_MODEL = "template"
+
+
+def backend_class(name: str) -> type[Backend]:
+    """Import the backend class registered as ``name`` (or given as ``module:Class``)."""
+    path = BACKENDS.get(name, name)
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ConfigurationError(f"backend {name!r} is neither registered nor a 'module:Class' path")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"backend {name!r} cannot be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigurationError(f"backend {name!r} is not a Backend subclass")
+    return cls
+
+
+class Portfolio:
+    """The models this platform can run, by id."""
+
+    def __init__(self, extra: Iterable[ModelCard] = ()) -> None:
+        self.cards: dict[str, ModelCard] = {TEMPLATE_CARD.id: TEMPLATE_CARD}
+        for card in extra:
+            self.cards[card.id] = card
+
+    def card(self, model: str) -> ModelCard:
+        """The card for a model id, or for ``auto``; UnknownModel otherwise."""
+        model_id = DEFAULT_MODEL if model == "auto" else model
+        if model_id not in self.cards:
+            raise UnknownModel(model, sorted(self.cards))
+        return self.cards[model_id]
+
+    def backend(self, card: ModelCard) -> Backend:
+        """A backend instance for a card (cheap: backends load weights on first generate)."""
+        return backend_class(card.backend)(card)
+
+
+def resolve_params(card: ModelCard, request: VideoRequest, inputs: tuple[Path, ...] = ()) -> GenerationParams:
+    """Fill a request's gaps from the card and check it against the card's limits."""
+    fps = request.fps or card.default_fps
+    if request.num_frames is not None:
+        num_frames = request.num_frames
+    elif request.duration_s is not None:
+        num_frames = max(1, round(request.duration_s * fps))
+    elif request.template is not None:
+        num_frames = max(1, round(request.template.duration_s * fps))
+    else:
+        num_frames = card.default_num_frames
+    width = request.width or card.default_width
+    height = request.height or card.default_height
+    if num_frames > card.max_num_frames:
+        raise InvalidParameter("num_frames", f"num_frames {num_frames} exceeds {card.id}'s maximum of {card.max_num_frames}")
+    if (num_frames - card.frame_offset) % card.frame_multiple:
+        raise InvalidParameter(
+            "num_frames",
+            f"{card.id} needs num_frames = k*{card.frame_multiple}+{card.frame_offset}, got {num_frames}",
+        )
+    if width > card.max_width:
+        raise InvalidParameter("width", f"width {width} exceeds {card.id}'s maximum of {card.max_width}")
+    if height > card.max_height:
+        raise InvalidParameter("height", f"height {height} exceeds {card.id}'s maximum of {card.max_height}")
+    if request.seed is None:
+        raise InvalidParameter("seed", "seed must be fixed before resolving (admission fills it)")
+    return GenerationParams(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        num_frames=num_frames,
+        fps=fps,
+        width=width,
+        height=height,
+        seed=request.seed,
+        template=request.template,
+        inputs=inputs,
+    )

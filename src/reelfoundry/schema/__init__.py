@@ -1,0 +1,80 @@
+"""The canonical data format (schema v1): pydantic models exported as JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from reelfoundry.schema.job import FINAL_STATES, TRANSITIONS, Asset, Event, Job, JobError, JobState, Problem
+from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
+from reelfoundry.schema.model_card import ModelCard
+from reelfoundry.schema.page import Page
+from reelfoundry.schema.request import Constraints, DataClass, Labels, Priority, VideoRequest
+from reelfoundry.schema.template import TemplateSpec
+
+#: Types published as JSON Schema, by the name used in files and URLs.
+EXPORTED: dict[str, type[BaseModel]] = {
+    "VideoRequest": VideoRequest,
+    "Job": Job,
+    "Asset": Asset,
+    "Event": Event,
+    "ModelCard": ModelCard,
+    "Problem": Problem,
+    "TemplateSpec": TemplateSpec,
+}
+
+SCHEMA_BASE = "https://reelfoundry.dev/schemas/v1/"
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of an exported type, with a stable ``$id``."""
+    model = EXPORTED[name]
+    schema = model.model_json_schema(mode="validation" if name == "VideoRequest" else "serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{SCHEMA_BASE}{name}.json", **schema}
+
+
+def render(name: str) -> str:
+    """The exact text written to ``schemas/<name>.json``."""
+    return json.dumps(json_schema(name), indent=2, sort_keys=True) + "\n"
+
+
+def export_all(directory: Path) -> list[Path]:
+    """Write one JSON Schema file per exported type; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in EXPORTED:
+        path = directory / f"{name}.json"
+        path.write_text(render(name), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+__all__ = [
+    "EXPORTED",
+    "FINAL_STATES",
+    "TRANSITIONS",
+    "Asset",
+    "Constraints",
+    "DataClass",
+    "Event",
+    "Job",
+    "JobError",
+    "JobState",
+    "KeyCreate",
+    "KeyCreated",
+    "KeyPublic",
+    "Labels",
+    "ModelCard",
+    "Page",
+    "Priority",
+    "Problem",
+    "Role",
+    "TemplateSpec",
+    "VideoRequest",
+    "export_all",
+    "json_schema",
+    "render",
+]

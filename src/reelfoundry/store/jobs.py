@@ -1,0 +1,272 @@
+"""The job queue and lifecycle, in the database.
+
+Every function runs inside the caller's transaction (``Database.write()``) and
+changes a job only with a conditional UPDATE, so a stale worker (a re-queued
+attempt, a cancelled job) can never overwrite a newer state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from reelfoundry.errors import IdempotencyConflict, InvalidTransition, NotFound
+from reelfoundry.ids import is_id, new_id
+from reelfoundry.schema import Job, JobError, JobState, VideoRequest
+from reelfoundry.store.events import append_event
+from reelfoundry.store.pagination import page_of, paginate
+from reelfoundry.store.tables import AssetRow, JobRow, utcnow
+
+PRIORITY = {"interactive": 0, "batch": 1}
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """Stable hash of a request body, for Idempotency-Key comparison."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def find_idempotent(session: Session, tenant_id: str, key: str, body_hash: str) -> JobRow | None:
+    """The job made earlier with this key; IdempotencyConflict if its body differed."""
+    row = session.scalar(select(JobRow).where(JobRow.tenant_id == tenant_id, JobRow.idempotency_key == key))
+    if row is not None and row.request_hash != body_hash:
+        raise IdempotencyConflict(
+            f"Idempotency-Key {key!r} was used for a different request body (job {row.id})", job_id=row.id
+        )
+    return row
+
+
+def create_job(
+    session: Session,
+    *,
+    tenant_id: str,
+    request: VideoRequest,
+    model: str,
+    max_attempts: int,
+    body_hash: str,
+    idempotency_key: str | None = None,
+) -> JobRow:
+    """Insert a queued job and its ``job.queued`` event."""
+    now = utcnow()
+    row = JobRow(
+        id=new_id(),
+        tenant_id=tenant_id,
+        state=JobState.queued.value,
+        model=model,
+        priority=PRIORITY[request.priority.value],
+        request=request.model_dump(mode="json"),
+        request_hash=body_hash,
+        idempotency_key=idempotency_key,
+        project=request.labels.project,
+        campaign=request.labels.campaign,
+        attempts=0,
+        max_attempts=max_attempts,
+        progress=0.0,
+        cancel_requested=False,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    append_event(session, row, "job.queued", {"model": model})
+    return row
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> JobRow:
+    """A job of this tenant, or NotFound (also for other tenants' jobs)."""
+    row = session.get(JobRow, job_id) if is_id(job_id) else None
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"job {job_id!r} not found")
+    return row
+
+
+def list_jobs(
+    session: Session, tenant_id: str, *, cursor: str | None, limit: int, state: JobState | None = None
+) -> tuple[list[JobRow], str | None]:
+    """A page of the tenant's jobs, newest first."""
+    stmt = select(JobRow).where(JobRow.tenant_id == tenant_id)
+    if state is not None:
+        stmt = stmt.where(JobRow.state == state.value)
+    rows = list(session.scalars(paginate(stmt, JobRow.id, cursor, limit)))
+    return page_of(rows, limit)
+
+
+def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | None:
+    """Atomically move the next queued job to running for ``node``.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the subquery lets concurrent
+    claimers pass each other; SQLite: the write lock plus ``state = 'queued'``
+    in the outer UPDATE make the claim exclusive.
+    """
+    now = utcnow()
+    pick = (
+        select(JobRow.id)
+        .where(JobRow.state == JobState.queued.value)
+        .order_by(JobRow.priority, JobRow.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(JobRow)
+        .where(JobRow.id == pick, JobRow.state == JobState.queued.value)
+        .values(
+            state=JobState.running.value,
+            attempts=JobRow.attempts + 1,
+            progress=0.0,
+            started_at=now,
+            worker_node=node,
+            lease_until=lease_until,
+        )
+        .returning(JobRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    job_id = session.execute(stmt).scalar_one_or_none()
+    if job_id is None:
+        return None
+    row = session.get(JobRow, job_id, populate_existing=True)
+    assert row is not None
+    append_event(session, row, "job.running", {"attempt": row.attempts, "node": node})
+    return row
+
+
+def _running(session: Session, job_id: str, attempt: int, **values: Any) -> JobRow | None:
+    """Update a job only if this attempt still holds it; the row, or None if stale."""
+    stmt = (
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.state == JobState.running.value, JobRow.attempts == attempt)
+        .values(**values)
+        .returning(JobRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(stmt).scalar_one_or_none() is None:
+        return None
+    return session.get(JobRow, job_id, populate_existing=True)
+
+
+def record_progress(
+    session: Session, job_id: str, attempt: int, step: int, total: int, lease_until: datetime, *, emit: bool
+) -> JobRow | None:
+    """Store progress (and extend the lease); None if this attempt no longer holds the job."""
+    row = _running(session, job_id, attempt, progress=min(1.0, step / max(total, 1)), lease_until=lease_until)
+    if row is not None and emit:
+        append_event(session, row, "job.progress", {"step": step, "total": total, "progress": row.progress})
+    return row
+
+
+def renew_leases(session: Session, node: str, job_ids: list[str], lease_until: datetime) -> None:
+    """Extend the leases of jobs this node is running."""
+    if job_ids:
+        session.execute(
+            update(JobRow)
+            .where(JobRow.id.in_(job_ids), JobRow.worker_node == node, JobRow.state == JobState.running.value)
+            .values(lease_until=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def complete(session: Session, job_id: str, attempt: int, asset: AssetRow) -> JobRow | None:
+    """Mark the attempt succeeded and store its asset, once; None if the attempt was stale."""
+    now = utcnow()
+    row = _running(
+        session, job_id, attempt, state=JobState.succeeded.value, progress=1.0, finished_at=now,
+        asset_id=asset.id, lease_until=None,
+    )
+    if row is None:
+        return None
+    session.add(asset)
+    session.flush()
+    append_event(session, row, "job.succeeded", {"asset_id": asset.id, "attempt": attempt})
+    return row
+
+
+def fail(session: Session, job_id: str, attempt: int, error: JobError, *, retry: bool) -> JobRow | None:
+    """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed."""
+    current = session.get(JobRow, job_id, populate_existing=True, with_for_update=True)
+    if current is None or current.state != JobState.running.value or current.attempts != attempt:
+        return None
+    if retry and current.attempts < current.max_attempts:
+        row = _running(session, job_id, attempt, state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None)
+        assert row is not None
+        append_event(session, row, "job.requeued", {"attempt": attempt, "error": error.model_dump()})
+        return row
+    row = _running(
+        session, job_id, attempt, state=JobState.failed.value, finished_at=utcnow(), lease_until=None,
+        error_type=error.type, error_detail=error.detail,
+    )
+    assert row is not None
+    append_event(session, row, "job.failed", {"attempt": attempt, "error": error.model_dump()})
+    return row
+
+
+def mark_cancelled(session: Session, job_id: str, attempt: int) -> JobRow | None:
+    """A running attempt stopped because its job was cancelled."""
+    row = _running(session, job_id, attempt, state=JobState.cancelled.value, finished_at=utcnow(), lease_until=None)
+    if row is not None:
+        append_event(session, row, "job.cancelled", {"attempt": attempt})
+    return row
+
+
+def request_cancel(session: Session, tenant_id: str, job_id: str) -> JobRow:
+    """Cancel a queued job now, or ask a running one to stop at its next step boundary."""
+    row = get_job(session, tenant_id, job_id)
+    session.refresh(row, with_for_update=True)
+    state = JobState(row.state)
+    if state is JobState.queued:
+        row.state = JobState.cancelled.value
+        row.finished_at = utcnow()
+        session.flush()
+        append_event(session, row, "job.cancelled", {"attempt": row.attempts})
+    elif state is JobState.running:
+        if not row.cancel_requested:
+            row.cancel_requested = True
+            session.flush()
+            append_event(session, row, "job.cancel_requested", {})
+    else:
+        raise InvalidTransition(f"job {job_id} is already {state.value}; only queued or running jobs can be cancelled")
+    return row
+
+
+def requeue_lost(session: Session, *, node: str | None, now: datetime | None = None) -> list[JobRow]:
+    """Re-queue running jobs whose worker is gone: this node's (at start-up) or any with an expired lease."""
+    now = now or utcnow()
+    cond = JobRow.lease_until < now
+    if node is not None:
+        cond = cond | (JobRow.worker_node == node)
+    stmt = select(JobRow).where(JobRow.state == JobState.running.value, cond).with_for_update(skip_locked=True)
+    changed = []
+    for row in list(session.scalars(stmt)):
+        error = JobError(type="https://reelfoundry.dev/problems/worker-lost", detail=f"worker {row.worker_node} was lost")
+        result = fail(session, row.id, row.attempts, error, retry=True)
+        if result is not None:
+            changed.append(result)
+    return changed
+
+
+def to_job(row: JobRow) -> Job:
+    """The public schema of a job row."""
+    return Job(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        state=JobState(row.state),
+        request=VideoRequest.model_validate(row.request),
+        model=row.model,
+        priority="interactive" if row.priority == 0 else "batch",
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        progress=row.progress,
+        cancel_requested=row.cancel_requested,
+        error=JobError(type=row.error_type, detail=row.error_detail or "") if row.error_type else None,
+        asset_id=row.asset_id,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def lease_deadline(lease_s: float) -> datetime:
+    """When a lease taken now runs out."""
+    return utcnow() + timedelta(seconds=lease_s)

@@ -1,0 +1,89 @@
+"""Tenants and API keys. A key is ``rf_<id>_<secret>``; only SHA-256 of the secret is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelfoundry.errors import NotFound, Unauthenticated
+from reelfoundry.ids import is_id, new_id
+from reelfoundry.schema import KeyPublic, Role
+from reelfoundry.store.pagination import page_of, paginate
+from reelfoundry.store.tables import ApiKeyRow, TenantRow, utcnow
+
+OPERATOR_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its tenant and role."""
+
+    key_id: str
+    tenant_id: str
+    tenant_name: str
+    role: Role
+    is_operator: bool
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def get_or_create_tenant(session: Session, name: str, *, is_operator: bool = False) -> TenantRow:
+    """The tenant called ``name``, created (with a webhook secret) if new."""
+    row = session.scalar(select(TenantRow).where(TenantRow.name == name))
+    if row is None:
+        row = TenantRow(
+            id=new_id(), name=name, is_operator=is_operator, webhook_secret=secrets.token_hex(32), created_at=utcnow()
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def create_key(session: Session, tenant: TenantRow, name: str, role: Role) -> tuple[ApiKeyRow, str]:
+    """A new key and its bearer token (the only time the token exists in clear)."""
+    secret = secrets.token_urlsafe(32)
+    row = ApiKeyRow(id=new_id(), tenant_id=tenant.id, name=name, role=role.value, secret_hash=_hash(secret), created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row, f"rf_{row.id}_{secret}"
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    """The principal of a bearer token; Unauthenticated if unknown, malformed or revoked."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "rf" or not is_id(parts[1]):
+        raise Unauthenticated("malformed API key")
+    row = session.get(ApiKeyRow, parts[1])
+    if row is None or not hmac.compare_digest(row.secret_hash, _hash(parts[2])) or row.revoked_at is not None:
+        raise Unauthenticated("unknown or revoked API key")
+    tenant = session.get(TenantRow, row.tenant_id)
+    assert tenant is not None
+    return Principal(row.id, tenant.id, tenant.name, Role(row.role), tenant.is_operator)
+
+
+def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKeyRow:
+    """Revoke a key of this tenant (idempotent)."""
+    row = session.get(ApiKeyRow, key_id) if is_id(key_id) else None
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"key {key_id!r} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+    return row
+
+
+def list_keys(session: Session, tenant_id: str, *, cursor: str | None, limit: int) -> tuple[list[ApiKeyRow], str | None]:
+    """A page of the tenant's keys, newest first."""
+    stmt = select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id)
+    return page_of(list(session.scalars(paginate(stmt, ApiKeyRow.id, cursor, limit))), limit)
+
+
+def to_key(row: ApiKeyRow, tenant_name: str) -> KeyPublic:
+    """The public schema of a key (no secret)."""
+    return KeyPublic(id=row.id, name=row.name, role=Role(row.role), tenant=tenant_name, created_at=row.created_at, revoked_at=row.revoked_at)
