@@ -41,7 +41,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"parameter": _location(tuple(e.get("loc", ()))), "detail": str(e.get("msg", ""))[:300]}
+            {
+                "parameter": "body" if e.get("type") == "json_invalid" else _location(tuple(e.get("loc", ()))),
+                "detail": str(e.get("msg", ""))[:300],
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"parameter": "body", "detail": "invalid request"}

@@ -70,6 +70,8 @@ class Engine:
 
     def start(self) -> None:
         """Re-queue what this node left running, then run the loop in a thread."""
+        for leftover in self.work_dir.iterdir():  # half-written output of attempts a crash cut short
+            leftover.unlink(missing_ok=True)
         with self.db.write() as session:
             for row in jobstore.requeue_lost(session, node=self.node):
                 log.info("job %s re-queued after restart (state %s)", row.id, row.state)

@@ -81,6 +81,14 @@ def _scaled_lut(alpha: float) -> list[int]:
     return [(v * level + 127) // 255 for v in range(256)]
 
 
+def _lerp(a: float, b: float, p: float) -> float:
+    return a + (b - a) * p
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(max(value, low), high)
+
+
 def _fade(t: float, start: float, end: float, fade_in: float, fade_out: float) -> float:
     """Opacity at ``t`` of something shown over [start, end) with linear fades."""
     alpha = 1.0
@@ -88,11 +96,7 @@ def _fade(t: float, start: float, end: float, fade_in: float, fade_out: float) -
         alpha = min(alpha, (t - start) / fade_in)
     if fade_out > 0:
         alpha = min(alpha, (end - t) / fade_out)
-    return min(1.0, max(0.0, alpha))
-
-
-def _lerp(a: float, b: float, p: float) -> float:
-    return a + (b - a) * p
+    return _clamp(alpha, 0.0, 1.0)
 
 
 def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
@@ -119,7 +123,10 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str
 
 def _text_bbox(text: str, font: ImageFont.FreeTypeFont) -> tuple[int, int, int, int]:
     draw = ImageDraw.Draw(Image.new("L", (1, 1)))
-    return draw.multiline_textbbox((0, 0), text, font=font, spacing=round(font.size * 0.25), align="center")
+    left, top, right, bottom = draw.multiline_textbbox(
+        (0, 0), text, font=font, spacing=round(font.size * 0.25), align="center"
+    )
+    return math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
 
 
 def _text_mask(text: str, font: ImageFont.FreeTypeFont) -> Image.Image:
@@ -147,9 +154,10 @@ def _background(background: Background, width: int, height: int) -> Image.Image:
 
 
 def _load_image(path: Path, index: int, *, decode: bool = True) -> Image.Image:
-    """Open input ``index`` as RGB (RGBA if it has transparency), upright per EXIF; InvalidParameter("inputs") if unreadable.
+    """Open input ``index`` as RGB (RGBA if it has transparency), upright per EXIF.
 
-    With ``decode=False`` only the header and structure are checked (cheap, for admission).
+    Raises InvalidParameter("inputs") if it is not a readable image. With ``decode=False``
+    only the header and structure are checked (cheap, for admission).
     """
     try:
         with Image.open(path) as opened:
@@ -275,9 +283,19 @@ class _ImageSprite(_Sprite):
         zoom = _lerp(layer.zoom_from, layer.zoom_to, progress)
         view_w, view_h = self.size[0] / (self.cover * zoom), self.size[1] / (self.cover * zoom)
         # Keep the view inside the image: the focus point moves, the frame never shows past an edge.
-        cx = min(max(_lerp(layer.pan_from[0], layer.pan_to[0], progress) * source.width, view_w / 2), source.width - view_w / 2)
-        cy = min(max(_lerp(layer.pan_from[1], layer.pan_to[1], progress) * source.height, view_h / 2), source.height - view_h / 2)
-        box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
+        cx = _clamp(
+            _lerp(layer.pan_from[0], layer.pan_to[0], progress) * source.width, view_w / 2, source.width - view_w / 2
+        )
+        cy = _clamp(
+            _lerp(layer.pan_from[1], layer.pan_to[1], progress) * source.height, view_h / 2, source.height - view_h / 2
+        )
+        # Clamped again because cover-fit arithmetic can overshoot an edge by a rounding error.
+        box = (
+            max(0.0, cx - view_w / 2),
+            max(0.0, cy - view_h / 2),
+            min(float(source.width), cx + view_w / 2),
+            min(float(source.height), cy + view_h / 2),
+        )
         view = source.resize(self.size, Image.BILINEAR, box=box)
         if view.mode == "RGBA":
             mask = view.getchannel("A")
@@ -306,7 +324,11 @@ class _PreparedScene:
 
 
 def _prepare_scene(
-    scene: Scene, variables: dict[str, str], size: tuple[int, int], inputs: tuple[Path, ...], images: dict[int, Image.Image]
+    scene: Scene,
+    variables: dict[str, str],
+    size: tuple[int, int],
+    inputs: tuple[Path, ...],
+    images: dict[int, Image.Image],
 ) -> _PreparedScene:
     """Render a scene's static parts once; ``images`` caches decoded inputs across scenes."""
     sprites: list[_Sprite] = []
@@ -351,7 +373,7 @@ def _fit_title(prompt: str, width: int, height: int) -> tuple[str, float]:
 
 
 def title_card_spec(prompt: str, seed: int, width: int, height: int, duration_s: float) -> TemplateSpec:
-    """An animated title card of ``prompt``; palette and drift follow from the seed and prompt, so it is reproducible."""
+    """An animated title card of ``prompt``; palette and drift follow from seed and prompt, so it is reproducible."""
     digest = hashlib.sha256(f"{seed}\x00{prompt}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
     hue = digest[8] / 256
@@ -367,7 +389,7 @@ def title_card_spec(prompt: str, seed: int, width: int, height: int, duration_s:
             ShapeLayer(
                 shape="circle",
                 # Low contrast against the gradient keeps the decoration soft and the text legible.
-                color=_hex(colorsys.hsv_to_rgb((hue + 0.1 * k) % 1.0, 0.5, 0.5)),
+                color=_hex(colorsys.hsv_to_rgb((hue + 0.1 * k) % 1.0, 0.45, 0.36)),
                 x=x,
                 y=y,
                 w=diameter / width,

@@ -1,0 +1,18 @@
+"""Fixtures that run real server processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from server import Server, server_env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server (SQLite, one worker slot, 20 s job timeout) shared by a test module."""
+    data_dir: Path = tmp_path_factory.mktemp("srv") / "data"
+    srv = Server(data_dir, server_env(job_timeout_s=20)).start()
+    yield srv
+    srv.stop()

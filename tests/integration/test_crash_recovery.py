@@ -1,0 +1,34 @@
+"""SIGKILL the server mid-job; after a restart the job finishes exactly once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from server import Server, server_env, wait_state
+
+
+def test_job_survives_server_kill_and_finishes_once(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", server_env()).start()
+    try:
+        with srv.client() as c:
+            job = c.post("/v1/jobs", json={"prompt": "slow:4", "model": "faulty", "num_frames": 40}).json()
+            deadline = time.monotonic() + 30
+            while c.get(f"/v1/jobs/{job['id']}").json()["progress"] <= 0:
+                assert time.monotonic() < deadline, "job never made progress"
+                time.sleep(0.05)
+        srv.kill()
+        srv.start()
+        with srv.client() as c:
+            done = wait_state(c, job["id"], {"succeeded", "failed"}, timeout=60)
+            assert done["state"] == "succeeded" and done["attempts"] == 2
+            assets = [a for a in c.get("/v1/assets", params={"limit": 200}).json()["items"] if a["job_id"] == job["id"]]
+            assert len(assets) == 1 and assets[0]["id"] == done["asset_id"]
+            events = c.get(f"/v1/jobs/{job['id']}/events").text
+            assert events.count("event: job.succeeded") == 1
+            assert events.count("event: job.requeued") == 1
+            # Nothing left half-written in the work area.
+            time.sleep(0.5)
+            assert not any((srv.data_dir / "work").iterdir())
+    finally:
+        srv.stop()
