@@ -8,6 +8,7 @@ from pathlib import Path
 
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
+from reelfoundry.events.notify import ChangeNotifier
 from reelfoundry.events.webhooks import WebhookDispatcher
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import LocalExecutor
@@ -35,6 +36,8 @@ class Platform:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
+        self.changes = ChangeNotifier()
+        self.db.on_commit(self.changes.notify)
         self.storage = LocalStorage(settings.media_dir)
         self.portfolio = Portfolio(settings.extra_models)
         self.engine: Engine | None = None

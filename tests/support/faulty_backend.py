@@ -51,4 +51,4 @@ class FaultyBackend(Backend):
                 callback(i + 1, params.num_frames)
         # 3. Output
         frames = np.full((params.num_frames, params.height, params.width, 3), 128, dtype=np.uint8)
-        return GenerationOutput(frames=frames, fps=params.fps)
+        return GenerationOutput(frames=frames, fps=params.fps, num_frames=params.num_frames)

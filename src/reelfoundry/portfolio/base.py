@@ -8,7 +8,7 @@ cancelled job stops (the callback raises :class:`GenerationCancelled`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -39,10 +39,16 @@ class GenerationParams:
 
 @dataclass
 class GenerationOutput:
-    """Frames as uint8 RGB, shape (frames, height, width, 3)."""
+    """uint8 RGB frames of shape (height, width, 3).
 
-    frames: np.ndarray
+    ``frames`` is an array (frames, height, width, 3) or a lazy iterable that
+    renders as it is consumed (the step callback then fires during encoding),
+    which keeps long high-resolution clips out of memory.
+    """
+
+    frames: np.ndarray | Iterable[np.ndarray]
     fps: int
+    num_frames: int
     #: Backend facts worth keeping (steps run, sampler, ...).
     info: dict[str, object] = field(default_factory=dict)
 

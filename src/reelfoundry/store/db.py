@@ -6,8 +6,9 @@ busy timeout instead of failing when a read transaction tries to upgrade.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,14 @@ class Database:
         self.dialect = self.engine.dialect.name
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(self.engine.execution_options(rf_write=True), expire_on_commit=False)
+        self._commit_hooks: list[Callable[[], None]] = []
+        # SQLite has one writer at a time; queueing writers on a lock here is FIFO and
+        # wakes at once, where SQLite's busy handler sleeps and retries (long tail latencies).
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+
+    def on_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after every committed write (used to wake event streams without polling)."""
+        self._commit_hooks.append(hook)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -72,8 +81,10 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back on error."""
-        with self._write() as session, session.begin():
+        with self._write_lock or nullcontext(), self._write() as session, session.begin():
             yield session
+        for hook in self._commit_hooks:
+            hook()
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (the prestart step)."""

@@ -19,9 +19,9 @@ def append_event(session: Session, job: JobRow, type_: str, data: dict[str, Any]
     """
     row = EventRow(job_id=job.id, tenant_id=job.tenant_id, type=type_, data=data or {}, created_at=utcnow())
     session.add(row)
-    session.flush()
     url = job.request.get("webhook_url")
     if url and type_ != "job.progress":
+        session.flush()  # the delivery row needs the event id
         session.add(
             WebhookDeliveryRow(
                 id=new_id(),

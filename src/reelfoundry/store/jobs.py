@@ -70,7 +70,7 @@ def create_job(
         created_at=now,
     )
     session.add(row)
-    session.flush()
+    session.flush()  # the event's foreign key needs the job row first
     append_event(session, row, "job.queued", {"model": model})
     return row
 

@@ -60,12 +60,14 @@ def authenticate(session: Session, token: str) -> Principal:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "rf" or not is_id(parts[1]):
         raise Unauthenticated("malformed API key")
-    row = session.get(ApiKeyRow, parts[1])
-    if row is None or not hmac.compare_digest(row.secret_hash, _hash(parts[2])) or row.revoked_at is not None:
+    found = session.execute(
+        select(ApiKeyRow.secret_hash, ApiKeyRow.revoked_at, ApiKeyRow.role, TenantRow.id, TenantRow.name, TenantRow.is_operator)
+        .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
+        .where(ApiKeyRow.id == parts[1])
+    ).one_or_none()
+    if found is None or not hmac.compare_digest(found.secret_hash, _hash(parts[2])) or found.revoked_at is not None:
         raise Unauthenticated("unknown or revoked API key")
-    tenant = session.get(TenantRow, row.tenant_id)
-    assert tenant is not None
-    return Principal(row.id, tenant.id, tenant.name, Role(row.role), tenant.is_operator)
+    return Principal(parts[1], found.id, found.name, Role(found.role), found.is_operator)
 
 
 def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKeyRow:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -113,7 +112,7 @@ async def job_events(
             if await request.is_disconnected():
                 return
             if not events:
-                await asyncio.sleep(poll)
+                await platform.changes.wait(poll)
             events, final = await run_in_threadpool(_fetch, platform, principal.tenant_id, job_id, after)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

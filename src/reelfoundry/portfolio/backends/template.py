@@ -15,13 +15,15 @@ import itertools
 import math
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from reelfoundry.errors import InvalidParameter
+from reelfoundry.errors import ConfigurationError, InvalidParameter
 from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
 from reelfoundry.schema import ModelCard, TemplateSpec
 from reelfoundry.schema.template import Background, ImageLayer, Scene, ShapeLayer, TextLayer, Timing
@@ -60,6 +62,7 @@ _TITLE_MAX_S = 600.0
 _TITLE_MAX_SIZE = 0.11
 _TITLE_MIN_SIZE = 0.035
 _TITLE_SHRINK = 0.88
+_TITLE_MAX_CHARS = 1000
 
 Rgb = tuple[int, int, int]
 
@@ -73,7 +76,10 @@ def _rgb(colour: str) -> Rgb:
 
 def _font(size: float, height: int) -> ImageFont.FreeTypeFont:
     # Pillow's bundled FreeType font: identical on every machine, nothing to install or download.
-    return ImageFont.load_default(size=max(1, round(size * height)))
+    font = ImageFont.load_default(size=max(1, round(size * height)))
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        raise ConfigurationError("the template backend needs Pillow built with FreeType for scalable text")
+    return font
 
 
 def _scaled_lut(alpha: float) -> list[int]:
@@ -108,7 +114,8 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str
             pieces = [word]
             while font.getlength(pieces[-1]) > max_width and len(pieces[-1]) > 1:
                 rest = pieces.pop()
-                cut = max(1, max(n for n in range(1, len(rest)) if font.getlength(rest[:n]) <= max_width))
+                # Prefix widths grow with length, so the longest prefix that fits is found by bisection.
+                cut = max(1, bisect_right(range(1, len(rest)), max_width, key=lambda n: font.getlength(rest[:n])))
                 pieces += [rest[:cut], rest[cut:]]
             for piece in pieces:
                 candidate = f"{line} {piece}" if line else piece
@@ -153,21 +160,26 @@ def _background(background: Background, width: int, height: int) -> Image.Image:
     return Image.fromarray(np.round(pixels).astype(np.uint8), "RGB")
 
 
-def _load_image(path: Path, index: int, *, decode: bool = True) -> Image.Image:
-    """Open input ``index`` as RGB (RGBA if it has transparency), upright per EXIF.
-
-    Raises InvalidParameter("inputs") if it is not a readable image. With ``decode=False``
-    only the header and structure are checked (cheap, for admission).
-    """
+@contextmanager
+def _reading_input(path: Path, index: int) -> Iterator[None]:
+    """Turn any failure to read input ``index`` as an image into InvalidParameter("inputs")."""
     try:
-        with Image.open(path) as opened:
-            if not decode:
-                opened.verify()
-                return opened
-            upright = ImageOps.exif_transpose(opened)
-            return upright.convert("RGBA" if upright.has_transparency_data else "RGB")
+        yield
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidParameter("inputs", f"inputs[{index}] ({path.name}) is not a readable image: {exc}") from exc
+
+
+def _check_image(path: Path, index: int) -> None:
+    """Check an input's header and structure without decoding its pixels (cheap enough for admission)."""
+    with _reading_input(path, index), Image.open(path) as opened:
+        opened.verify()
+
+
+def _load_image(path: Path, index: int) -> Image.Image:
+    """Decode an input as RGB (RGBA if it has transparency), turned upright per its EXIF orientation."""
+    with _reading_input(path, index), Image.open(path) as opened:
+        upright = ImageOps.exif_transpose(opened)
+        return upright.convert("RGBA" if upright.has_transparency_data else "RGB")
 
 
 class _Sprite(abc.ABC):
@@ -214,7 +226,9 @@ class _TextSprite(_Sprite):
             x += rest * self.slide[0]
         elif self.motion == "zoom" and rest > 0:
             scale = _lerp(_ZOOM_FROM, 1.0, eased)
-            mask = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.BILINEAR)
+            mask = mask.resize(
+                (max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.Resampling.BILINEAR
+            )
         if alpha < 1:
             mask = mask.point(_scaled_lut(alpha))
         left, top = round(x - mask.width / 2), round(y - mask.height / 2)
@@ -273,7 +287,7 @@ class _ImageSprite(_Sprite):
         shrink = max(size[0] / source.width, size[1] / source.height) * max(layer.zoom_from, layer.zoom_to)
         if shrink < 1:
             source = source.resize(
-                (max(1, round(source.width * shrink)), max(1, round(source.height * shrink))), Image.LANCZOS
+                (max(1, round(source.width * shrink)), max(1, round(source.height * shrink))), Image.Resampling.LANCZOS
             )
         self.source = source
         self.cover = max(size[0] / source.width, size[1] / source.height)
@@ -296,7 +310,7 @@ class _ImageSprite(_Sprite):
             min(float(source.width), cx + view_w / 2),
             min(float(source.height), cy + view_h / 2),
         )
-        view = source.resize(self.size, Image.BILINEAR, box=box)
+        view = source.resize(self.size, Image.Resampling.BILINEAR, box=box)
         if view.mode == "RGBA":
             mask = view.getchannel("A")
             frame.paste(view.convert("RGB"), (0, 0), mask if alpha >= 1 else mask.point(_scaled_lut(alpha)))
@@ -350,22 +364,26 @@ def _hex(rgb: tuple[float, float, float]) -> str:
 
 def _fit_title(prompt: str, width: int, height: int) -> tuple[str, float]:
     """The prompt wrapped at the largest size whose block fits the title area; cut with an ellipsis at the floor."""
+    # More text than this cannot be read on a title card at any size we allow; cutting first keeps fitting cheap.
+    if len(prompt) > _TITLE_MAX_CHARS:
+        prompt = prompt[:_TITLE_MAX_CHARS].rstrip() + "…"
     size = _TITLE_MAX_SIZE
+
+    def fits(lines: list[str], font: ImageFont.FreeTypeFont) -> bool:
+        _, top, _, bottom = _text_bbox("\n".join(lines), font)
+        return bottom - top <= _TITLE_HEIGHT * height
+
     while True:
         font = _font(size, height)
         lines = _wrap(prompt, font, _TITLE_WIDTH * width)
-        _, top, _, bottom = _text_bbox("\n".join(lines), font)
-        if bottom - top <= _TITLE_HEIGHT * height:
+        if fits(lines, font):
             return "\n".join(lines), size
         if size * _TITLE_SHRINK < _TITLE_MIN_SIZE:
             break
         size *= _TITLE_SHRINK
-    while len(lines) > 1:
-        lines.pop()
-        _, top, _, bottom = _text_bbox("\n".join(lines), font)
-        if bottom - top <= _TITLE_HEIGHT * height:
-            break
-    last = lines[-1]
+    keep = max(1, bisect_right(range(1, len(lines) + 1), False, key=lambda n: not fits(lines[:n], font)))
+    lines = lines[:keep]
+    last = lines[-1].removesuffix("…")
     while last and font.getlength(last + "…") > _TITLE_WIDTH * width:
         last = last[:-1]
     lines[-1] = last.rstrip() + "…"
@@ -446,7 +464,7 @@ class TemplateBackend(Backend):
                             f"but the request has {len(params.inputs)} input(s)",
                         )
         for index, path in enumerate(params.inputs):
-            _load_image(path, index, decode=False)
+            _check_image(path, index)
 
     def generate(self, params: GenerationParams, callback: StepCallback | None = None) -> GenerationOutput:
         """Render ``params.num_frames`` frames; ``callback(done, total)`` after each one."""
@@ -454,9 +472,11 @@ class TemplateBackend(Backend):
         self.check_inputs(params)
 
         # 2. Build the spec
-        spec = params.template or title_card_spec(
-            params.prompt, params.seed, params.width, params.height, params.num_frames / params.fps
-        )
+        spec = params.template
+        if spec is None:
+            spec = title_card_spec(
+                params.prompt, params.seed, params.width, params.height, params.num_frames / params.fps
+            )
 
         # 3. Prepare static layers
         size = (params.width, params.height)
@@ -464,24 +484,27 @@ class TemplateBackend(Backend):
         scenes = [_prepare_scene(scene, spec.variables, size, params.inputs, images) for scene in spec.scenes]
         starts = [0.0, *itertools.accumulate(scene.duration_s for scene in spec.scenes)][:-1]
 
-        # 4. Render frames
+        # 4. Render frames, lazily: the encoder pulls them one at a time, so a long
+        #    1080p clip never sits in memory whole.
         total = params.num_frames
         # Frame i shows time i / fps; the frames at or past the spec's end repeat the last one inside it.
         inside = min(total, max(1, math.ceil(round(spec.duration_s * params.fps, 6))))
-        frames = np.empty((total, params.height, params.width, 3), dtype=np.uint8)
-        for i in range(total):
-            if i < inside:
-                t = i / params.fps
-                k = bisect_right(starts, t) - 1
-                frames[i] = np.asarray(scenes[k].render(t - starts[k]))
-            else:
-                frames[i] = frames[inside - 1]
-            if callback is not None:
-                callback(i + 1, total)
+
+        def render() -> Iterator[np.ndarray]:
+            last = np.empty(0, dtype=np.uint8)
+            for i in range(total):
+                if i < inside:
+                    t = i / params.fps
+                    k = bisect_right(starts, t) - 1
+                    last = np.asarray(scenes[k].render(t - starts[k]))
+                if callback is not None:
+                    callback(i + 1, total)
+                yield last
 
         # 5. Output
         return GenerationOutput(
-            frames=frames,
+            frames=render(),
             fps=params.fps,
+            num_frames=total,
             info={"scenes": len(spec.scenes), "title_card": params.template is None, "held_frames": total - inside},
         )

@@ -1,0 +1,36 @@
+"""produce(): the one path from backend to MP4 + poster, streaming frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from reelfoundry.errors import GenerationCancelled
+from reelfoundry.execution.produce import produce
+from reelfoundry.portfolio.backends.template import TemplateBackend
+from reelfoundry.portfolio.base import GenerationParams
+
+
+def test_produce_writes_video_and_poster(tmp_path: Path) -> None:
+    params = GenerationParams(prompt="Poster", num_frames=24, fps=12, width=128, height=72, seed=3)
+    steps: list[int] = []
+    result = produce(TemplateBackend(), params, tmp_path / "clip.mp4", lambda d, t: steps.append(d))
+    assert steps == list(range(1, 25))
+    assert result.poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    with av.open(str(result.video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 24
+    assert result.media.num_frames == 24 and result.media.width == 128
+
+
+def test_cancel_mid_render_leaves_no_files(tmp_path: Path) -> None:
+    params = GenerationParams(prompt="Stop", num_frames=30, fps=12, width=64, height=64, seed=3)
+
+    def cancel(done: int, total: int) -> None:
+        if done == 10:
+            raise GenerationCancelled("stop")
+
+    with pytest.raises(GenerationCancelled):
+        produce(TemplateBackend(), params, tmp_path / "clip.mp4", cancel)
+    assert list(tmp_path.iterdir()) == []
