@@ -18,6 +18,8 @@ from reelfoundry.store.tables import JobRow
 
 
 def _input_paths(platform: Platform, tenant_id: str, asset_ids: list[str]) -> tuple[Path, ...]:
+    if not asset_ids:
+        return ()
     paths = []
     with platform.db.read() as session:
         for i, asset_id in enumerate(asset_ids):

@@ -32,6 +32,16 @@ X264_PRESETS = (
 POSTER_QUALITY = 88
 
 
+def _current_umask() -> int:
+    # Read once at import: os.umask() can only be read by setting it, which is not thread-safe.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def _atomic_target(out: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``out``; it replaces ``out`` only if the block succeeds."""
@@ -41,10 +51,8 @@ def _atomic_target(out: Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        # mkstemp makes the file 0600; give the result the mode a normal open() would (0666 & ~umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        # mkstemp makes the file 0600; give the result the mode a normal open() would.
+        tmp.chmod(0o666 & ~_UMASK)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from reelfoundry.errors import NotFound, Unauthenticated
@@ -28,6 +28,14 @@ class Principal:
     tenant_name: str
     role: Role
     is_operator: bool
+
+
+# Built once: authentication runs on every request, and building the statement costs more than running it.
+_AUTH_QUERY = (
+    select(ApiKeyRow.secret_hash, ApiKeyRow.revoked_at, ApiKeyRow.role, TenantRow.id, TenantRow.name, TenantRow.is_operator)
+    .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
+    .where(ApiKeyRow.id == bindparam("key_id"))
+)
 
 
 def _hash(secret: str) -> str:
@@ -60,11 +68,7 @@ def authenticate(session: Session, token: str) -> Principal:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "rf" or not is_id(parts[1]):
         raise Unauthenticated("malformed API key")
-    found = session.execute(
-        select(ApiKeyRow.secret_hash, ApiKeyRow.revoked_at, ApiKeyRow.role, TenantRow.id, TenantRow.name, TenantRow.is_operator)
-        .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
-        .where(ApiKeyRow.id == parts[1])
-    ).one_or_none()
+    found = session.execute(_AUTH_QUERY, {"key_id": parts[1]}).one_or_none()
     if found is None or not hmac.compare_digest(found.secret_hash, _hash(parts[2])) or found.revoked_at is not None:
         raise Unauthenticated("unknown or revoked API key")
     return Principal(parts[1], found.id, found.name, Role(found.role), found.is_operator)
