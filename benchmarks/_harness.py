@@ -29,7 +29,18 @@ def serve(data_dir: Path, **settings: str) -> Iterator[tuple[str, str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELFOUNDRY_")}
     env.update({f"REELFOUNDRY_{k.upper()}": v for k, v in settings.items()})
-    cmd = [sys.executable, "-m", "reelfoundry", "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reelfoundry",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

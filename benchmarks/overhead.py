@@ -37,9 +37,10 @@ def direct(runs: int, tmp: Path) -> list[float]:
 
 def through_server(runs: int, tmp: Path) -> list[float]:
     times = []
-    with serve(tmp / "data", poll_interval_s="0.2") as (url, key), httpx.Client(
-        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-    ) as c:
+    with (
+        serve(tmp / "data", poll_interval_s="0.2") as (url, key),
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
+    ):
         c.post("/v1/jobs", json={"prompt": "warm-up", "model": "template", "num_frames": 4})
         time.sleep(2)
         for i in range(runs):

@@ -26,7 +26,9 @@ def main() -> None:
     render, total = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
-            params = GenerationParams(prompt=f"Render benchmark {i}", num_frames=120, fps=24, width=640, height=360, seed=i)
+            params = GenerationParams(
+                prompt=f"Render benchmark {i}", num_frames=120, fps=24, width=640, height=360, seed=i
+            )
             t0 = time.perf_counter()
             for _ in backend.generate(params).frames:
                 pass

@@ -78,4 +78,3 @@ def tenant_ids(database: Database) -> tuple[str, str]:
         b = keystore.get_or_create_tenant(session, "tenant-b")
         keystore.create_key(session, a, "a-admin", Role.admin)
         return a.id, b.id
-

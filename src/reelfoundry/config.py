@@ -28,16 +28,22 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address serve binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port serve binds.")
     worker_slots: int = Field(1, ge=0, le=64, description="Jobs run at once by this server; 0 = API only.")
-    job_timeout_s: float = Field(900.0, gt=0, description="A job attempt running longer than this is killed and failed.")
+    job_timeout_s: float = Field(
+        900.0, gt=0, description="A job attempt running longer than this is killed and failed."
+    )
     max_attempts: int = Field(3, ge=1, le=20, description="Starts per job before it is failed for good.")
     lease_s: float = Field(60.0, gt=1, description="A running job whose worker is silent this long is re-queued.")
     poll_interval_s: float = Field(0.2, gt=0, le=10, description="How often idle loops look at the database.")
-    progress_interval_s: float = Field(0.25, ge=0, description="Least time between two stored progress events of a job.")
+    progress_interval_s: float = Field(
+        0.25, ge=0, description="Least time between two stored progress events of a job."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")
     webhook_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     webhook_backoff_max_s: float = Field(300.0, gt=0, description="Longest delay between two attempts.")
-    webhook_max_attempts: int = Field(25, ge=1, description="Attempts before a delivery is given up (≈ 2 h at defaults).")
+    webhook_max_attempts: int = Field(
+        25, ge=1, description="Attempts before a delivery is given up (≈ 2 h at defaults)."
+    )
     extra_models: list[ModelCard] = Field(
         default_factory=list, description="Model cards added to the built-in portfolio (JSON list in the env var)."
     )

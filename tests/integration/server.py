@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from faulty_backend import CARD as FAULTY_CARD
 
 SUPPORT = Path(__file__).parents[1] / "support"

@@ -66,7 +66,9 @@ def test_bad_job_bodies(server: Server, body: Any, parameter: str, status: int) 
 
 def test_oversized_body_is_413(server: Server) -> None:
     with server.client() as c:
-        r = c.post("/v1/jobs", content=b'{"prompt":"' + b"x" * 2_000_000 + b'"}', headers={"Content-Type": "application/json"})
+        r = c.post(
+            "/v1/jobs", content=b'{"prompt":"' + b"x" * 2_000_000 + b'"}', headers={"Content-Type": "application/json"}
+        )
     assert r.status_code == 413 and r.json()["type"].endswith("/payload-too-large")
 
 

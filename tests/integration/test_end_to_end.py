@@ -11,7 +11,9 @@ from server import Server, sse_events, wait_state
 
 def test_submit_follow_download_decode(server: Server) -> None:
     with server.client() as c:
-        r = c.post("/v1/jobs", json={"prompt": "Hello", "model": "template", "num_frames": 36, "width": 320, "height": 180})
+        r = c.post(
+            "/v1/jobs", json={"prompt": "Hello", "model": "template", "num_frames": 36, "width": 320, "height": 180}
+        )
         assert r.status_code == 201, r.text
         job = r.json()
         assert job["state"] == "queued" and r.headers["location"] == f"/v1/jobs/{job['id']}"

@@ -11,6 +11,7 @@ from server import Server, wait_state
 def world(server: Server) -> dict[str, str]:
     """Tenant A (operator) with a finished job; tenant B's admin and viewer keys; A's creator and viewer."""
     with server.client() as admin:
+
         def key(role: str, tenant: str | None = None) -> str:
             body = {"name": f"{role}-{tenant}", "role": role, **({"tenant": tenant} if tenant else {})}
             r = admin.post("/v1/keys", json=body)
@@ -72,8 +73,12 @@ def test_roles(server: Server, world: dict[str, str]) -> None:
 
 
 def test_bad_and_revoked_keys_get_401(server: Server, world: dict[str, str]) -> None:
-    for header in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic abc"},
-                   {"Authorization": "Bearer rf_01ARZ3NDEKTSV4RRFFQ69G5FAV_wrong"}):
+    for header in (
+        {},
+        {"Authorization": "Bearer nonsense"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer rf_01ARZ3NDEKTSV4RRFFQ69G5FAV_wrong"},
+    ):
         r = httpx.get(f"{server.url}/v1/jobs", headers=header)
         assert r.status_code == 401 and r.json()["type"].endswith("/unauthenticated")
     with server.client() as admin:

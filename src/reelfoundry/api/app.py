@@ -46,7 +46,7 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = PayloadTooLarge(f"request body exceeds {self.limit} bytes").to_problem(scope.get("path"))
         response = problems.problem_response(body)
-        await response(scope, lambda: _empty(), send)  # type: ignore[arg-type]
+        await response(scope, _empty, send)
 
 
 async def _empty() -> Message:

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from reelfoundry import __version__
-from reelfoundry.cli.client import CLIError, Client, find_key
+from reelfoundry.cli.client import Client, CLIError, find_key
 from reelfoundry.errors import ReelFoundryError
 
 app = typer.Typer(
@@ -45,7 +45,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DataDir = Annotated[Path, typer.Option("--data-dir", envvar="REELFOUNDRY_DATA_DIR", help="Data directory.")]
 Server = Annotated[str, typer.Option("--server", envvar="REELFOUNDRY_SERVER", help="Server URL.")]
-ApiKey = Annotated[str | None, typer.Option("--api-key", help="API key (default: $REELFOUNDRY_API_KEY or <data-dir>/admin.key).")]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", help="API key (default: $REELFOUNDRY_API_KEY or <data-dir>/admin.key).")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DEFAULT_DIR = Path("./reelfoundry-data")
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -116,7 +118,9 @@ def generate(
     size: Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 640x360.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     template: Annotated[Path | None, typer.Option("--template", help="Template spec JSON file.")] = None,
-    inputs: Annotated[list[Path] | None, typer.Option("--input", help="Input image for template image layers (repeatable).")] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Option("--input", help="Input image for template image layers (repeatable).")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Generate a video on this machine, no server needed."""
@@ -213,12 +217,17 @@ def submit(
     as_json: AsJson = False,
 ) -> None:
     """Submit a job to a running server."""
-    from reelfoundry.schema import VideoRequest
+    from reelfoundry.schema import Labels, VideoRequest
 
     width, height = _parse_size(size)
     request = VideoRequest(
-        prompt=prompt, model=model, num_frames=frames, width=width, height=height, seed=seed,
-        labels={"project": project, "campaign": campaign},  # type: ignore[arg-type]
+        prompt=prompt,
+        model=model,
+        num_frames=frames,
+        width=width,
+        height=height,
+        seed=seed,
+        labels=Labels(project=project, campaign=campaign),
     )
     client = _client(server, data_dir, api_key)
     job = client.json("POST", "/v1/jobs", json=request.model_dump(mode="json", exclude_none=True))
@@ -230,7 +239,12 @@ def submit(
         for ev in client.events(job["id"]):
             kind = ev["type"]
             if kind == "job.progress":
-                bar.update(task, description=f"job {job['id'][-8:]} running", completed=ev["data"]["step"], total=ev["data"]["total"])
+                bar.update(
+                    task,
+                    description=f"job {job['id'][-8:]} running",
+                    completed=ev["data"]["step"],
+                    total=ev["data"]["total"],
+                )
             elif kind in ("job.running", "job.requeued", "job.cancel_requested"):
                 bar.update(task, description=f"job {job['id'][-8:]} {kind.split('.')[1]}")
     job = client.json("GET", f"/v1/jobs/{job['id']}")
@@ -251,7 +265,10 @@ def submit(
 def jobs_list(
     state: Annotated[str | None, typer.Option("--state")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
-    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """The newest jobs."""
     params: dict[str, Any] = {"limit": limit, **({"state": state} if state else {})}
@@ -266,7 +283,10 @@ def jobs_list(
 @jobs_app.command("show")
 @friendly
 def jobs_show(
-    job_id: str, server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None,
+    job_id: str,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
     as_json: AsJson = False,
 ) -> None:
     """One job, in full."""
@@ -276,7 +296,10 @@ def jobs_show(
 @jobs_app.command("cancel")
 @friendly
 def jobs_cancel(
-    job_id: str, server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None,
+    job_id: str,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
     as_json: AsJson = False,
 ) -> None:
     """Cancel a queued or running job."""
@@ -294,7 +317,10 @@ def assets_list(
     project: Annotated[str | None, typer.Option("--project")] = None,
     campaign: Annotated[str | None, typer.Option("--campaign")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
-    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """The newest assets."""
     params = {"limit": limit, **{k: v for k, v in {"project": project, "campaign": campaign}.items() if v}}
@@ -310,7 +336,10 @@ def assets_list(
 def assets_download(
     asset_id: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the file.")],
-    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """Download an asset's media."""
     if not output.parent.resolve().is_dir():
@@ -328,7 +357,10 @@ def keys_create(
     name: Annotated[str, typer.Option("--name", help="Label for the key.")],
     role: Annotated[str, typer.Option("--role", help="admin, creator, reviewer, viewer or worker.")],
     tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant (operator admins only).")] = None,
-    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """Create a key; its secret is printed once."""
     body = {"name": name, "role": role, **({"tenant": tenant} if tenant else {})}
@@ -336,14 +368,19 @@ def keys_create(
     if as_json:
         _print_json(key)
     else:
-        console.print(f"created {key['role']} key {key['id']} in tenant {key['tenant']}; secret (shown once):", highlight=False)
+        console.print(
+            f"created {key['role']} key {key['id']} in tenant {key['tenant']}; secret (shown once):", highlight=False
+        )
         out.print(key["secret"], highlight=False)
 
 
 @keys_app.command("list")
 @friendly
 def keys_list(
-    server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """The tenant's keys (never their secrets)."""
     page = _client(server, data_dir, api_key).json("GET", "/v1/keys", params={"limit": 200})
@@ -356,7 +393,10 @@ def keys_list(
 @keys_app.command("revoke")
 @friendly
 def keys_revoke(
-    key_id: str, server: Server = DEFAULT_SERVER, data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None,
+    key_id: str,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
     as_json: AsJson = False,
 ) -> None:
     """Revoke a key."""
@@ -367,8 +407,13 @@ def keys_revoke(
 @models_app.command("list")
 @friendly
 def models_list(
-    server: Annotated[str | None, typer.Option("--server", envvar="REELFOUNDRY_SERVER", help="Ask a server instead of the local portfolio.")] = None,
-    data_dir: DataDir = DEFAULT_DIR, api_key: ApiKey = None, as_json: AsJson = False,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", envvar="REELFOUNDRY_SERVER", help="Ask a server instead of the local portfolio."),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
 ) -> None:
     """Models this installation (or --server) can run."""
     if server:
@@ -386,7 +431,9 @@ def models_list(
 
 @schema_app.command("export")
 @friendly
-def schema_export(directory: Annotated[Path, typer.Argument(help="Where to write <Name>.json files.")], as_json: AsJson = False) -> None:
+def schema_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write <Name>.json files.")], as_json: AsJson = False
+) -> None:
     """Write one JSON Schema file per canonical type."""
     from reelfoundry.schema import export_all
 

@@ -141,5 +141,7 @@ class WebhookDispatcher:
             elif row.attempts >= self.settings.webhook_max_attempts:
                 row.state = "failed"
             else:
-                delay = backoff_s(row.attempts, self.settings.webhook_backoff_base_s, self.settings.webhook_backoff_max_s)
+                delay = backoff_s(
+                    row.attempts, self.settings.webhook_backoff_base_s, self.settings.webhook_backoff_max_s
+                )
                 row.next_attempt_at = utcnow() + timedelta(seconds=delay)

@@ -12,6 +12,7 @@ start the engine re-queues the jobs this node was running.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
@@ -48,7 +50,13 @@ class Engine:
     """Drives jobs from queued to a final state on this node."""
 
     def __init__(
-        self, settings: Settings, db: Database, portfolio: Portfolio, storage: LocalStorage, executor: Executor, node: str
+        self,
+        settings: Settings,
+        db: Database,
+        portfolio: Portfolio,
+        storage: LocalStorage,
+        executor: Executor,
+        node: str,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -85,10 +93,8 @@ class Engine:
 
     def wake(self) -> None:
         """Tell the loop that new work may be waiting (called after a submission)."""
-        try:
+        with contextlib.suppress(BlockingIOError):  # the pipe is full: a wake-up is already pending
             os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            pass
 
     def stop(self) -> None:
         """Stop the loop and the executor."""
@@ -143,12 +149,12 @@ class Engine:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _prepare(self, session: object, row: JobRow) -> WorkItem | None:
+    def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
             card = self.portfolio.card(row.model)
             params = resolve_params(card, VideoRequest.model_validate(row.request))
         except ReelFoundryError as exc:
-            jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)  # type: ignore[arg-type]
+            jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
         self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign)
         return WorkItem(job_id=row.id, attempt=row.attempts, card=card, params=params, out_dir=self.work_dir)
@@ -163,8 +169,13 @@ class Engine:
         state.last_progress_write = now
         with self.db.write() as session:
             row = jobstore.record_progress(
-                session, out.job_id, out.attempt, out.step, out.total,
-                jobstore.lease_deadline(self.settings.lease_s), emit=True,
+                session,
+                out.job_id,
+                out.attempt,
+                out.step,
+                out.total,
+                jobstore.lease_deadline(self.settings.lease_s),
+                emit=True,
             )
         if row is not None and row.cancel_requested:
             self.executor.cancel(out.job_id)
@@ -192,10 +203,22 @@ class Engine:
             self.storage.put_file(poster_key, out.poster_path)
         media = out.media
         asset = AssetRow(
-            id=asset_id, tenant_id=state.tenant_id, job_id=out.job_id, media_type=media.media_type,
-            storage_key=video_key, poster_key=poster_key, bytes=media.bytes, sha256=media.sha256,
-            duration_s=media.duration_s, fps=media.fps, width=media.width, height=media.height,
-            num_frames=media.num_frames, codec=media.codec, project=state.project, campaign=state.campaign,
+            id=asset_id,
+            tenant_id=state.tenant_id,
+            job_id=out.job_id,
+            media_type=media.media_type,
+            storage_key=video_key,
+            poster_key=poster_key,
+            bytes=media.bytes,
+            sha256=media.sha256,
+            duration_s=media.duration_s,
+            fps=media.fps,
+            width=media.width,
+            height=media.height,
+            num_frames=media.num_frames,
+            codec=media.codec,
+            project=state.project,
+            campaign=state.campaign,
             created_at=utcnow(),
         )
         with self.db.write() as session:

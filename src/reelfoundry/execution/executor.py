@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -65,7 +66,9 @@ class LocalExecutor(Executor):
 
     def _spawn(self) -> _Slot:
         parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=worker_main, args=(child, os.getpid()), daemon=True, name="reelfoundry-worker")
+        process = self._ctx.Process(
+            target=worker_main, args=(child, os.getpid()), daemon=True, name="reelfoundry-worker"
+        )
         process.start()
         child.close()
         return _Slot(process=process, conn=parent)
@@ -81,21 +84,18 @@ class LocalExecutor(Executor):
         for item in items:
             slot = next(free)
             slot.item, slot.started = item, time.monotonic()
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker is noticed by poll()
                 slot.conn.send(item)
-            except (BrokenPipeError, OSError):
-                pass  # the dead process is noticed by poll() and the item failed there
 
     def cancel(self, job_id: str) -> None:
         for slot in self._slots:
             if slot.item is not None and slot.item.job_id == job_id:
-                try:
+                with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker is noticed by poll()
                     slot.conn.send((CANCEL, job_id))
-                except (BrokenPipeError, OSError):
-                    pass
 
     def poll(self, timeout: float, wake_fds: tuple[int, ...] = ()) -> list[WorkerOutput]:
-        waitables: list[object] = [s.conn for s in self._slots] + [s.process.sentinel for s in self._slots]
+        waitables: list[Connection | int] = [s.conn for s in self._slots]
+        waitables += [s.process.sentinel for s in self._slots]
         wait([*waitables, *wake_fds], timeout=timeout)
         outputs: list[WorkerOutput] = []
         for i, slot in enumerate(self._slots):
@@ -104,12 +104,16 @@ class LocalExecutor(Executor):
                 outputs.extend(self._drain(slot))
                 if slot.item is not None:
                     code = slot.process.exitcode
-                    outputs.append(self._fail(slot, f"worker process crashed (exit code {code}) while running the backend"))
+                    outputs.append(
+                        self._fail(slot, f"worker process crashed (exit code {code}) while running the backend")
+                    )
                 self._replace(i)
             elif slot.item is not None and time.monotonic() - slot.started > self._timeout_s:
                 slot.process.kill()
                 slot.process.join(5)
-                outputs.append(self._fail(slot, f"backend exceeded the job timeout of {self._timeout_s:g} s and was killed"))
+                outputs.append(
+                    self._fail(slot, f"backend exceeded the job timeout of {self._timeout_s:g} s and was killed")
+                )
                 self._replace(i)
         return outputs
 
@@ -132,7 +136,10 @@ class LocalExecutor(Executor):
         item, slot.item = slot.item, None
         log.warning("job %s attempt %d: %s", item.job_id, item.attempt, detail)
         return Finished(
-            item.job_id, item.attempt, error_type=BackendError.problem_type(), error_detail=detail,
+            item.job_id,
+            item.attempt,
+            error_type=BackendError.problem_type(),
+            error_detail=detail,
             seconds=time.monotonic() - slot.started,
         )
 
@@ -146,10 +153,8 @@ class LocalExecutor(Executor):
 
     def shutdown(self) -> None:
         for slot in self._slots:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker is noticed by poll()
                 slot.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
         deadline = time.monotonic() + 5
         for slot in self._slots:
             slot.process.join(max(0.0, deadline - time.monotonic()))
@@ -159,4 +164,4 @@ class LocalExecutor(Executor):
             slot.conn.close()
 
 
-__all__ = ["Executor", "LocalExecutor", "Progress", "Finished"]
+__all__ = ["Executor", "Finished", "LocalExecutor", "Progress"]

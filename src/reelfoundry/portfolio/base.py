@@ -62,7 +62,7 @@ class Backend(abc.ABC):
     def __init__(self, card: ModelCard) -> None:
         self.card = card
 
-    def check_inputs(self, params: GenerationParams) -> None:
+    def check_inputs(self, params: GenerationParams) -> None:  # noqa: B027 - optional hook, default accepts all
         """Raise InvalidParameter naming the field when the model cannot honour ``params``.
 
         Called at admission (so bad requests get a 4xx before they are queued) and

@@ -69,7 +69,9 @@ def resolve_params(card: ModelCard, request: VideoRequest, inputs: tuple[Path, .
     width = request.width or card.default_width
     height = request.height or card.default_height
     if num_frames > card.max_num_frames:
-        raise InvalidParameter("num_frames", f"num_frames {num_frames} exceeds {card.id}'s maximum of {card.max_num_frames}")
+        raise InvalidParameter(
+            "num_frames", f"num_frames {num_frames} exceeds {card.id}'s maximum of {card.max_num_frames}"
+        )
     if (num_frames - card.frame_offset) % card.frame_multiple:
         raise InvalidParameter(
             "num_frames",

@@ -112,7 +112,13 @@ class Event(BaseModel):
     id: int = Field(..., description="Monotonic sequence number; use as SSE Last-Event-ID.")
     job_id: str
     tenant_id: str
-    type: str = Field(..., description="job.queued, job.running, job.progress, job.succeeded, job.failed, job.cancelled, job.requeued, job.cancel_requested.")
+    type: str = Field(
+        ...,
+        description=(
+            "job.queued, job.running, job.progress, job.succeeded, job.failed, job.cancelled, "
+            "job.requeued, job.cancel_requested."
+        ),
+    )
     data: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
 

@@ -30,7 +30,9 @@ class KeyCreate(BaseModel):
         min_length=1,
         max_length=64,
         pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="Tenant name. Default: the caller's tenant. Only the operator tenant may name another (created if new).",
+        description=(
+            "Tenant name. Default: the caller's tenant. Only the operator tenant may name another (created if new)."
+        ),
     )
 
 

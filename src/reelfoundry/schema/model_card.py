@@ -12,7 +12,9 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="ModelCard", protected_namespaces=())
 
-    id: str = Field(..., min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Model id used in requests.")
+    id: str = Field(
+        ..., min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Model id used in requests."
+    )
     name: str = Field(..., description="Human-readable name.")
     version: str = Field("1", description="Model version. Default 1.")
     backend: str = Field(..., description="Registered backend name or import path `module:Class`.")
@@ -26,7 +28,9 @@ class ModelCard(BaseModel):
     max_num_frames: int = Field(..., ge=1, description="Most frames one job may ask for.")
     max_width: int = Field(..., ge=16, description="Largest width.")
     max_height: int = Field(..., ge=16, description="Largest height.")
-    frame_multiple: int = Field(1, ge=1, description="num_frames must be k*frame_multiple (+1 if frame_offset). Default 1.")
+    frame_multiple: int = Field(
+        1, ge=1, description="num_frames must be k*frame_multiple (+1 if frame_offset). Default 1."
+    )
     frame_offset: int = Field(0, ge=0, description="See frame_multiple. Default 0.")
     license: str = Field("", description="Licence of the weights or code. Default empty.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend-specific settings. Default none.")

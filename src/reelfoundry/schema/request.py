@@ -39,7 +39,10 @@ class Constraints(BaseModel):
         None, ge=0, max_digits=12, decimal_places=6, description="Refuse to spend more than this. Default: no limit."
     )
     deadline_s: float | None = Field(
-        None, gt=0, le=7 * 24 * 3600, description="Seconds from submission by which the job should finish. Default: none."
+        None,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Seconds from submission by which the job should finish. Default: none.",
     )
     data_class: DataClass = Field(DataClass.internal, description="Data classification. Default internal.")
 
@@ -72,7 +75,9 @@ class VideoRequest(BaseModel):
         None, gt=0, le=120, description="Length in seconds; an alternative to num_frames. Default: the model's default."
     )
     fps: int | None = Field(None, ge=1, le=60, description="Frames per second. Default: the model's default.")
-    width: int | None = Field(None, ge=16, le=MAX_SIDE, description="Width in pixels (even). Default: the model's default.")
+    width: int | None = Field(
+        None, ge=16, le=MAX_SIDE, description="Width in pixels (even). Default: the model's default."
+    )
     height: int | None = Field(
         None, ge=16, le=MAX_SIDE, description="Height in pixels (even). Default: the model's default."
     )
@@ -80,11 +85,18 @@ class VideoRequest(BaseModel):
         None, ge=0, le=2**32 - 1, description="Random seed. Default: chosen at submission and recorded on the job."
     )
     model: str = Field(
-        "auto", min_length=1, max_length=128, description='Model id, or "auto" to let the platform choose. Default auto.'
+        "auto",
+        min_length=1,
+        max_length=128,
+        description='Model id, or "auto" to let the platform choose. Default auto.',
     )
-    template: TemplateSpec | None = Field(None, description="Spec for the template backend. Default: a title card of the prompt.")
+    template: TemplateSpec | None = Field(
+        None, description="Spec for the template backend. Default: a title card of the prompt."
+    )
     inputs: list[str] = Field(
-        default_factory=list, max_length=16, description="Asset ids used as inputs (images, reference clips). Default none."
+        default_factory=list,
+        max_length=16,
+        description="Asset ids used as inputs (images, reference clips). Default none.",
     )
     priority: Priority = Field(Priority.interactive, description="interactive or batch. Default interactive.")
     constraints: Constraints = Field(default_factory=Constraints, description="Cost, deadline and data-class limits.")

@@ -33,7 +33,9 @@ class Background(_Strict):
     color_to: str | None = Field(
         None, description="If set, a linear gradient from `color` to this colour. Default none."
     )
-    angle: float = Field(90.0, description="Gradient direction in degrees (0 = left→right, 90 = top→bottom). Default 90.")
+    angle: float = Field(
+        90.0, description="Gradient direction in degrees (0 = left→right, 90 = top→bottom). Default 90."
+    )
 
     _c = field_validator("color")(_check_colour)
 
@@ -47,7 +49,9 @@ class Timing(_Strict):
     """When a layer is on screen within its scene, and how it enters and leaves."""
 
     start_s: float = Field(0.0, ge=0, description="Seconds into the scene when the layer appears. Default 0.")
-    end_s: float | None = Field(None, gt=0, description="Seconds into the scene when it disappears. Default: scene end.")
+    end_s: float | None = Field(
+        None, gt=0, description="Seconds into the scene when it disappears. Default: scene end."
+    )
     fade_in_s: float = Field(0.0, ge=0, description="Fade-in length in seconds. Default 0.")
     fade_out_s: float = Field(0.0, ge=0, description="Fade-out length in seconds. Default 0.")
 
@@ -92,7 +96,9 @@ class ImageLayer(Timing):
     input: int = Field(0, ge=0, description="Index into the request's `inputs` (asset ids). Default 0.")
     zoom_from: float = Field(1.0, ge=1, le=8, description="Zoom at the start (1 = image fills the frame). Default 1.")
     zoom_to: float = Field(1.2, ge=1, le=8, description="Zoom at the end. Default 1.2.")
-    pan_from: tuple[float, float] = Field((0.5, 0.5), description="Focus point (x, y) at the start, fractions. Default centre.")
+    pan_from: tuple[float, float] = Field(
+        (0.5, 0.5), description="Focus point (x, y) at the start, fractions. Default centre."
+    )
     pan_to: tuple[float, float] = Field((0.5, 0.5), description="Focus point at the end. Default centre.")
 
 

@@ -21,7 +21,13 @@ def get_asset(session: Session, tenant_id: str, asset_id: str) -> AssetRow:
 
 
 def list_assets(
-    session: Session, tenant_id: str, *, cursor: str | None, limit: int, project: str | None = None, campaign: str | None = None
+    session: Session,
+    tenant_id: str,
+    *,
+    cursor: str | None,
+    limit: int,
+    project: str | None = None,
+    campaign: str | None = None,
 ) -> tuple[list[AssetRow], str | None]:
     """A page of the tenant's assets, newest first, optionally by project and campaign."""
     stmt = select(AssetRow).where(AssetRow.tenant_id == tenant_id)

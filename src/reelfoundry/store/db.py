@@ -6,8 +6,8 @@ busy timeout instead of failing when a read transaction tries to upgrade.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,16 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=16)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=16
+        )
         _sqlite_hooks(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-    raise ConfigurationError(f"database_url: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
+    raise ConfigurationError(
+        f"database_url: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql"
+    )
 
 
 class Database:

@@ -46,4 +46,6 @@ def events_after(session: Session, job_id: str, after_id: int, limit: int = 500)
 
 def to_event(row: EventRow) -> Event:
     """The public schema of an event row."""
-    return Event(id=row.id, job_id=row.job_id, tenant_id=row.tenant_id, type=row.type, data=row.data, created_at=row.created_at)
+    return Event(
+        id=row.id, job_id=row.job_id, tenant_id=row.tenant_id, type=row.type, data=row.data, created_at=row.created_at
+    )

@@ -172,8 +172,14 @@ def complete(session: Session, job_id: str, attempt: int, asset: AssetRow) -> Jo
     """Mark the attempt succeeded and store its asset, once; None if the attempt was stale."""
     now = utcnow()
     row = _running(
-        session, job_id, attempt, state=JobState.succeeded.value, progress=1.0, finished_at=now,
-        asset_id=asset.id, lease_until=None,
+        session,
+        job_id,
+        attempt,
+        state=JobState.succeeded.value,
+        progress=1.0,
+        finished_at=now,
+        asset_id=asset.id,
+        lease_until=None,
     )
     if row is None:
         return None
@@ -189,13 +195,21 @@ def fail(session: Session, job_id: str, attempt: int, error: JobError, *, retry:
     if current is None or current.state != JobState.running.value or current.attempts != attempt:
         return None
     if retry and current.attempts < current.max_attempts:
-        row = _running(session, job_id, attempt, state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None)
+        row = _running(
+            session, job_id, attempt, state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None
+        )
         assert row is not None
         append_event(session, row, "job.requeued", {"attempt": attempt, "error": error.model_dump()})
         return row
     row = _running(
-        session, job_id, attempt, state=JobState.failed.value, finished_at=utcnow(), lease_until=None,
-        error_type=error.type, error_detail=error.detail,
+        session,
+        job_id,
+        attempt,
+        state=JobState.failed.value,
+        finished_at=utcnow(),
+        lease_until=None,
+        error_type=error.type,
+        error_detail=error.detail,
     )
     assert row is not None
     append_event(session, row, "job.failed", {"attempt": attempt, "error": error.model_dump()})
@@ -239,7 +253,9 @@ def requeue_lost(session: Session, *, node: str | None, now: datetime | None = N
     stmt = select(JobRow).where(JobRow.state == JobState.running.value, cond).with_for_update(skip_locked=True)
     changed = []
     for row in list(session.scalars(stmt)):
-        error = JobError(type="https://reelfoundry.dev/problems/worker-lost", detail=f"worker {row.worker_node} was lost")
+        error = JobError(
+            type="https://reelfoundry.dev/problems/worker-lost", detail=f"worker {row.worker_node} was lost"
+        )
         result = fail(session, row.id, row.attempts, error, retry=True)
         if result is not None:
             changed.append(result)

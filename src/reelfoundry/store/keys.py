@@ -32,7 +32,9 @@ class Principal:
 
 # Built once: authentication runs on every request, and building the statement costs more than running it.
 _AUTH_QUERY = (
-    select(ApiKeyRow.secret_hash, ApiKeyRow.revoked_at, ApiKeyRow.role, TenantRow.id, TenantRow.name, TenantRow.is_operator)
+    select(
+        ApiKeyRow.secret_hash, ApiKeyRow.revoked_at, ApiKeyRow.role, TenantRow.id, TenantRow.name, TenantRow.is_operator
+    )
     .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
     .where(ApiKeyRow.id == bindparam("key_id"))
 )
@@ -57,7 +59,9 @@ def get_or_create_tenant(session: Session, name: str, *, is_operator: bool = Fal
 def create_key(session: Session, tenant: TenantRow, name: str, role: Role) -> tuple[ApiKeyRow, str]:
     """A new key and its bearer token (the only time the token exists in clear)."""
     secret = secrets.token_urlsafe(32)
-    row = ApiKeyRow(id=new_id(), tenant_id=tenant.id, name=name, role=role.value, secret_hash=_hash(secret), created_at=utcnow())
+    row = ApiKeyRow(
+        id=new_id(), tenant_id=tenant.id, name=name, role=role.value, secret_hash=_hash(secret), created_at=utcnow()
+    )
     session.add(row)
     session.flush()
     return row, f"rf_{row.id}_{secret}"
@@ -84,7 +88,9 @@ def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKeyRow:
     return row
 
 
-def list_keys(session: Session, tenant_id: str, *, cursor: str | None, limit: int) -> tuple[list[ApiKeyRow], str | None]:
+def list_keys(
+    session: Session, tenant_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[ApiKeyRow], str | None]:
     """A page of the tenant's keys, newest first."""
     stmt = select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id)
     return page_of(list(session.scalars(paginate(stmt, ApiKeyRow.id, cursor, limit))), limit)
@@ -92,4 +98,11 @@ def list_keys(session: Session, tenant_id: str, *, cursor: str | None, limit: in
 
 def to_key(row: ApiKeyRow, tenant_name: str) -> KeyPublic:
     """The public schema of a key (no secret)."""
-    return KeyPublic(id=row.id, name=row.name, role=Role(row.role), tenant=tenant_name, created_at=row.created_at, revoked_at=row.revoked_at)
+    return KeyPublic(
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        tenant=tenant_name,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
@@ -34,7 +33,7 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
-def paginate(stmt: Select[tuple[R]], column: InstrumentedAttribute[str], cursor: str | None, limit: int) -> Select[tuple[R]]:
+def paginate(stmt: Select[R], column: InstrumentedAttribute[str], cursor: str | None, limit: int) -> Select[R]:
     """Apply cursor and limit (one extra row is fetched to know whether a next page exists)."""
     if cursor:
         stmt = stmt.where(column < decode_cursor(cursor))

@@ -16,12 +16,19 @@ from reelfoundry.store import jobs as jobstore
 from reelfoundry.store.tables import AssetRow, EventRow, JobRow, utcnow
 
 
-def _submit(db: Database, tenant: str, prompt: str = "hello", priority: str = "interactive", key: str | None = None) -> str:
+def _submit(
+    db: Database, tenant: str, prompt: str = "hello", priority: str = "interactive", key: str | None = None
+) -> str:
     req = VideoRequest(prompt=prompt, priority=priority, seed=1)  # type: ignore[arg-type]
     with db.write() as s:
         row = jobstore.create_job(
-            s, tenant_id=tenant, request=req, model="template", max_attempts=2,
-            body_hash=jobstore.request_hash(req.model_dump(mode="json")), idempotency_key=key,
+            s,
+            tenant_id=tenant,
+            request=req,
+            model="template",
+            max_attempts=2,
+            body_hash=jobstore.request_hash(req.model_dump(mode="json")),
+            idempotency_key=key,
         )
         return row.id
 
@@ -38,8 +45,14 @@ def _events(db: Database, job_id: str) -> list[str]:
 
 def _asset(job_id: str, tenant: str, asset_id: str = "01ARZ3NDEKTSV4RRFFQ69G5FAV") -> AssetRow:
     return AssetRow(
-        id=asset_id, tenant_id=tenant, job_id=job_id, media_type="video/mp4", storage_key="k", bytes=1,
-        sha256="0" * 64, created_at=utcnow(),
+        id=asset_id,
+        tenant_id=tenant,
+        job_id=job_id,
+        media_type="video/mp4",
+        storage_key="k",
+        bytes=1,
+        sha256="0" * 64,
+        created_at=utcnow(),
     )
 
 
@@ -75,7 +88,10 @@ def test_complete_once_and_stale_attempt_is_ignored(database: Database, tenant_i
     with database.write() as s:
         assert jobstore.complete(s, job_id, row.attempts, _asset(job_id, tenant_ids[0])) is not None
     with database.write() as s:
-        assert jobstore.complete(s, job_id, row.attempts, _asset(job_id, tenant_ids[0], "01ARZ3NDEKTSV4RRFFQ69G5FAW")) is None
+        assert (
+            jobstore.complete(s, job_id, row.attempts, _asset(job_id, tenant_ids[0], "01ARZ3NDEKTSV4RRFFQ69G5FAW"))
+            is None
+        )
     with database.read() as s:
         assert s.scalar(select(func.count()).select_from(AssetRow)) == 1
     assert _events(database, job_id) == ["job.queued", "job.running", "job.succeeded"]

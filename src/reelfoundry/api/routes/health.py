@@ -29,4 +29,6 @@ def readyz(platform: PlatformDep) -> JSONResponse:
     if platform.settings.worker_slots > 0:
         checks["engine"] = "ok" if platform.engine is not None and platform.engine.alive else "down"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )

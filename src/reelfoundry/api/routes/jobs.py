@@ -44,7 +44,9 @@ def submit(
 
 
 @router.get("", response_model=Page[Job], summary="List jobs, newest first")
-def list_jobs(platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50, state: JobState | None = None) -> Page[Job]:
+def list_jobs(
+    platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50, state: JobState | None = None
+) -> Page[Job]:
     """A page of the tenant's jobs."""
     with platform.db.read() as session:
         rows, next_cursor = jobstore.list_jobs(session, principal.tenant_id, cursor=cursor, limit=limit, state=state)

@@ -1,0 +1,131 @@
+"""The ``reelfoundry`` command as a user runs it: exit codes, one-line errors, files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+from server import Server
+
+
+def rf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reelfoundry", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_generate_the_readme_command(tmp_path: Path) -> None:
+    r = rf("generate", "Hello from ReelFoundry", "--model", "template", "-o", "out.mp4", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        stream = c.streams.video[0]
+        assert (stream.width, stream.height, stream.codec_context.name) == (640, 360, "h264")
+        assert sum(1 for _ in c.decode(stream)) == 120
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_generate_options_and_template(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "examples" / "welcome.json"
+    r = rf(
+        "generate",
+        "x",
+        "--template",
+        str(example),
+        "--size",
+        "320x180",
+        "--fps",
+        "12",
+        "--json",
+        "-o",
+        "w.mp4",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert (info["width"], info["height"], info["num_frames"], info["fps"]) == (320, 180, 60, 12.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "12x"], "--size must look like"),
+        (["--size", "641x360"], "width"),
+        (["--frames", "0"], "num_frames"),
+        (["--frames", "5000"], "num_frames"),
+        (["--model", "nope"], "unknown model"),
+        (["-o", "missing-dir/out.mp4"], "does not exist"),
+        (["-o", "out.gif"], ".mp4"),
+        (["--template", "nope.json"], "cannot read template"),
+        (["--template", "bad.json"], "scenes"),
+    ],
+)
+def test_generate_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "bad.json").write_text('{"scenes": []}')
+    if "-o" not in args:
+        args = [*args, "-o", "out.mp4"]
+    r = rf("generate", "x", *args, cwd=tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_schema_export_and_help(tmp_path: Path) -> None:
+    r = rf("schema", "export", str(tmp_path / "s"), "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 7
+    assert (tmp_path / "s" / "VideoRequest.json").exists()
+    assert rf("--help").returncode == 0
+
+
+def test_server_commands(server: Server, tmp_path: Path) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    r = rf(
+        "submit",
+        "Via the CLI",
+        "--model",
+        "template",
+        "--frames",
+        "12",
+        "--wait",
+        "-o",
+        str(tmp_path / "s.mp4"),
+        "--project",
+        "demo",
+        *common,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "succeeded" in r.stderr and (tmp_path / "s.mp4").stat().st_size > 0
+    jobs = json.loads(rf("jobs", "list", "--json", *common).stdout)
+    job = next(j for j in jobs if j["request"]["prompt"] == "Via the CLI")
+    assert json.loads(rf("jobs", "show", job["id"], *common).stdout)["state"] == "succeeded"
+    assets = json.loads(rf("assets", "list", "--project", "demo", "--json", *common).stdout)
+    assert [a["id"] for a in assets] == [job["asset_id"]]
+    r = rf("assets", "download", job["asset_id"], "-o", str(tmp_path / "d.mp4"), *common)
+    assert r.returncode == 0 and (tmp_path / "d.mp4").read_bytes() == (tmp_path / "s.mp4").read_bytes()
+    key = json.loads(rf("keys", "create", "--name", "cli", "--role", "viewer", "--json", *common).stdout)
+    assert key["secret"].startswith("rf_")
+    assert any(k["id"] == key["id"] for k in json.loads(rf("keys", "list", "--json", *common).stdout))
+    assert rf("keys", "revoke", key["id"], *common).returncode == 0
+    models = json.loads(rf("models", "list", "--json", *common).stdout)
+    assert {"template", "faulty"} <= {m["id"] for m in models}
+    queued = json.loads(rf("submit", "slow:3", "--model", "faulty", "--json", *common).stdout)
+    assert rf("jobs", "cancel", queued["id"], *common).returncode == 0
+
+
+def test_server_errors_are_one_line(server: Server) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    r = rf("jobs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", *common)
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+    r = rf("jobs", "list", "--server", server.url, "--api-key", "rf_bad")
+    assert r.returncode == 2 and "API key" in r.stderr
+    r = rf("jobs", "list", "--server", "http://127.0.0.1:9", "--api-key", "x")
+    assert r.returncode == 1 and "cannot reach" in r.stderr

@@ -1,0 +1,38 @@
+"""ULIDs and settings validation."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from reelfoundry.config import Settings
+from reelfoundry.ids import is_id, new_id
+
+
+def test_ids_are_ulids_and_sort_by_creation() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert all(is_id(i) for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert not is_id("not-an-id") and not is_id("0" * 25) and not is_id("I" * 26)
+
+
+def test_settings_refuse_contradictions() -> None:
+    with pytest.raises(ValidationError, match="webhook_backoff_max_s"):
+        Settings(webhook_backoff_base_s=10, webhook_backoff_max_s=1)
+    with pytest.raises(ValidationError, match="executor"):
+        Settings(executor="ray://x:1")
+    with pytest.raises(ValidationError, match="storage_url"):
+        Settings(storage_url="s3://bucket")
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REELFOUNDRY_WORKER_SLOTS", "3")
+    monkeypatch.setenv(
+        "REELFOUNDRY_EXTRA_MODELS",
+        '[{"id": "m", "name": "M", "backend": "template", '
+        '"default_num_frames": 8, "default_fps": 8, "default_width": 64, "default_height": 64, '
+        '"max_num_frames": 8, "max_width": 64, "max_height": 64}]',
+    )
+    s = Settings()
+    assert s.worker_slots == 3 and s.extra_models[0].id == "m"
+    assert s.resolved_database_url.startswith("sqlite:///")
