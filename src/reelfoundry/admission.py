@@ -7,7 +7,6 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from reelfoundry.errors import InvalidParameter, NotFound
 from reelfoundry.platform import Platform
 from reelfoundry.portfolio.registry import resolve_params
 from reelfoundry.schema import VideoRequest
@@ -20,15 +19,9 @@ from reelfoundry.store.tables import JobRow
 def _input_paths(platform: Platform, tenant_id: str, asset_ids: list[str]) -> tuple[Path, ...]:
     if not asset_ids:
         return ()
-    paths = []
     with platform.db.read() as session:
-        for i, asset_id in enumerate(asset_ids):
-            try:
-                row = assetstore.get_asset(session, tenant_id, asset_id)
-            except NotFound:
-                raise InvalidParameter(f"inputs[{i}]", f"inputs[{i}]: asset {asset_id!r} not found") from None
-            paths.append(platform.storage.path(row.storage_key))
-    return tuple(paths)
+        keys = assetstore.input_keys(session, tenant_id, asset_ids)
+    return tuple(platform.storage.path(key) for key in keys)
 
 
 def admit(

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         0.25, ge=0, description="Least time between two stored progress events of a job."
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
+    max_upload_bytes: int = Field(25 * 1_048_576, ge=1024, description="Largest image upload (POST /v1/assets).")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")
     webhook_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     webhook_backoff_max_s: float = Field(300.0, gt=0, description="Longest delay between two attempts.")

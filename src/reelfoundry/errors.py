@@ -133,6 +133,14 @@ class PayloadTooLarge(ReelFoundryError):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(ReelFoundryError):
+    """A request body of a content type this endpoint does not take."""
+
+    status = 415
+    type_slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 class UnknownModel(InvalidParameter):
     """The requested model id is not in the portfolio."""
 

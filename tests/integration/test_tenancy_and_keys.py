@@ -96,3 +96,17 @@ def test_key_secrets_are_stored_hashed(server: Server, world: dict[str, str]) ->
     raw = db + (wal.read_bytes() if wal.exists() else b"")
     for name in ("b_admin", "a_creator"):
         assert world[name].split("_", 2)[2].encode() not in raw
+
+
+def test_other_tenant_cannot_use_an_upload_as_input(server: Server, world: dict[str, str]) -> None:
+    from test_uploads import _png
+
+    with server.client() as a:
+        image = a.post("/v1/assets", content=_png(), headers={"Content-Type": "image/png"}).json()
+    with server.client(world["b_admin"]) as b:
+        assert b.get(f"/v1/assets/{image['id']}/content").status_code == 404
+        r = b.post("/v1/jobs", json={"prompt": "x", "model": "template", "inputs": [image["id"]]})
+        assert r.status_code == 422 and r.json()["parameter"] == "inputs[0]"
+        assert b.post("/v1/assets", content=_png(), headers={"Content-Type": "image/png"}).status_code == 201
+    with server.client(world["a_viewer"]) as viewer:
+        assert viewer.post("/v1/assets", content=_png(), headers={"Content-Type": "image/png"}).status_code == 403

@@ -17,19 +17,24 @@ from reelfoundry.platform import Platform
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (declared or streamed) with a 413 problem."""
+    """Refuse request bodies over the limit (declared or streamed) with a 413 problem.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    ``uploads`` maps (method, path) to a larger limit for the endpoints that take files.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, uploads: dict[tuple[str, str], int]) -> None:
         self.app = app
         self.limit = limit
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.uploads.get((scope["method"], scope["path"].rstrip("/")), self.limit)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, send, limit)
             return
         seen = 0
 
@@ -37,14 +42,14 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+            if seen > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
             return message
 
         await self.app(scope, limited, send)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = PayloadTooLarge(f"request body exceeds {self.limit} bytes").to_problem(scope.get("path"))
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
+        body = PayloadTooLarge(f"request body exceeds {limit} bytes").to_problem(scope.get("path"))
         response = problems.problem_response(body)
         await response(scope, _empty, send)
 
@@ -82,5 +87,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, uploads={("POST", "/v1/assets"): settings.max_upload_bytes}
+    )
     return app

@@ -31,6 +31,14 @@ class LocalStorage:
         shutil.move(str(source), tmp)
         os.replace(tmp, dest)
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, atomically (a temp file renamed into place)."""
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+
     def delete(self, key: str) -> None:
         """Remove an object if present."""
         self.path(key).unlink(missing_ok=True)

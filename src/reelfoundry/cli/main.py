@@ -351,6 +351,33 @@ def assets_download(
         console.print(f"wrote {output} ({n:,} bytes)", highlight=False)
 
 
+@assets_app.command("upload")
+@friendly
+def assets_upload(
+    path: Annotated[Path, typer.Argument(help="PNG, JPEG or WebP image.")],
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Upload an image to use as a job input (template image layers)."""
+    types = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+    media_type = types.get(path.suffix.lower())
+    if media_type is None:
+        raise CLIError(f"{str(path)!r}: expected a .png, .jpg or .webp file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CLIError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    params = {k: v for k, v in {"project": project, "campaign": campaign}.items() if v}
+    asset = _client(server, data_dir, api_key).json(
+        "POST", "/v1/assets", content=data, params=params, headers={"Content-Type": media_type}
+    )
+    _print_json(asset) if as_json else console.print(f"uploaded asset {asset['id']}", highlight=False)
+
+
 @keys_app.command("create")
 @friendly
 def keys_create(

@@ -32,6 +32,7 @@ from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
 from reelfoundry.schema import JobError, VideoRequest
 from reelfoundry.store import Database
+from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store.tables import AssetRow, JobRow, utcnow
 
@@ -152,7 +153,9 @@ class Engine:
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
             card = self.portfolio.card(row.model)
-            params = resolve_params(card, VideoRequest.model_validate(row.request))
+            request = VideoRequest.model_validate(row.request)
+            keys = assetstore.input_keys(session, row.tenant_id, request.inputs)
+            params = resolve_params(card, request, tuple(self.storage.path(k) for k in keys))
         except ReelFoundryError as exc:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelfoundry.errors import NotFound
+from reelfoundry.errors import InvalidParameter, NotFound
 from reelfoundry.ids import is_id
 from reelfoundry.schema import Asset
 from reelfoundry.store.pagination import page_of, paginate
-from reelfoundry.store.tables import AssetRow
+from reelfoundry.store.tables import AssetRow, utcnow
 
 
 def get_asset(session: Session, tenant_id: str, asset_id: str) -> AssetRow:
@@ -18,6 +18,17 @@ def get_asset(session: Session, tenant_id: str, asset_id: str) -> AssetRow:
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"asset {asset_id!r} not found")
     return row
+
+
+def input_keys(session: Session, tenant_id: str, asset_ids: list[str]) -> list[str]:
+    """Storage keys of a request's inputs; InvalidParameter naming ``inputs[i]`` for one not in the tenant."""
+    keys = []
+    for i, asset_id in enumerate(asset_ids):
+        try:
+            keys.append(get_asset(session, tenant_id, asset_id).storage_key)
+        except NotFound:
+            raise InvalidParameter(f"inputs[{i}]", f"inputs[{i}]: asset {asset_id!r} not found") from None
+    return keys
 
 
 def list_assets(
@@ -36,6 +47,40 @@ def list_assets(
     if campaign is not None:
         stmt = stmt.where(AssetRow.campaign == campaign)
     return page_of(list(session.scalars(paginate(stmt, AssetRow.id, cursor, limit))), limit)
+
+
+def add_upload(
+    session: Session,
+    *,
+    asset_id: str,
+    tenant_id: str,
+    storage_key: str,
+    media_type: str,
+    width: int,
+    height: int,
+    size: int,
+    sha256: str,
+    project: str | None,
+    campaign: str | None,
+) -> AssetRow:
+    """Record an uploaded still image (an input for jobs; it has no job)."""
+    row = AssetRow(
+        id=asset_id,
+        tenant_id=tenant_id,
+        job_id=None,
+        media_type=media_type,
+        storage_key=storage_key,
+        poster_key=None,
+        bytes=size,
+        sha256=sha256,
+        width=width,
+        height=height,
+        project=project,
+        campaign=campaign,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
 
 
 def to_asset(row: AssetRow) -> Asset:

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader
+from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, Submitter
 from reelfoundry.api.ranges import parse_range
-from reelfoundry.errors import NotFound
+from reelfoundry.errors import NotFound, UnsupportedMediaType
+from reelfoundry.ids import new_id
+from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
 from reelfoundry.schema import Asset, Page
 from reelfoundry.store import assets as assetstore
 
@@ -34,6 +37,62 @@ def list_assets(
             session, principal.tenant_id, cursor=cursor, limit=limit, project=project, campaign=campaign
         )
         return Page[Asset](items=[assetstore.to_asset(r) for r in rows], next_cursor=nxt)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Asset,
+    summary="Upload an image to use as a job input",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
+        }
+    },
+)
+async def upload_asset(
+    request: Request,
+    platform: PlatformDep,
+    principal: Submitter,
+    content_type: Annotated[str, Header(max_length=100)] = "",
+    project: Annotated[str | None, Query(max_length=128)] = None,
+    campaign: Annotated[str | None, Query(max_length=128)] = None,
+) -> Asset:
+    """The raw image is the body (PNG, JPEG or WebP); reference its id in a request's ``inputs``."""
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type not in IMAGE_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type must be one of {', '.join(IMAGE_TYPES)}, got {media_type or 'none'!r}"
+        )
+    data = await request.body()
+    info = inspect_image(data, media_type)
+    asset_id = new_id()
+    key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"
+
+    def store() -> Asset:
+        platform.storage.put_bytes(key, data)
+        try:
+            with platform.db.write() as session:
+                row = assetstore.add_upload(
+                    session,
+                    asset_id=asset_id,
+                    tenant_id=principal.tenant_id,
+                    storage_key=key,
+                    media_type=media_type,
+                    width=info.width,
+                    height=info.height,
+                    size=info.bytes,
+                    sha256=info.sha256,
+                    project=project,
+                    campaign=campaign,
+                )
+                return assetstore.to_asset(row)
+        except BaseException:
+            platform.storage.delete(key)
+            raise
+
+    return await run_in_threadpool(store)
 
 
 @router.get("/{asset_id}", response_model=Asset, summary="Read an asset's metadata")
