@@ -21,7 +21,12 @@ def test_upload_then_render_with_pan_and_zoom(server: Server) -> None:
         r = c.post("/v1/assets", content=_png(), headers={"Content-Type": "image/png"}, params={"project": "brand"})
         assert r.status_code == 201, r.text
         image = r.json()
-        assert (image["media_type"], image["width"], image["height"], image["project"]) == ("image/png", 96, 64, "brand")
+        assert (image["media_type"], image["width"], image["height"], image["project"]) == (
+            "image/png",
+            96,
+            64,
+            "brand",
+        )
         spec = {
             "variables": {"client_name": "Ada"},
             "scenes": [
