@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         0.25, ge=0, description="Least time between two stored progress events of a job."
     )
+    auth_cache_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds a verified key is trusted without a database look-up (0 = never)."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
     max_upload_bytes: int = Field(25 * 1_048_576, ge=1024, description="Largest image upload (POST /v1/assets).")
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")

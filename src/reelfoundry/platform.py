@@ -40,6 +40,7 @@ class Platform:
         self.db.on_commit(self.changes.notify)
         self.storage = LocalStorage(settings.media_dir)
         self.portfolio = Portfolio(settings.extra_models)
+        self.principals = keystore.PrincipalCache(settings.auth_cache_s)
         self.engine: Engine | None = None
         self.webhooks: WebhookDispatcher | None = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from reelfoundry.errors import Unauthenticated
 from reelfoundry.governance.roles import Action, check
@@ -12,8 +13,11 @@ from reelfoundry.platform import Platform
 from reelfoundry.store.keys import Principal, authenticate
 from reelfoundry.store.pagination import MAX_LIMIT
 
+# Trivial dependencies are ``async def``: FastAPI runs a sync dependency in the thread pool,
+# and a thread hop costs more than these functions do.
 
-def get_platform(request: Request) -> Platform:
+
+async def get_platform(request: Request) -> Platform:
     """The Platform built at start-up."""
     platform: Platform = request.app.state.platform
     return platform
@@ -22,14 +26,23 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-def get_principal(request: Request, platform: PlatformDep) -> Principal:
-    """Authenticate ``Authorization: Bearer <key>``."""
+async def get_principal(request: Request, platform: PlatformDep) -> Principal:
+    """Authenticate ``Authorization: Bearer <key>`` (from the short-lived cache when it can)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("missing 'Authorization: Bearer <api key>' header")
+    principal = platform.principals.get(token)
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate, platform, token)
+        platform.principals.put(token, principal)
+    return principal
+
+
+def _authenticate(platform: Platform, token: str) -> Principal:
     with platform.db.read() as session:
-        return authenticate(session, token.strip())
+        return authenticate(session, token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -38,7 +51,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def requires(action: Action) -> object:
     """A dependency that checks the caller's role may do ``action``; returns the principal."""
 
-    def _dep(principal: PrincipalDep) -> Principal:
+    async def _dep(principal: PrincipalDep) -> Principal:
         check(principal.role, action)
         return principal
 

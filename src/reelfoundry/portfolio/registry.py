@@ -40,6 +40,7 @@ class Portfolio:
 
     def __init__(self, extra: Iterable[ModelCard] = ()) -> None:
         self.cards: dict[str, ModelCard] = {TEMPLATE_CARD.id: TEMPLATE_CARD}
+        self._backends: dict[str, Backend] = {}
         for card in extra:
             self.cards[card.id] = card
 
@@ -51,8 +52,11 @@ class Portfolio:
         return self.cards[model_id]
 
     def backend(self, card: ModelCard) -> Backend:
-        """A backend instance for a card (cheap: backends load weights on first generate)."""
-        return backend_class(card.backend)(card)
+        """The backend instance for a card, made once (cheap: backends load weights on first generate)."""
+        backend = self._backends.get(card.id)
+        if backend is None or backend.card is not card:
+            backend = self._backends[card.id] = backend_class(card.backend)(card)
+        return backend
 
 
 def resolve_params(card: ModelCard, request: VideoRequest, inputs: tuple[Path, ...] = ()) -> GenerationParams:

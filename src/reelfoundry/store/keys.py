@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -76,6 +77,38 @@ def authenticate(session: Session, token: str) -> Principal:
     if found is None or not hmac.compare_digest(found.secret_hash, _hash(parts[2])) or found.revoked_at is not None:
         raise Unauthenticated("unknown or revoked API key")
     return Principal(parts[1], found.id, found.name, Role(found.role), found.is_operator)
+
+
+class PrincipalCache:
+    """Verified keys for a few seconds, so a burst of requests costs one look-up.
+
+    Keyed by the token's hash, never the token. Revocation clears it here at once;
+    other servers sharing the database stop accepting the key within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        """The cached principal of ``token`` if still fresh."""
+        if self.ttl_s <= 0:
+            return None
+        hit = self._entries.get(_hash(token))
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, token: str, principal: Principal) -> None:
+        """Remember a verified principal."""
+        if self.ttl_s > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[_hash(token)] = (principal, time.monotonic() + self.ttl_s)
+
+    def clear(self) -> None:
+        """Forget everything (after a revocation)."""
+        self._entries.clear()
 
 
 def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKeyRow:

@@ -42,4 +42,6 @@ def revoke_key(key_id: str, platform: PlatformDep, principal: KeyAdmin) -> KeyPu
     """Revoke a key of the tenant; it stops working at once."""
     with platform.db.write() as session:
         row = keystore.revoke_key(session, principal.tenant_id, key_id)
-        return keystore.to_key(row, principal.tenant_name)
+        public = keystore.to_key(row, principal.tenant_name)
+    platform.principals.clear()
+    return public
