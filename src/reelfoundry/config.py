@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(
         900.0, gt=0, description="A job attempt running longer than this is killed and failed."
     )
+    cancel_grace_s: float = Field(
+        10.0, gt=0, description="A cancelled job whose backend reaches no step boundary this long is killed."
+    )
     max_attempts: int = Field(3, ge=1, le=20, description="Starts per job before it is failed for good.")
     lease_s: float = Field(60.0, gt=1, description="A running job whose worker is silent this long is re-queued.")
     poll_interval_s: float = Field(0.2, gt=0, le=10, description="How often idle loops look at the database.")

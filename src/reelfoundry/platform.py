@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
+from reelfoundry.errors import ConfigurationError
 from reelfoundry.events.notify import ChangeNotifier
 from reelfoundry.events.webhooks import WebhookDispatcher
 from reelfoundry.execution.engine import Engine
@@ -43,6 +48,7 @@ class Platform:
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)
         self.engine: Engine | None = None
         self.webhooks: WebhookDispatcher | None = None
+        self._lock_fd: int | None = None
 
     @property
     def node(self) -> str:
@@ -54,7 +60,12 @@ class Platform:
 
     def bootstrap(self) -> None:
         """Migrate, and on a fresh data dir create the operator tenant and its admin key file."""
-        self.db.migrate()
+        try:
+            self.db.migrate()
+        except OperationalError as exc:
+            where = make_url(self.db.url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise ConfigurationError(f"cannot use the database {where}: {reason}") from None
         key_path = self.settings.admin_key_path
         if key_path.exists():
             return
@@ -64,11 +75,31 @@ class Platform:
         write_secret(key_path, token)
         log.info("created admin key in %s", key_path)
 
+    def _lock_data_dir(self) -> None:
+        """Hold an exclusive lock on the data dir for this process's life.
+
+        The node id lives in the data dir and a starting engine re-queues that node's
+        running jobs, so two live servers on one data dir would run jobs twice.
+        """
+        path = self.settings.data_dir / "server.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ConfigurationError(
+                f"another reelfoundry server is using {self.settings.data_dir}; give each server its own --data-dir"
+            ) from None
+        self._lock_fd = fd
+
     def start(self) -> None:
-        """Bootstrap, then start the engine (if this server runs jobs) and the webhook dispatcher."""
+        """Lock the data dir, bootstrap, start the engine (if this server runs jobs) and the webhook dispatcher."""
+        self._lock_data_dir()
         self.bootstrap()
         if self.settings.worker_slots > 0:
-            executor = LocalExecutor(self.settings.worker_slots, self.settings.job_timeout_s)
+            executor = LocalExecutor(
+                self.settings.worker_slots, self.settings.job_timeout_s, self.settings.cancel_grace_s
+            )
             self.engine = Engine(self.settings, self.db, self.portfolio, self.storage, executor, self.node)
             self.engine.start()
         self.webhooks = WebhookDispatcher(self.settings, self.db)
@@ -81,3 +112,6 @@ class Platform:
         if self.webhooks is not None:
             self.webhooks.stop()
         self.db.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

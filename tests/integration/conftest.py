@@ -11,8 +11,8 @@ from server import Server, server_env
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server (SQLite, one worker slot, 20 s job timeout, 2 MB uploads) shared by a test module."""
+    """One server (SQLite, one worker slot, 20 s timeout, 2 s cancel grace, 2 MB uploads) per test module."""
     data_dir: Path = tmp_path_factory.mktemp("srv") / "data"
-    srv = Server(data_dir, server_env(job_timeout_s=20, max_upload_bytes=2_000_000)).start()
+    srv = Server(data_dir, server_env(job_timeout_s=20, cancel_grace_s=2, max_upload_bytes=2_000_000)).start()
     yield srv
     srv.stop()

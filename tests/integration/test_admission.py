@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -65,11 +66,43 @@ def test_bad_job_bodies(server: Server, body: Any, parameter: str, status: int) 
 
 
 def test_oversized_body_is_413(server: Server) -> None:
+    big = b'{"prompt":"' + b"x" * 2_000_000 + b'"}'
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit must hold while streaming
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
     with server.client() as c:
-        r = c.post(
-            "/v1/jobs", content=b'{"prompt":"' + b"x" * 2_000_000 + b'"}', headers={"Content-Type": "application/json"}
-        )
-    assert r.status_code == 413 and r.json()["type"].endswith("/payload-too-large")
+        for body in (big, chunked()):
+            r = c.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 413 and r.json()["type"].endswith("/payload-too-large"), r.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "params", "status"),
+    [
+        ({"Last-Event-ID": "²".encode("latin-1")}, {}, 400),
+        ({"Last-Event-ID": "9" * 20}, {}, 400),
+        ({"Last-Event-ID": "abc"}, {}, 400),
+        ({}, {"after": "9" * 20}, 422),
+        ({}, {"after": -1}, 422),
+    ],
+)
+def test_bad_event_cursors(server: Server, headers: dict[str, Any], params: dict[str, Any], status: int) -> None:
+    with server.client() as c:
+        job = c.post("/v1/jobs", json={"prompt": "e", "model": "template", "num_frames": 2}).json()
+        r = c.get(f"/v1/jobs/{job['id']}/events", headers=headers, params=params)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("field", ["project", "campaign"])
+def test_control_characters_in_labels_are_refused(server: Server, field: str) -> None:
+    with server.client() as c:
+        r = c.post("/v1/jobs", json={"prompt": "x", "labels": {field: "bad\u0000name"}})
+        assert r.status_code == 422 and r.json()["parameter"] == f"labels.{field}"
+        assert c.get("/v1/assets", params={field: "a\x00b"}).status_code == 422
+        assert c.post("/v1/keys", json={"name": "nul\u0000", "role": "viewer"}).status_code == 422
 
 
 @pytest.mark.parametrize(

@@ -54,3 +54,15 @@ def test_cancel_queued_and_running(server: Server) -> None:
         assert final["state"] == "cancelled" and final["asset_id"] is None and final["progress"] < 1
         again = c.post(f"/v1/jobs/{running['id']}/cancel")
         assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
+
+
+def test_cancel_reaches_a_backend_stuck_inside_a_step(server: Server) -> None:
+    with server.client() as c:
+        job = c.post("/v1/jobs", json={"prompt": "hang", "model": "faulty"}).json()
+        wait_state(c, job["id"], {"running"})
+        for _ in range(5):  # repeated cancels are fine and do not pile up
+            assert c.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+        final = wait_state(c, job["id"], {"cancelled", "failed", "succeeded"}, timeout=30)
+        assert final["state"] == "cancelled"
+        ok = c.post("/v1/jobs", json={"prompt": "fine", "model": "faulty"}).json()
+        assert wait_state(c, ok["id"], {"failed", "succeeded"})["state"] == "succeeded"

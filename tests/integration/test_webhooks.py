@@ -53,6 +53,9 @@ def test_receiver_down_then_up_gets_every_event_signed(tmp_path: Path) -> None:
     try:
         with srv.client() as c:
             secret = c.get("/v1/webhooks/secret").json()["secret"]
+            # A URL pydantic accepts but no HTTP client can use: its failures must not block anyone else.
+            poison = "http://" + "a" * 70 + ".example/hook"
+            bad = c.post("/v1/jobs", json={"prompt": "fine", "model": "faulty", "webhook_url": poison}).json()
             job = c.post("/v1/jobs", json={"prompt": "fine", "model": "faulty", "webhook_url": receiver.url}).json()
             wait_state(c, job["id"], {"succeeded"})
             deadline = time.monotonic() + 20
@@ -60,13 +63,18 @@ def test_receiver_down_then_up_gets_every_event_signed(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "dispatcher did not retry"
                 time.sleep(0.05)
             log = c.get("/v1/webhooks/deliveries").json()["items"]
-            assert all(d["state"] == "pending" and d["last_status"] == 503 for d in log)
+            assert all(d["state"] == "pending" for d in log)
+            assert {d["last_status"] for d in log if d["job_id"] == job["id"]} == {503}
             receiver.up = True
             while len({h["reelfoundry-delivery"] for h, _ in receiver.accepted}) < 3:
                 assert time.monotonic() < deadline + 20, "deliveries never arrived"
                 time.sleep(0.05)
-            log = c.get("/v1/webhooks/deliveries").json()["items"]
-            assert {d["state"] for d in log} == {"delivered"} and min(d["attempts"] for d in log) >= 2
+            log = c.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"]
+            good = [d for d in log if d["job_id"] == job["id"]]
+            assert {d["state"] for d in good} == {"delivered"} and min(d["attempts"] for d in good) >= 2
+            poisoned = [d for d in log if d["job_id"] == bad["id"]]
+            assert poisoned and all(d["state"] == "pending" and d["attempts"] >= 1 for d in poisoned)
+            assert all(d["last_error"] and d["last_status"] is None for d in poisoned)
     finally:
         srv.stop()
         receiver.httpd.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelfoundry import __version__
@@ -43,7 +43,8 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+                # FastAPI turns other errors raised while reading the body into a 400; HTTPException passes.
+                raise HTTPException(413, f"request body exceeds {limit} bytes")
             return message
 
         await self.app(scope, limited, send)
@@ -59,20 +60,22 @@ async def _empty() -> Message:
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
-    """Build the app. It starts the platform (engine, webhooks) in its lifespan unless one is given."""
+    """Build the app. It starts the platform unless one (already started) is given, and stops it on shutdown.
+
+    Stopping happens in the lifespan because uvicorn re-raises SIGTERM after its shutdown,
+    so code after ``uvicorn.run`` may never run.
+    """
     settings = settings or Settings()
-    owned = platform is None
     plat = platform or Platform(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if owned:
+        if platform is None:
             plat.start()
         try:
             yield
         finally:
-            if owned:
-                plat.stop()
+            plat.stop()
 
     app = FastAPI(
         title="ReelFoundry",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from typing import Any
 import httpx
 
 from reelfoundry.errors import ReelFoundryError
+
+FINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 
 
 class CLIError(ReelFoundryError):
@@ -57,18 +60,30 @@ class Client:
         """Send a request and decode the JSON answer."""
         return self.request(method, path, **kw).json()
 
-    def events(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """Follow a job's SSE stream, yielding each event's JSON until the stream ends."""
-        try:
-            with self._http.stream("GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(30.0, read=None)) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise CLIError(_problem_detail(r))
-                for line in r.iter_lines():
-                    if line.startswith("data: "):
-                        yield json.loads(line[6:])
-        except httpx.HTTPError as exc:
-            raise CLIError(f"event stream from {self.server} broke: {exc}", 1) from None
+    def events(self, job_id: str, retries: int = 60) -> Iterator[dict[str, Any]]:
+        """Follow a job's SSE stream until its final event, reconnecting (Last-Event-ID) if the server restarts."""
+        last = 0
+        failures = 0
+        while True:
+            try:
+                headers = {"Last-Event-ID": str(last)} if last else {}
+                timeout = httpx.Timeout(30.0, read=None)
+                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        raise CLIError(_problem_detail(r))
+                    for line in r.iter_lines():
+                        if line.startswith("data: "):
+                            event = json.loads(line[6:])
+                            last, failures = event["id"], 0
+                            yield event
+                            if event["type"] in FINAL_EVENTS:
+                                return
+            except httpx.HTTPError as exc:
+                failures += 1
+                if failures > retries:
+                    raise CLIError(f"event stream from {self.server} broke: {exc}", 1) from None
+            time.sleep(1.0)
 
     def download(self, path: str, out: Path) -> int:
         """Stream a download into ``out`` atomically; returns bytes written."""
@@ -86,6 +101,8 @@ class Client:
             tmp.replace(out)
         except OSError as exc:
             raise CLIError(f"cannot write {out}: {exc.strerror}") from None
+        except httpx.HTTPError as exc:
+            raise CLIError(f"download from {self.server} failed: {exc}", 1) from None
         finally:
             tmp.unlink(missing_ok=True)
         return written

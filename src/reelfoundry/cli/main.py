@@ -39,7 +39,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(schema_app, name="schema")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,6 +139,8 @@ def generate(
             spec = TemplateSpec.model_validate_json(template.read_text())
         except OSError as exc:
             raise CLIError(f"cannot read template {str(template)!r}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CLIError(f"template {str(template)!r} is not UTF-8 JSON") from None
     for path in inputs or []:
         if not path.is_file():
             raise CLIError(f"--input {str(path)!r} is not a file")
@@ -184,19 +186,22 @@ def serve(
 
     from reelfoundry.api.app import create_app
     from reelfoundry.config import Settings
+    from reelfoundry.platform import Platform
 
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
     if workers is not None:
         overrides["worker_slots"] = workers
     settings = Settings(**overrides)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app_ = create_app(settings)
+    platform = Platform(settings)
+    platform.start()  # before uvicorn, so a locked data dir or a bad database URL is one clear line
     console.print(
         f"ReelFoundry {__version__} on http://{host}:{port} — data in {data_dir.resolve()} "
         f"(admin key: {settings.admin_key_path})",
         highlight=False,
     )
-    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=False)
+    # The app's lifespan stops the platform when uvicorn shuts down.
+    uvicorn.run(create_app(settings, platform), host=host, port=port, log_level=log_level, access_log=False)
 
 
 @app.command()

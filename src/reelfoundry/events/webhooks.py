@@ -14,7 +14,8 @@ import hmac
 import logging
 import threading
 import time
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import select
@@ -62,7 +63,10 @@ class WebhookDispatcher:
         self.batch = batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._client = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+        self._client = httpx.Client(
+            timeout=settings.webhook_timeout_s, follow_redirects=False, limits=httpx.Limits(max_connections=batch)
+        )
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reelfoundry-webhook")
 
     def start(self) -> None:
         """Run the delivery loop in a daemon thread."""
@@ -73,7 +77,8 @@ class WebhookDispatcher:
         """Stop the loop; undelivered rows stay pending for the next start."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.settings.webhook_timeout_s + 5)
+            self._thread.join(self.settings.webhook_timeout_s * 2 + 5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def _run(self) -> None:
@@ -87,9 +92,10 @@ class WebhookDispatcher:
                 self._stop.wait(self.settings.poll_interval_s)
 
     def deliver_due(self) -> int:
-        """Send every delivery that is due now; returns how many were tried."""
+        """Send every delivery that is due now, several at once; returns how many were tried."""
         now = utcnow()
-        lease = now + timedelta(seconds=self.settings.webhook_timeout_s * 2)
+        # A claim: other dispatchers skip these rows until the lease passes; one send fits in it.
+        lease = now + timedelta(seconds=self.settings.webhook_timeout_s * 3)
         with self.db.write() as session:
             stmt = (
                 select(WebhookDeliveryRow)
@@ -98,20 +104,19 @@ class WebhookDispatcher:
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             )
-            due = list(session.scalars(stmt))
             work = []
-            for row in due:
-                row.next_attempt_at = lease  # a claim: other dispatchers skip it until the lease passes
+            for row in session.scalars(stmt):
+                row.next_attempt_at = lease
                 event = session.get(EventRow, row.event_id)
                 tenant = session.get(TenantRow, row.tenant_id)
                 assert event is not None and tenant is not None
                 body = to_event(event).model_dump_json().encode()
                 work.append((row.id, row.url, body, tenant.webhook_secret))
-        for delivery_id, url, body, secret in work:
-            self._send(delivery_id, url, body, secret)
+        # One slow receiver must not hold up the others: send concurrently.
+        list(self._pool.map(lambda w: self._send(*w, lease=lease), work))
         return len(work)
 
-    def _send(self, delivery_id: str, url: str, body: bytes, secret: str) -> None:
+    def _send(self, delivery_id: str, url: str, body: bytes, secret: str, *, lease: datetime) -> None:
         ts = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -127,11 +132,13 @@ class WebhookDispatcher:
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"receiver answered {status}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # any failure to send (bad host name, TLS, timeout) is a failed attempt
+            error = f"{type(exc).__name__}: {exc}"[:500]
         with self.db.write() as session:
-            row = session.get(WebhookDeliveryRow, delivery_id, with_for_update=True)
-            assert row is not None
+            row = session.get(WebhookDeliveryRow, delivery_id, with_for_update=True, populate_existing=True)
+            # Only the holder of the claim records the outcome (another dispatcher may have taken over).
+            if row is None or row.state != "pending" or row.next_attempt_at != lease:
+                return
             row.attempts += 1
             row.last_status = status
             row.last_error = error

@@ -98,12 +98,17 @@ class Engine:
             os.write(self._wake_w, b"x")
 
     def stop(self) -> None:
-        """Stop the loop and the executor."""
+        """Stop the loop and the executor; jobs cut short go back to the queue without using an attempt."""
         self._stop.set()
         self.wake()
         if self._thread is not None:
             self._thread.join(10)
         self.executor.shutdown()
+        with self.db.write() as session:
+            for row in jobstore.release_node(session, self.node):
+                log.info("job %s released at shutdown (now %s)", row.id, row.state)
+        for leftover in self.work_dir.iterdir():
+            leftover.unlink(missing_ok=True)
 
     def run(self) -> None:
         """Loop until stopped; an error in one step is logged and the loop goes on."""
@@ -143,10 +148,17 @@ class Engine:
     def update_from_output(self, outputs: list[WorkerOutput]) -> None:
         """Record progress and results reported by the executor."""
         for out in outputs:
-            if isinstance(out, Progress):
-                self._on_progress(out)
-            else:
-                self._on_finished(out)
+            try:
+                if isinstance(out, Progress):
+                    self._on_progress(out)
+                else:
+                    self._on_finished(out)
+            except Exception:
+                # One output that cannot be recorded (disk full, database gone) must not lose the others;
+                # its job keeps its lease and is re-queued when the lease runs out.
+                log.exception("could not record %s of job %s", type(out).__name__, out.job_id)
+                if isinstance(out, Finished):
+                    self._cleanup(out)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -180,7 +192,7 @@ class Engine:
                 jobstore.lease_deadline(self.settings.lease_s),
                 emit=True,
             )
-        if row is not None and row.cancel_requested:
+        if row is None or row.cancel_requested:  # cancelled, or a stale attempt the job moved on from
             self.executor.cancel(out.job_id)
 
     def _on_finished(self, out: Finished) -> None:
@@ -204,6 +216,19 @@ class Engine:
         self.storage.put_file(video_key, out.video_path)
         if poster_key and out.poster_path:
             self.storage.put_file(poster_key, out.poster_path)
+        done = None
+        try:
+            done = self._complete(out, asset_id, video_key, poster_key, state)
+        finally:
+            if done is None:  # not recorded, or a stale attempt the job moved on without
+                self.storage.delete(video_key)
+                if poster_key:
+                    self.storage.delete(poster_key)
+
+    def _complete(
+        self, out: Finished, asset_id: str, video_key: str, poster_key: str | None, state: _Running
+    ) -> JobRow | None:
+        assert out.media is not None
         media = out.media
         asset = AssetRow(
             id=asset_id,
@@ -225,11 +250,7 @@ class Engine:
             created_at=utcnow(),
         )
         with self.db.write() as session:
-            done = jobstore.complete(session, out.job_id, out.attempt, asset)
-        if done is None:  # a stale attempt: the job moved on without it
-            self.storage.delete(video_key)
-            if poster_key:
-                self.storage.delete(poster_key)
+            return jobstore.complete(session, out.job_id, out.attempt, asset)
 
     def _cleanup(self, out: Finished) -> None:
         for path in (out.video_path, out.poster_path):

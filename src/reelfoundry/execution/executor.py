@@ -8,7 +8,7 @@ import logging
 import multiprocessing as mp
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
@@ -53,15 +53,21 @@ class _Slot:
     conn: Connection
     item: WorkItem | None = None
     started: float = 0.0
-    outputs: list[WorkerOutput] = field(default_factory=list)
+    #: When the cancel message was sent (once per item: the worker reads it only at a step boundary).
+    cancel_sent: float | None = None
 
 
 class LocalExecutor(Executor):
-    """A fixed pool of worker processes on this machine, one item each at a time."""
+    """A fixed pool of worker processes on this machine, one item each at a time.
 
-    def __init__(self, slots: int, timeout_s: float) -> None:
+    A worker that does not reach a step boundary within ``cancel_grace_s`` of a cancel,
+    or runs past ``timeout_s``, is killed and replaced.
+    """
+
+    def __init__(self, slots: int, timeout_s: float, cancel_grace_s: float = 10.0) -> None:
         self._ctx = mp.get_context("spawn")
         self._timeout_s = timeout_s
+        self._cancel_grace_s = cancel_grace_s
         self._slots = [self._spawn() for _ in range(slots)]
 
     def _spawn(self) -> _Slot:
@@ -83,13 +89,14 @@ class LocalExecutor(Executor):
         free = (s for s in self._slots if s.item is None)
         for item in items:
             slot = next(free)
-            slot.item, slot.started = item, time.monotonic()
+            slot.item, slot.started, slot.cancel_sent = item, time.monotonic(), None
             with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker is noticed by poll()
                 slot.conn.send(item)
 
     def cancel(self, job_id: str) -> None:
         for slot in self._slots:
-            if slot.item is not None and slot.item.job_id == job_id:
+            if slot.item is not None and slot.item.job_id == job_id and slot.cancel_sent is None:
+                slot.cancel_sent = time.monotonic()
                 with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker is noticed by poll()
                     slot.conn.send((CANCEL, job_id))
 
@@ -98,22 +105,24 @@ class LocalExecutor(Executor):
         waitables += [s.process.sentinel for s in self._slots]
         wait([*waitables, *wake_fds], timeout=timeout)
         outputs: list[WorkerOutput] = []
+        now = time.monotonic()
         for i, slot in enumerate(self._slots):
             outputs.extend(self._drain(slot))
             if not slot.process.is_alive():
                 outputs.extend(self._drain(slot))
                 if slot.item is not None:
                     code = slot.process.exitcode
-                    outputs.append(
-                        self._fail(slot, f"worker process crashed (exit code {code}) while running the backend")
-                    )
+                    detail = f"worker process crashed (exit code {code}) while running the backend"
+                    outputs.append(self._abandon(slot, error=detail))
                 self._replace(i)
-            elif slot.item is not None and time.monotonic() - slot.started > self._timeout_s:
-                slot.process.kill()
-                slot.process.join(5)
-                outputs.append(
-                    self._fail(slot, f"backend exceeded the job timeout of {self._timeout_s:g} s and was killed")
-                )
+            elif (
+                slot.item is not None and slot.cancel_sent is not None and now - slot.cancel_sent > self._cancel_grace_s
+            ):
+                outputs.append(self._abandon(slot, error=None))
+                self._replace(i)
+            elif slot.item is not None and now - slot.started > self._timeout_s:
+                detail = f"backend exceeded the job timeout of {self._timeout_s:g} s and was killed"
+                outputs.append(self._abandon(slot, error=detail))
                 self._replace(i)
         return outputs
 
@@ -131,16 +140,25 @@ class LocalExecutor(Executor):
             pass
         return out
 
-    def _fail(self, slot: _Slot, detail: str) -> Finished:
+    def _abandon(self, slot: _Slot, error: str | None) -> Finished:
+        """Kill the slot's worker and end its item: failed with ``error``, or cancelled if None."""
         assert slot.item is not None
         item, slot.item = slot.item, None
-        log.warning("job %s attempt %d: %s", item.job_id, item.attempt, detail)
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join(5)
+        # Whatever the worker had written for this attempt (temp files included) is garbage now.
+        for leftover in item.out_dir.glob(f"*{item.job_id}-{item.attempt}*"):
+            leftover.unlink(missing_ok=True)
+        seconds = time.monotonic() - slot.started
+        if error is None:
+            log.warning(
+                "job %s attempt %d: no step boundary within the cancel grace; killed", item.job_id, item.attempt
+            )
+            return Finished(item.job_id, item.attempt, cancelled=True, seconds=seconds)
+        log.warning("job %s attempt %d: %s", item.job_id, item.attempt, error)
         return Finished(
-            item.job_id,
-            item.attempt,
-            error_type=BackendError.problem_type(),
-            error_detail=detail,
-            seconds=time.monotonic() - slot.started,
+            item.job_id, item.attempt, error_type=BackendError.problem_type(), error_detail=error, seconds=seconds
         )
 
     def _replace(self, index: int) -> None:

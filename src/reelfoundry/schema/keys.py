@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelfoundry.schema.text import PRINTABLE
+
 
 class Role(StrEnum):
     """What a key may do inside its tenant."""
@@ -23,7 +25,9 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(..., min_length=1, max_length=128, description="Label for people, e.g. 'ci-bot'.")
+    name: str = Field(
+        ..., min_length=1, max_length=128, pattern=PRINTABLE, description="Label for people, e.g. 'ci-bot'."
+    )
     role: Role = Field(..., description="admin, creator, reviewer, viewer or worker.")
     tenant: str | None = Field(
         None,

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from reelfoundry.schema.template import TemplateSpec
+from reelfoundry.schema.text import PRINTABLE
 
 MAX_PROMPT_CHARS = 4000
 MAX_FRAMES = 2880
@@ -52,8 +53,8 @@ class Labels(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    project: str | None = Field(None, max_length=128, description="Project name. Default none.")
-    campaign: str | None = Field(None, max_length=128, description="Campaign name. Default none.")
+    project: str | None = Field(None, max_length=128, pattern=PRINTABLE, description="Project name. Default none.")
+    campaign: str | None = Field(None, max_length=128, pattern=PRINTABLE, description="Campaign name. Default none.")
 
 
 class VideoRequest(BaseModel):

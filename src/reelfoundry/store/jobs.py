@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from reelfoundry.errors import IdempotencyConflict, InvalidTransition, NotFound
 from reelfoundry.ids import is_id, new_id
-from reelfoundry.schema import Job, JobError, JobState, VideoRequest
+from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, VideoRequest
 from reelfoundry.store.events import append_event
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import AssetRow, JobRow, utcnow
@@ -135,6 +135,8 @@ def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | N
 
 def _running(session: Session, job_id: str, attempt: int, **values: Any) -> JobRow | None:
     """Update a job only if this attempt still holds it; the row, or None if stale."""
+    if "state" in values and (JobState.running, JobState(values["state"])) not in TRANSITIONS:
+        raise InvalidTransition(f"a running job cannot become {values['state']}")
     stmt = (
         update(JobRow)
         .where(JobRow.id == job_id, JobRow.state == JobState.running.value, JobRow.attempts == attempt)
@@ -190,10 +192,15 @@ def complete(session: Session, job_id: str, attempt: int, asset: AssetRow) -> Jo
 
 
 def fail(session: Session, job_id: str, attempt: int, error: JobError, *, retry: bool) -> JobRow | None:
-    """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed."""
+    """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed.
+
+    A job whose cancellation was requested is never re-queued: it ends cancelled.
+    """
     current = session.get(JobRow, job_id, populate_existing=True, with_for_update=True)
     if current is None or current.state != JobState.running.value or current.attempts != attempt:
         return None
+    if current.cancel_requested:
+        return mark_cancelled(session, job_id, attempt)
     if retry and current.attempts < current.max_attempts:
         row = _running(
             session, job_id, attempt, state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None
@@ -242,6 +249,32 @@ def request_cancel(session: Session, tenant_id: str, job_id: str) -> JobRow:
     else:
         raise InvalidTransition(f"job {job_id} is already {state.value}; only queued or running jobs can be cancelled")
     return row
+
+
+def release_node(session: Session, node: str) -> list[JobRow]:
+    """On a clean shutdown: put this node's running jobs back in the queue without using an attempt."""
+    stmt = select(JobRow).where(JobRow.state == JobState.running.value, JobRow.worker_node == node)
+    released = []
+    for row in list(session.scalars(stmt.with_for_update())):
+        attempt = row.attempts
+        if row.cancel_requested:
+            done = mark_cancelled(session, row.id, attempt)
+        else:
+            done = _running(
+                session,
+                row.id,
+                attempt,
+                state=JobState.queued.value,
+                attempts=attempt - 1,
+                progress=0.0,
+                lease_until=None,
+                worker_node=None,
+            )
+            if done is not None:
+                append_event(session, done, "job.requeued", {"attempt": attempt, "reason": "server stopped"})
+        if done is not None:
+            released.append(done)
+    return released
 
 
 def requeue_lost(session: Session, *, node: str | None, now: datetime | None = None) -> list[JobRow]:

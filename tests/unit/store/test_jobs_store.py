@@ -197,3 +197,36 @@ def test_concurrent_claimers_never_run_a_job_twice(database: Database, tenant_id
     assert len(counts) == total and max(counts.values()) == 1
     with database.read() as s:
         assert s.scalar(select(func.count()).select_from(JobRow).where(JobRow.attempts != 1)) == 0
+
+
+def test_a_job_asked_to_cancel_is_never_requeued(database: Database, tenant_ids: tuple[str, str]) -> None:
+    tenant = tenant_ids[0]
+    job_id = _submit(database, tenant)
+    assert _claim(database, "me") is not None
+    with database.write() as s:
+        jobstore.request_cancel(s, tenant, job_id)
+    with database.write() as s:
+        assert [r.state for r in jobstore.requeue_lost(s, node="me")] == ["cancelled"]
+    assert _events(database, job_id)[-1] == "job.cancelled"
+
+
+def test_release_at_shutdown_gives_the_attempt_back(database: Database, tenant_ids: tuple[str, str]) -> None:
+    job_id = _submit(database, tenant_ids[0])
+    other = _submit(database, tenant_ids[0])
+    assert _claim(database, "me") is not None
+    assert _claim(database, "them") is not None
+    with database.write() as s:
+        released = jobstore.release_node(s, "me")
+    assert [(r.id, r.state, r.attempts) for r in released] == [(job_id, "queued", 0)]
+    again = _claim(database, "me")
+    assert again is not None and again.id == job_id and again.attempts == 1
+    with database.read() as s:
+        assert jobstore.get_job(s, tenant_ids[0], other).state == "running"
+
+
+def test_store_refuses_transitions_outside_the_diagram(database: Database, tenant_ids: tuple[str, str]) -> None:
+    job_id = _submit(database, tenant_ids[0])
+    row = _claim(database)
+    assert row is not None
+    with database.write() as s, pytest.raises(InvalidTransition):
+        jobstore._running(s, job_id, row.attempts, state="running")

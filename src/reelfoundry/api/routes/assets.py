@@ -16,6 +16,7 @@ from reelfoundry.errors import NotFound, UnsupportedMediaType
 from reelfoundry.ids import new_id
 from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
 from reelfoundry.schema import Asset, Page
+from reelfoundry.schema.text import PRINTABLE
 from reelfoundry.store import assets as assetstore
 
 router = APIRouter(prefix="/assets", tags=["assets"])
@@ -28,8 +29,8 @@ def list_assets(
     principal: Reader,
     cursor: Cursor = None,
     limit: Limit = 50,
-    project: Annotated[str | None, Query(max_length=128)] = None,
-    campaign: Annotated[str | None, Query(max_length=128)] = None,
+    project: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
+    campaign: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
 ) -> Page[Asset]:
     """A page of the tenant's assets, optionally filtered by project and campaign."""
     with platform.db.read() as session:
@@ -56,8 +57,8 @@ async def upload_asset(
     platform: PlatformDep,
     principal: Submitter,
     content_type: Annotated[str, Header(max_length=100)] = "",
-    project: Annotated[str | None, Query(max_length=128)] = None,
-    campaign: Annotated[str | None, Query(max_length=128)] = None,
+    project: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
+    campaign: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
 ) -> Asset:
     """The raw image is the body (PNG, JPEG or WebP); reference its id in a request's ``inputs``."""
     media_type = content_type.split(";")[0].strip().lower()
@@ -66,7 +67,7 @@ async def upload_asset(
             f"Content-Type must be one of {', '.join(IMAGE_TYPES)}, got {media_type or 'none'!r}"
         )
     data = await request.body()
-    info = inspect_image(data, media_type)
+    info = await run_in_threadpool(inspect_image, data, media_type)
     asset_id = new_id()
     key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -22,6 +23,7 @@ from reelfoundry.store.events import events_after, to_event
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 HEARTBEAT_S = 15.0
+MAX_EVENT_ID = 2**63 - 1
 
 
 @router.post("", status_code=201, response_model=Job, summary="Submit a video request")
@@ -87,12 +89,14 @@ async def job_events(
     request: Request,
     platform: PlatformDep,
     principal: Reader,
-    after: Annotated[int, Query(ge=0, description="Send events with id greater than this. Default 0.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Send events with id greater than this. Default 0.")
+    ] = 0,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> StreamingResponse:
     """Each event is ``id``, ``event`` (its type) and ``data`` (the Event as JSON)."""
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", last_event_id):
             raise BadRequest(f"Last-Event-ID must be an event id, got {last_event_id!r}", parameter="Last-Event-ID")
         after = max(after, int(last_event_id))
     first = await run_in_threadpool(_fetch, platform, principal.tenant_id, job_id, after)  # 404 before streaming
