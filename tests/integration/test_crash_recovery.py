@@ -5,11 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from server import Server, server_env, wait_state
 
 
-def test_job_survives_server_kill_and_finishes_once(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "data", server_env()).start()
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_job_survives_server_kill_and_finishes_once(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    settings = {"database_url": request.getfixturevalue("pg_url")} if database == "postgresql" else {}
+    srv = Server(tmp_path / "data", server_env(**settings)).start()
     try:
         with srv.client() as c:
             job = c.post("/v1/jobs", json={"prompt": "slow:4", "model": "faulty", "num_frames": 40}).json()
@@ -57,7 +62,11 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> 
     try:
         r = subprocess.run(
             [sys.executable, "-m", "reelfoundry", "serve", "--port", "1", "--data-dir", str(srv.data_dir)],
-            capture_output=True, text=True, env=server_env(), timeout=60, stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=server_env(),
+            timeout=60,
+            stdin=subprocess.DEVNULL,
         )
         assert r.returncode == 1 and "another reelfoundry server is using" in r.stderr
         assert "Traceback" not in r.stderr
