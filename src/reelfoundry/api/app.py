@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         version=__version__,
         summary="Self-hosted generative video: one canonical job schema, priced, signed and reviewed.",
         lifespan=lifespan,
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN; nothing here may depend on one.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.platform = plat
     problems.install(app)
