@@ -32,6 +32,9 @@ class GenerationParams:
     height: int
     seed: int
     negative_prompt: str | None = None
+    #: Denoising steps and guidance (None for backends that do not denoise).
+    steps: int | None = None
+    guidance_scale: float | None = None
     template: TemplateSpec | None = None
     #: Local paths of the request's input assets, in request order.
     inputs: tuple[Path, ...] = ()

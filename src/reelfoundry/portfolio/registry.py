@@ -95,6 +95,8 @@ def resolve_params(card: ModelCard, request: VideoRequest, inputs: tuple[Path, .
         width=width,
         height=height,
         seed=request.seed,
+        steps=request.steps or card.default_steps,
+        guidance_scale=request.guidance_scale if request.guidance_scale is not None else card.default_guidance_scale,
         template=request.template,
         inputs=inputs,
     )

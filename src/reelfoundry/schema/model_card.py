@@ -28,6 +28,8 @@ class ModelCard(BaseModel):
     max_num_frames: int = Field(..., ge=1, description="Most frames one job may ask for.")
     max_width: int = Field(..., ge=16, description="Largest width.")
     max_height: int = Field(..., ge=16, description="Largest height.")
+    default_steps: int | None = Field(None, ge=1, description="Denoising steps when the request gives none.")
+    default_guidance_scale: float | None = Field(None, ge=0, description="Guidance scale when the request gives none.")
     frame_multiple: int = Field(
         1, ge=1, description="num_frames must be k*frame_multiple (+1 if frame_offset). Default 1."
     )

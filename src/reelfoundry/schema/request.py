@@ -82,6 +82,12 @@ class VideoRequest(BaseModel):
     height: int | None = Field(
         None, ge=16, le=MAX_SIDE, description="Height in pixels (even). Default: the model's default."
     )
+    steps: int | None = Field(
+        None, ge=1, le=500, description="Denoising steps for diffusion models. Default: the model's default."
+    )
+    guidance_scale: float | None = Field(
+        None, ge=0, le=50, description="Classifier-free guidance scale. Default: the model's default."
+    )
     seed: int | None = Field(
         None, ge=0, le=2**32 - 1, description="Random seed. Default: chosen at submission and recorded on the job."
     )
