@@ -7,6 +7,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# Nothing in the tests may reach a model hub; huggingface_hub reads this once, at its first import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reelfoundry.errors import ConfigurationError, InvalidParameter, UnknownModel
+from reelfoundry.models.builtin import builtin_card
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
 from reelfoundry.portfolio.base import Backend, GenerationParams
 from reelfoundry.schema import ModelCard, VideoRequest
@@ -14,10 +15,12 @@ from reelfoundry.schema import ModelCard, VideoRequest
 #: Backends by registered name → import path. A card may also name an import path directly.
 BACKENDS: dict[str, str] = {
     "template": "reelfoundry.portfolio.backends.template:TemplateBackend",
+    "diffusers": "reelfoundry.portfolio.backends.diffusers:DiffusersBackend",
 }
 
-#: What ``model: "auto"`` means until the router lands.
-DEFAULT_MODEL = "template"
+#: What ``model: "auto"`` means until the router lands: the built-in model when its weights are
+#: installed, else the template renderer.
+FALLBACK_MODEL = "template"
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -40,13 +43,17 @@ class Portfolio:
 
     def __init__(self, extra: Iterable[ModelCard] = ()) -> None:
         self.cards: dict[str, ModelCard] = {TEMPLATE_CARD.id: TEMPLATE_CARD}
+        builtin = builtin_card()
+        if builtin is not None:
+            self.cards[builtin.id] = builtin
         self._backends: dict[str, Backend] = {}
         for card in extra:
             self.cards[card.id] = card
+        self.default_model = "builtin" if "builtin" in self.cards else FALLBACK_MODEL
 
     def card(self, model: str) -> ModelCard:
         """The card for a model id, or for ``auto``; UnknownModel otherwise."""
-        model_id = DEFAULT_MODEL if model == "auto" else model
+        model_id = self.default_model if model == "auto" else model
         if model_id not in self.cards:
             raise UnknownModel(model, sorted(self.cards))
         return self.cards[model_id]

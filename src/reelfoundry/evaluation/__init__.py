@@ -1,0 +1,1 @@
+"""The standard test protocol for a model: adherence, a Fréchet distance, speed."""

@@ -1,0 +1,1 @@
+"""The built-in text-to-video model: a small diffusion transformer, its text encoder and pipeline."""

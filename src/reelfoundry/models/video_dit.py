@@ -1,0 +1,143 @@
+"""VideoDiT: a small diffusion transformer over space-time patches (the DiT family of Sora, LTX, Wan).
+
+Each block attends within a frame (spatial), then across frames at each position
+(temporal), then to the prompt's tokens (cross-attention), then an MLP; timestep and
+pooled prompt modulate every sub-layer through adaLN-Zero. It predicts the flow-matching
+velocity (noise − data) for pixel-space clips in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of timesteps in [0, 1000]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head attention; keys/values from ``context`` when given (cross-attention)."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        b, n, d = x.shape
+        ctx = x if context is None else context
+        q = self.q(x).view(b, n, self.heads, d // self.heads).transpose(1, 2)
+        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Spatial attention → temporal attention → cross-attention → MLP, each gated by adaLN-Zero."""
+
+    def __init__(self, dim: int, heads: int, text_dim: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList([nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6) for _ in range(4)])
+        self.spatial = Attention(dim, heads)
+        self.temporal = Attention(dim, heads)
+        self.cross = Attention(dim, heads, context_dim=dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim))
+        # shift, scale, gate for each of the 4 sub-layers
+        self.modulation = nn.Linear(dim, 12 * dim)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        b, t, n, d = x.shape
+        mods = self.modulation(F.silu(cond)).view(b, 1, 1, 12, d).unbind(dim=3)
+
+        def mod(i: int, h: torch.Tensor) -> torch.Tensor:
+            return self.norms[i](h) * (1 + mods[3 * i + 1]) + mods[3 * i]
+
+        h = mod(0, x).reshape(b * t, n, d)
+        x = x + mods[2] * self.spatial(h).view(b, t, n, d)
+        h = mod(1, x).transpose(1, 2).reshape(b * n, t, d)
+        x = x + mods[5] * self.temporal(h).view(b, n, t, d).transpose(1, 2)
+        h = mod(2, x).reshape(b, t * n, d)
+        x = x + mods[8] * self.cross(h, text, text_mask).view(b, t, n, d)
+        x = x + mods[11] * self.mlp(mod(3, x))
+        return x
+
+
+class VideoDiT(ModelMixin, ConfigMixin):
+    """The built-in model's denoiser: (noisy clip, timestep, prompt tokens) → velocity."""
+
+    @register_to_config
+    def __init__(
+        self,
+        num_frames: int = 16,
+        sample_size: int = 64,
+        in_channels: int = 3,
+        patch_t: int = 2,
+        patch_size: int = 8,
+        hidden_dim: int = 192,
+        depth: int = 8,
+        heads: int = 6,
+        text_dim: int = 384,
+        mlp_ratio: float = 4.0,
+    ) -> None:
+        super().__init__()
+        self.t_tokens = num_frames // patch_t
+        self.s_tokens = (sample_size // patch_size) ** 2
+        self.patch = nn.Conv3d(
+            in_channels, hidden_dim, (patch_t, patch_size, patch_size), (patch_t, patch_size, patch_size)
+        )
+        self.pos_t = nn.Parameter(torch.zeros(1, self.t_tokens, 1, hidden_dim))
+        self.pos_s = nn.Parameter(torch.zeros(1, 1, self.s_tokens, hidden_dim))
+        nn.init.normal_(self.pos_t, std=0.02)
+        nn.init.normal_(self.pos_s, std=0.02)
+        self.time_mlp = nn.Sequential(nn.Linear(256, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        self.text_proj = nn.Linear(text_dim, hidden_dim)
+        self.pooled_proj = nn.Sequential(nn.Linear(text_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        self.blocks = nn.ModuleList([Block(hidden_dim, heads, text_dim, mlp_ratio) for _ in range(depth)])
+        self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
+        self.final_mod = nn.Linear(hidden_dim, 2 * hidden_dim)
+        self.final = nn.Linear(hidden_dim, in_channels * patch_t * patch_size * patch_size)
+        for layer in (self.final_mod, self.final):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        text_states: torch.Tensor,
+        text_mask: torch.Tensor,
+        text_pooled: torch.Tensor,
+    ) -> torch.Tensor:
+        """``sample`` (B, C, T, H, W); ``timestep`` (B,) in [0, 1000]; text (B, L, 384), mask (B, L) bool."""
+        cfg = self.config
+        b, c, t, hgt, wid = sample.shape
+        x = self.patch(sample)  # (B, D, T', H', W')
+        d, tt, hh, ww = x.shape[1:]
+        x = x.permute(0, 2, 3, 4, 1).reshape(b, tt, hh * ww, d) + self.pos_t + self.pos_s
+        cond = self.time_mlp(timestep_embedding(timestep, 256)) + self.pooled_proj(text_pooled)
+        text = self.text_proj(text_states)
+        for block in self.blocks:
+            x = block(x, cond, text, text_mask)
+        shift, scale = self.final_mod(F.silu(cond)).view(b, 1, 1, 2, d).unbind(dim=3)
+        x = self.final(self.final_norm(x) * (1 + scale) + shift)  # (B, T', N, C*pt*p*p)
+        pt, p = cfg.patch_t, cfg.patch_size
+        x = x.view(b, tt, hh, ww, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
+        return x.reshape(b, c, t, hgt, wid)

@@ -1,0 +1,212 @@
+"""Training the built-in model from scratch on the procedural data set (CPU-sized, resumable).
+
+Rectified flow: x_σ = (1 − σ)·x₀ + σ·ε, the model predicts ε − x₀, σ is drawn
+logit-normal (as in SD3). Captions are dropped to the empty prompt 10% of the time so
+classifier-free guidance works. An exponential moving average of the weights is what
+gets exported. Checkpoints hold model, EMA, optimiser, step and loss history; the data
+stream is a pure function of (seed, index), so a resumed run sees exactly the samples
+an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reelfoundry.models.pipeline_builtin import BuiltinVideoPipeline, new_pipeline
+from reelfoundry.models.text_encoder import shared_encoder
+from reelfoundry.training.data import sample
+
+#: Architecture of the shipped model.
+MODEL_CONFIG: dict[str, Any] = {"hidden_dim": 192, "depth": 8, "heads": 6, "patch_t": 4, "patch_size": 8}
+
+
+@dataclass
+class TrainConfig:
+    """What a training run does; stored in every checkpoint."""
+
+    steps: int = 6_000
+    batch_size: int = 32
+    lr: float = 3e-4
+    warmup: int = 300
+    ema_decay: float = 0.999
+    caption_dropout: float = 0.1
+    seed: int = 0
+    data_seed: int = 1234
+    checkpoint_every_s: float = 600.0
+    model: dict[str, Any] = field(default_factory=lambda: dict(MODEL_CONFIG))
+
+
+@dataclass
+class Progress:
+    """What the progress callback is told after each step."""
+
+    step: int
+    steps: int
+    loss: float
+    samples_per_s: float
+
+
+def _batch(cfg: TrainConfig, step: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
+    samples = [sample(cfg.data_seed, step * cfg.batch_size + j) for j in range(cfg.batch_size)]
+    clips = torch.from_numpy(np.stack([s.clip for s in samples])).float().div_(127.5).sub_(1)
+    captions = ["" if rng.random() < cfg.caption_dropout else s.caption for s in samples]
+    return clips.permute(0, 4, 1, 2, 3).contiguous(), captions  # (B, C, T, H, W)
+
+
+def _lr(cfg: TrainConfig, step: int, warm_from: int = 0) -> float:
+    """Linear warm-up (from the start, or again after resuming without optimiser state), then cosine to 10%."""
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    lr = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress)))))
+    return lr * min(1.0, (step - warm_from + 1) / cfg.warmup)
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    out: Path,
+    cfg: TrainConfig,
+    progress: Callable[[Progress], None] | None = None,
+) -> BuiltinVideoPipeline:
+    """Train (resuming from ``out/checkpoint.pt`` if present); returns the EMA pipeline and exports it to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    pipe = new_pipeline(**cfg.model)
+    model = pipe.transformer.train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    step, losses, wall, warm_from = 0, [], 0.0, 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+        ema.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+        step, losses, wall = state["step"], state["losses"], state["wall_s"]
+        if "opt" in state:
+            opt.load_state_dict(state["opt"])
+        else:  # a compact checkpoint: fresh optimiser moments, so warm the learning rate up again
+            warm_from = step
+        torch.set_rng_state(state["torch_rng"])
+    encoder = shared_encoder("cpu")
+    rng = np.random.default_rng([cfg.seed, step])
+    last_ckpt = time.monotonic()
+    started = time.monotonic() - wall
+    use_bf16 = torch.backends.mkldnn.is_available() and _has_amx()
+    window: list[float] = []
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        clips, captions = _batch(cfg, step, rng)
+        text = encoder(captions)
+        sigma = torch.sigmoid(torch.randn(clips.shape[0]))  # logit-normal
+        noise = torch.randn_like(clips)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        noisy = (1 - s) * clips + s * noise
+        for group in opt.param_groups:
+            group["lr"] = _lr(cfg, step, warm_from)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            pred = model(noisy, sigma * 1000, text.states, text.mask, text.pooled)
+        loss = torch.nn.functional.mse_loss(pred.float(), noise - clips)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        losses.append(loss.item())
+        window.append(time.perf_counter() - t0)
+        window = window[-20:]
+        report = Progress(step, cfg.steps, float(np.mean(losses[-50:])), cfg.batch_size / float(np.mean(window)))
+        if progress is not None:
+            progress(report)
+        if step % 25 == 0 or step == cfg.steps:
+            with (out / "train_log.jsonl").open("a") as log:
+                log.write(json.dumps({**asdict(report), "wall_s": round(time.monotonic() - started, 1)}) + "\n")
+        if time.monotonic() - last_ckpt > cfg.checkpoint_every_s or step == cfg.steps:
+            _save(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "ema": ema.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "losses": losses,
+                    "wall_s": time.monotonic() - started,
+                    "torch_rng": torch.get_rng_state(),
+                    "config": asdict(cfg),
+                },
+            )
+            last_ckpt = time.monotonic()
+    pipe.transformer = ema
+    return pipe
+
+
+def compact_checkpoint(src: Path, dst: Path) -> None:
+    """A small resumable checkpoint (weights and EMA in bfloat16, no optimiser state) for committing to git."""
+    state = torch.load(src, weights_only=False)
+    state.pop("opt", None)
+    for key in ("model", "ema"):
+        state[key] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state[key].items()}
+    _save(dst, state)
+
+
+def ema_pipeline(checkpoint: Path) -> BuiltinVideoPipeline:
+    """The EMA weights of a checkpoint as a pipeline."""
+    state = torch.load(checkpoint, weights_only=False)
+    pipe = new_pipeline(**state["config"]["model"])
+    pipe.transformer.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+    pipe.transformer.eval()
+    return pipe
+
+
+def loss_curve(checkpoint: Path, out: Path) -> None:
+    """Plot the training loss (raw and smoothed) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = np.array(torch.load(checkpoint, weights_only=False)["losses"])
+    window = max(1, len(losses) // 100)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    ax.plot(losses, color="#bbbbbb", linewidth=0.6, label="per step")
+    ax.plot(np.arange(window - 1, len(losses)), smooth, color="#c0392b", linewidth=1.5, label=f"mean of {window}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow-matching loss")
+    ax.set_yscale("log")
+    ax.set_title("Built-in model training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def _has_amx() -> bool:
+    """bf16 autocast pays off on CPUs with AMX/AVX512-BF16; elsewhere it is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def write_run_info(out: Path, cfg: TrainConfig, extra: dict[str, Any]) -> None:
+    """Record the configuration of a run next to its outputs."""
+    (out / "train_config.json").write_text(json.dumps({**asdict(cfg), **extra}, indent=2))

@@ -1,0 +1,34 @@
+"""Two training steps, a resume, a compact checkpoint, an export: the whole loop on a tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from reelfoundry.models.builtin import builtin_card, export
+from reelfoundry.training.builtin import TrainConfig, compact_checkpoint, ema_pipeline, loss_curve, train
+
+TINY = {"hidden_dim": 32, "depth": 1, "heads": 2, "patch_t": 4, "patch_size": 16}
+
+
+def test_train_resume_compact_export(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = TrainConfig(steps=2, batch_size=2, warmup=1, model=dict(TINY))
+    train(run, cfg)
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2 and len(state["losses"]) == 2
+    train(run, TrainConfig(steps=3, batch_size=2, warmup=1, model=dict(TINY)))
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
+    compact = tmp_path / "compact" / "checkpoint.pt"
+    compact.parent.mkdir()
+    compact_checkpoint(run / "checkpoint.pt", compact)
+    assert "opt" not in torch.load(compact, weights_only=False)
+    train(compact.parent, TrainConfig(steps=4, batch_size=2, warmup=1, model=dict(TINY)))
+    assert torch.load(compact, weights_only=False)["step"] == 4
+    assert (run / "train_log.jsonl").exists()
+    loss_curve(run / "checkpoint.pt", tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    out = export(ema_pipeline(run / "checkpoint.pt"), tmp_path / "export", {"steps": 3})
+    card = builtin_card(out)
+    assert card is not None and card.id == "builtin"
