@@ -129,3 +129,13 @@ def test_server_errors_are_one_line(server: Server) -> None:
     assert r.returncode == 2 and "API key" in r.stderr
     r = rf("jobs", "list", "--server", "http://127.0.0.1:9", "--api-key", "x")
     assert r.returncode == 1 and "cannot reach" in r.stderr
+
+
+def test_train_builtin_two_step_smoke(tmp_path: Path) -> None:
+    """The real command at full model size, two tiny steps: checkpoint, log, loss curve and an exported card."""
+    r = rf("train", "builtin", "--steps", "2", "--batch-size", "2", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run = tmp_path / "run"
+    assert (run / "checkpoint.pt").exists() and (run / "loss.png").exists() and (run / "train_log.jsonl").exists()
+    card = json.loads((run / "export" / "card.json").read_text())
+    assert card["steps"] == 2 and "transformer/diffusion_pytorch_model.safetensors" in card["sha256"]

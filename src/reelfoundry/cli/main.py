@@ -121,6 +121,8 @@ def generate(
     fps: Annotated[int | None, typer.Option("--fps", help="Frames per second.")] = None,
     size: Annotated[str | None, typer.Option("--size", help="WIDTHxHEIGHT, e.g. 640x360.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    steps: Annotated[int | None, typer.Option("--steps", help="Denoising steps (diffusion models).")] = None,
+    guidance: Annotated[float | None, typer.Option("--guidance", help="Guidance scale (diffusion models).")] = None,
     template: Annotated[Path | None, typer.Option("--template", help="Template spec JSON file.")] = None,
     inputs: Annotated[
         list[Path] | None, typer.Option("--input", help="Input image for template image layers (repeatable).")
@@ -150,7 +152,16 @@ def generate(
             raise CLIError(f"--input {str(path)!r} is not a file")
     width, height = _parse_size(size)
     request = VideoRequest(
-        prompt=prompt, model=model, num_frames=frames, fps=fps, width=width, height=height, seed=seed, template=spec
+        prompt=prompt,
+        model=model,
+        num_frames=frames,
+        fps=fps,
+        width=width,
+        height=height,
+        seed=seed,
+        steps=steps,
+        guidance_scale=guidance,
+        template=spec,
     )
     portfolio = Portfolio(Settings().extra_models)
     card = portfolio.card(request.model)

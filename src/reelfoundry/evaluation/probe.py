@@ -1,8 +1,10 @@
 """The attribute probe: a small 3D CNN that reads colour, shape and motion off a 16×64×64 clip.
 
-It is trained only on procedural clips of training combinations and checked on
-held-out combinations; its penultimate layer is also the feature space of the
-Fréchet distance (the role I3D plays in FVD).
+It is a measuring instrument, not the model under test: it is trained on procedural
+clips of every (colour, shape, motion) combination (its own data seed, never the
+model's) and its accuracy is reported on fresh clips of the combinations the model
+never saw. Its penultimate layer is also the feature space of the Fréchet distance
+(the role I3D plays in FVD).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reelfoundry.training.data import COLOURS, HELD_OUT, MOTIONS, SHAPES, heldout_samples, sample
+from reelfoundry.training.data import ALL_COMBOS, COLOURS, HELD_OUT, MOTIONS, SHAPES, heldout_samples, sample
 
 HEADS = {"colour": tuple(COLOURS), "shape": SHAPES, "motion": MOTIONS}
 FEATURE_DIM = 128
@@ -35,17 +37,21 @@ class AttributeProbe(nn.Module):
         def block(cin: int, cout: int, stride: tuple[int, int, int]) -> nn.Sequential:
             return nn.Sequential(nn.Conv3d(cin, cout, 3, stride, 1), nn.GroupNorm(8, cout), nn.SiLU())
 
+        # The first layer keeps full resolution: a circle and a square of 16 px differ only at their corners
+        # (a probe that strided at once confused them on 1 clip in 9).
         self.body = nn.Sequential(
-            block(3, 32, (1, 2, 2)),  # 16×32×32
+            block(3, 16, (1, 1, 1)),  # 16×64×64
+            block(16, 32, (1, 2, 2)),  # 16×32×32
             block(32, 64, (2, 2, 2)),  # 8×16×16
             block(64, 96, (2, 2, 2)),  # 4×8×8
-            block(96, FEATURE_DIM, (2, 2, 2)),  # 2×4×4
+            block(96, FEATURE_DIM // 2, (2, 2, 2)),  # 2×4×4
         )
         self.heads = nn.ModuleDict({name: nn.Linear(FEATURE_DIM, len(values)) for name, values in HEADS.items()})
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features (B, 128)."""
-        return self.body(x).mean(dim=(2, 3, 4))
+        """Mean- and max-pooled features (B, 128): the max keeps the strongest local (corner, tip) response."""
+        h = self.body(x)
+        return torch.cat([h.mean(dim=(2, 3, 4)), h.amax(dim=(2, 3, 4))], dim=1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits per attribute."""
@@ -99,14 +105,14 @@ def accuracy(probe: AttributeProbe, seed: int = 99, count: int = 480) -> ProbeRe
 def train_probe(
     steps: int = 1500, batch: int = 32, seed: int = 0, progress: Callable[[int, float], None] | None = None
 ) -> AttributeProbe:
-    """Train a probe on training-combination clips (data seed 4321, distinct from the model's)."""
+    """Train a probe on clips of all combinations (data seed 4321, distinct from the model's and the tests')."""
     torch.manual_seed(seed)
     probe = AttributeProbe()
     opt = torch.optim.AdamW(probe.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     probe.train()
     for step in range(steps):
-        samples = [sample(4321, step * batch + j) for j in range(batch)]
+        samples = [sample(4321, step * batch + j, combos=ALL_COMBOS) for j in range(batch)]
         x = to_tensor(np.stack([s.clip for s in samples]))
         # Brightness jitter and noise: generated clips are never exactly the procedural palette.
         x = (x * (1 + 0.1 * torch.randn(len(x), 1, 1, 1, 1)) + 0.05 * torch.randn_like(x)).clamp(-1, 1)

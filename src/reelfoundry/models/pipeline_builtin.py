@@ -97,7 +97,8 @@ class BuiltinVideoPipeline(DiffusionPipeline):
 
         # 4. Prepare the starting noise
         shape = (batch, self.transformer.config.in_channels, num_frames, height, width)
-        latents = torch.randn(shape, generator=generator, device="cpu", dtype=torch.float32).to(device, dtype)
+        noise_device = generator.device if generator is not None else device
+        latents = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32).to(device, dtype)
 
         # 5. Denoising loop
         for i, t in enumerate(timesteps):

@@ -73,7 +73,8 @@ def _held_out(colour: str, shape: str, motion: str) -> bool:
 
 #: Combinations never shown in training (24 of 192; every single value still appears in training).
 HELD_OUT = frozenset(t for t in itertools.product(COLOURS, SHAPES, MOTIONS) if _held_out(*t))
-TRAIN_COMBOS = tuple(t for t in itertools.product(COLOURS, SHAPES, MOTIONS) if t not in HELD_OUT)
+ALL_COMBOS = tuple(itertools.product(COLOURS, SHAPES, MOTIONS))
+TRAIN_COMBOS = tuple(t for t in ALL_COMBOS if t not in HELD_OUT)
 
 
 @dataclass(frozen=True)

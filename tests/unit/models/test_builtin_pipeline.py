@@ -35,8 +35,16 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _params(**kw: object) -> GenerationParams:
-    base = {"prompt": "a red circle moving left on a blue background", "num_frames": 16, "fps": 8, "width": 64,
-            "height": 64, "seed": 3, "steps": 2, "guidance_scale": 3.0}
+    base = {
+        "prompt": "a red circle moving left on a blue background",
+        "num_frames": 16,
+        "fps": 8,
+        "width": 64,
+        "height": 64,
+        "seed": 3,
+        "steps": 2,
+        "guidance_scale": 3.0,
+    }
     return GenerationParams(**{**base, **kw})  # type: ignore[arg-type]
 
 
@@ -96,5 +104,5 @@ def test_checksum_mismatch_is_refused(exported: Path, tmp_path: Path) -> None:
     weights.write_bytes(bytes(data))
     card = builtin_card(copy)
     assert card is not None
-    with pytest.raises(ModelIntegrityError, match="diffusion_pytorch_model.safetensors"):
+    with pytest.raises(ModelIntegrityError, match=r"diffusion_pytorch_model\.safetensors"):
         DiffusersBackend(card).generate(_params())
