@@ -14,6 +14,8 @@ import copy
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -82,17 +84,23 @@ def train(
     cfg: TrainConfig,
     progress: Callable[[Progress], None] | None = None,
 ) -> BuiltinVideoPipeline:
-    """Train (resuming from ``out/checkpoint.pt`` if present); returns the EMA pipeline and exports it to ``out``."""
+    """Train, resuming from ``out/checkpoint.pt`` if present; returns the EMA pipeline.
+
+    SIGINT or SIGTERM saves a checkpoint at the next step boundary and returns early
+    (rerun to continue). ``wall_s`` counts time spent in steps, so pauses do not inflate it.
+    """
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
-    pipe = new_pipeline(**cfg.model)
+    state = torch.load(ckpt_path, weights_only=False) if ckpt_path.exists() else None
+    # A resumed run keeps the architecture it was started with.
+    model_config = dict(state["config"]["model"]) if state else dict(cfg.model)
+    pipe = new_pipeline(**model_config)
     model = pipe.transformer.train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
     step, losses, wall, warm_from = 0, [], 0.0, 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
+    if state is not None:
         model.load_state_dict({k: v.float() for k, v in state["model"].items()})
         ema.load_state_dict({k: v.float() for k, v in state["ema"].items()})
         step, losses, wall = state["step"], state["losses"], state["wall_s"]
@@ -104,57 +112,86 @@ def train(
     encoder = shared_encoder("cpu")
     rng = np.random.default_rng([cfg.seed, step])
     last_ckpt = time.monotonic()
-    started = time.monotonic() - wall
     use_bf16 = torch.backends.mkldnn.is_available() and _has_amx()
     window: list[float] = []
-    while step < cfg.steps:
-        t0 = time.perf_counter()
-        clips, captions = _batch(cfg, step, rng)
-        text = encoder(captions)
-        sigma = torch.sigmoid(torch.randn(clips.shape[0]))  # logit-normal
-        noise = torch.randn_like(clips)
-        s = sigma.view(-1, 1, 1, 1, 1)
-        noisy = (1 - s) * clips + s * noise
-        for group in opt.param_groups:
-            group["lr"] = _lr(cfg, step, warm_from)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            pred = model(noisy, sigma * 1000, text.states, text.mask, text.pooled)
-        loss = torch.nn.functional.mse_loss(pred.float(), noise - clips)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.lerp_(pm, 1 - decay)
-        step += 1
-        losses.append(loss.item())
-        window.append(time.perf_counter() - t0)
-        window = window[-20:]
-        report = Progress(step, cfg.steps, float(np.mean(losses[-50:])), cfg.batch_size / float(np.mean(window)))
-        if progress is not None:
-            progress(report)
-        if step % 25 == 0 or step == cfg.steps:
-            with (out / "train_log.jsonl").open("a") as log:
-                log.write(json.dumps({**asdict(report), "wall_s": round(time.monotonic() - started, 1)}) + "\n")
-        if time.monotonic() - last_ckpt > cfg.checkpoint_every_s or step == cfg.steps:
-            _save(
-                ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "ema": ema.state_dict(),
-                    "opt": opt.state_dict(),
-                    "step": step,
-                    "losses": losses,
-                    "wall_s": time.monotonic() - started,
-                    "torch_rng": torch.get_rng_state(),
-                    "config": asdict(cfg),
-                },
-            )
-            last_ckpt = time.monotonic()
+    stop = _StopFlag()
+
+    def save() -> None:
+        _save(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "losses": losses,
+                "wall_s": wall,
+                "torch_rng": torch.get_rng_state(),
+                "config": {**asdict(cfg), "model": model_config},
+            },
+        )
+
+    with stop:
+        while step < cfg.steps and not stop.raised:
+            t0 = time.perf_counter()
+            clips, captions = _batch(cfg, step, rng)
+            text = encoder(captions)
+            sigma = torch.sigmoid(torch.randn(clips.shape[0]))  # logit-normal
+            noise = torch.randn_like(clips)
+            s = sigma.view(-1, 1, 1, 1, 1)
+            noisy = (1 - s) * clips + s * noise
+            for group in opt.param_groups:
+                group["lr"] = _lr(cfg, step, warm_from)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                pred = model(noisy, sigma * 1000, text.states, text.mask, text.pooled)
+            loss = torch.nn.functional.mse_loss(pred.float(), noise - clips)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                    pe.lerp_(pm, 1 - decay)
+            step += 1
+            losses.append(loss.item())
+            took = time.perf_counter() - t0
+            wall += took
+            window = [*window[-19:], took]
+            report = Progress(step, cfg.steps, float(np.mean(losses[-50:])), cfg.batch_size / float(np.mean(window)))
+            if progress is not None:
+                progress(report)
+            if step % 25 == 0 or step == cfg.steps:
+                with (out / "train_log.jsonl").open("a") as log:
+                    log.write(json.dumps({**asdict(report), "wall_s": round(wall, 1)}) + "\n")
+            if time.monotonic() - last_ckpt > cfg.checkpoint_every_s or step == cfg.steps:
+                save()
+                last_ckpt = time.monotonic()
+        if stop.raised:
+            save()
     pipe.transformer = ema
     return pipe
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a flag for the duration of a ``with`` block."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def compact_checkpoint(src: Path, dst: Path) -> None:
