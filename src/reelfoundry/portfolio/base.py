@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from reelfoundry.errors import InvalidParameter
 from reelfoundry.schema import ModelCard, TemplateSpec
 
 #: Called after each step with (steps done, total steps). May raise GenerationCancelled.
@@ -54,6 +55,22 @@ class GenerationOutput:
     num_frames: int
     #: Backend facts worth keeping (steps run, sampler, ...).
     info: dict[str, object] = field(default_factory=dict)
+
+
+def check_card_limits(card: ModelCard, num_frames: int, width: int, height: int) -> None:
+    """InvalidParameter naming the field when frames or size fall outside what the card allows."""
+    if not 1 <= num_frames <= card.max_num_frames:
+        raise InvalidParameter(
+            "num_frames", f"num_frames must be between 1 and {card.max_num_frames} for {card.id}, got {num_frames}"
+        )
+    if (num_frames - card.frame_offset) % card.frame_multiple:
+        raise InvalidParameter(
+            "num_frames",
+            f"{card.id} needs num_frames = k*{card.frame_multiple}+{card.frame_offset}, got {num_frames}",
+        )
+    for name, value, most in (("width", width, card.max_width), ("height", height, card.max_height)):
+        if not 1 <= value <= most:
+            raise InvalidParameter(name, f"{name} must be between 1 and {most} for {card.id}, got {value}")
 
 
 class Backend(abc.ABC):

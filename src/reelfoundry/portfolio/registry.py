@@ -9,7 +9,7 @@ from pathlib import Path
 from reelfoundry.errors import ConfigurationError, InvalidParameter, UnknownModel
 from reelfoundry.models.builtin import builtin_card
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
-from reelfoundry.portfolio.base import Backend, GenerationParams
+from reelfoundry.portfolio.base import Backend, GenerationParams, check_card_limits
 from reelfoundry.schema import ModelCard, VideoRequest
 
 #: Backends by registered name → import path. A card may also name an import path directly.
@@ -79,19 +79,7 @@ def resolve_params(card: ModelCard, request: VideoRequest, inputs: tuple[Path, .
         num_frames = card.default_num_frames
     width = request.width or card.default_width
     height = request.height or card.default_height
-    if num_frames > card.max_num_frames:
-        raise InvalidParameter(
-            "num_frames", f"num_frames {num_frames} exceeds {card.id}'s maximum of {card.max_num_frames}"
-        )
-    if (num_frames - card.frame_offset) % card.frame_multiple:
-        raise InvalidParameter(
-            "num_frames",
-            f"{card.id} needs num_frames = k*{card.frame_multiple}+{card.frame_offset}, got {num_frames}",
-        )
-    if width > card.max_width:
-        raise InvalidParameter("width", f"width {width} exceeds {card.id}'s maximum of {card.max_width}")
-    if height > card.max_height:
-        raise InvalidParameter("height", f"height {height} exceeds {card.id}'s maximum of {card.max_height}")
+    check_card_limits(card, num_frames, width, height)
     if request.seed is None:
         raise InvalidParameter("seed", "seed must be fixed before resolving (admission fills it)")
     return GenerationParams(

@@ -54,7 +54,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from reelfoundry.errors import ConfigurationError, InvalidParameter, ReelFoundryError
-from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
+from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback, check_card_limits
 from reelfoundry.schema import ModelCard
 
 if TYPE_CHECKING:
@@ -210,19 +210,8 @@ class DiffusersBackend(Backend):
     def check_inputs(self, params: GenerationParams) -> None:
         """Refuse frames, sizes, steps, guidance and inputs the card's pipeline cannot take, naming the field."""
         card = self.card
-        frames = params.num_frames
-        if not 1 <= frames <= card.max_num_frames:
-            raise InvalidParameter(
-                "num_frames", f"num_frames must be between 1 and {card.max_num_frames}, got {frames}"
-            )
-        if (frames - card.frame_offset) % card.frame_multiple:
-            raise InvalidParameter(
-                "num_frames",
-                f"{card.id} needs num_frames = k*{card.frame_multiple}+{card.frame_offset}, got {frames}",
-            )
-        for field, value, most in (("width", params.width, card.max_width), ("height", params.height, card.max_height)):
-            if not 1 <= value <= most:
-                raise InvalidParameter(field, f"{field} must be between 1 and {most}, got {value}")
+        check_card_limits(card, params.num_frames, params.width, params.height)
+        for field, value in (("width", params.width), ("height", params.height)):
             if value % self.size_multiple:
                 raise InvalidParameter(
                     field, f"{card.id} needs {field} to be a multiple of {self.size_multiple}, got {value}"
