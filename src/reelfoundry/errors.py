@@ -151,6 +151,18 @@ class UnknownModel(InvalidParameter):
         super().__init__("model", f"unknown model {model!r}; known models: {', '.join(known)}")
 
 
+class ModelIntegrityError(ReelFoundryError):
+    """A model file is missing or its sha256 differs from the one the card pins."""
+
+    status = 500
+    type_slug = "model-integrity"
+    title = "Model integrity check failed"
+
+    def __init__(self, file: str, detail: str) -> None:
+        super().__init__(detail, file=file)
+        self.file = file
+
+
 class GenerationCancelled(ReelFoundryError):
     """Raised inside a backend at a step boundary when its job was cancelled."""
 

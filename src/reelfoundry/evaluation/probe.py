@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reelfoundry.training.data import ALL_COMBOS, COLOURS, HELD_OUT, MOTIONS, SHAPES, heldout_samples, sample
+from reelfoundry.training.data import ALL_COMBOS, COLOURS, MOTIONS, SHAPES, heldout_samples, sample
 
 HEADS = {"colour": tuple(COLOURS), "shape": SHAPES, "motion": MOTIONS}
 FEATURE_DIM = 128
@@ -142,6 +142,3 @@ def load_probe(path: Path) -> AttributeProbe:
     probe = AttributeProbe()
     probe.load_state_dict(load_file(str(path)))
     return probe.eval()
-
-
-assert len(HELD_OUT) > 0

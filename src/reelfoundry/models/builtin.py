@@ -7,25 +7,21 @@ time), evaluation metrics and the sha256 of every weight file, checked on load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from reelfoundry.media.probe import file_digest
 from reelfoundry.schema import ModelCard
+
+
+def _sha256(path: Path) -> str:
+    return file_digest(path)[1]
+
 
 WEIGHTS_DIR = Path(__file__).parent / "weights" / "builtin"
 CARD_FILE = "card.json"
 PIPELINE_CLASS = "reelfoundry.models.pipeline_builtin:BuiltinVideoPipeline"
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def builtin_card(weights_dir: Path = WEIGHTS_DIR) -> ModelCard | None:
@@ -68,14 +64,14 @@ def export(pipe: Any, out: Path, facts: dict[str, Any]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(str(out))
     hashes = {
-        str(p.relative_to(out)): sha256_of(p)
+        str(p.relative_to(out)): _sha256(p)
         for p in sorted(out.rglob("*"))
         if p.is_file()
         and p.name != CARD_FILE
         and p.suffix in (".safetensors", ".json")
         and p.name != "model_index.json"
     }
-    hashes["model_index.json"] = sha256_of(out / "model_index.json")
+    hashes["model_index.json"] = _sha256(out / "model_index.json")
     card = {**facts, "sha256": hashes}
     (out / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return out

@@ -43,7 +43,6 @@ cancel grace and get the worker (and its loaded pipeline) killed.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import math
@@ -53,7 +52,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image, ImageOps
 
-from reelfoundry.errors import ConfigurationError, InvalidParameter, ReelFoundryError
+from reelfoundry.errors import ConfigurationError, InvalidParameter, ModelIntegrityError
+from reelfoundry.media.probe import file_digest
 from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback, check_card_limits
 from reelfoundry.schema import ModelCard
 
@@ -100,28 +100,11 @@ _RESERVED = frozenset(
 )
 
 
-class ModelIntegrityError(ReelFoundryError):
-    """A model file is missing or its sha256 differs from the one the card pins."""
-
-    status = 500
-    type_slug = "model-integrity"
-    title = "Model integrity check failed"
-
-    def __init__(self, file: str, detail: str) -> None:
-        super().__init__(detail, file=file)
-        self.file = file
-
-
 def _option_bool(options: dict[str, Any], key: str) -> bool:
     value = options.get(key, False)
     if not isinstance(value, bool):
         raise ConfigurationError(f"diffusers option {key!r} must be true or false, got {value!r}")
     return value
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify_files(directory: Path, expected: dict[str, str]) -> None:
@@ -133,7 +116,7 @@ def verify_files(directory: Path, expected: dict[str, str]) -> None:
             raise ConfigurationError(f"sha256 entry {relative!r} points outside the model directory {root}")
         if not path.is_file():
             raise ModelIntegrityError(relative, f"model file {relative!r} is missing from {root}")
-        actual = _sha256(path)
+        actual = file_digest(path)[1]
         if actual != digest.lower():
             raise ModelIntegrityError(
                 relative, f"model file {relative!r} has sha256 {actual}, but the card pins {digest.lower()}"
