@@ -540,9 +540,12 @@ def train_builtin(
 def _training_facts(checkpoint: Path) -> dict[str, Any]:
     import torch
 
+    from reelfoundry.hostinfo import describe
+
     state = torch.load(checkpoint, weights_only=False)
     return {
         "version": "1",
+        "machine": describe(),
         "steps": state["step"],
         "wall_s": round(state["wall_s"], 1),
         "final_loss": float(sum(state["losses"][-200:]) / max(1, len(state["losses"][-200:]))),
@@ -591,6 +594,9 @@ def eval_builtin(
     weights: Annotated[
         Path | None, typer.Option("--weights", help="Pipeline directory (default: the shipped one).")
     ] = None,
+    record: Annotated[
+        bool, typer.Option("--record", help="Write the results, with date and machine, into the model's card.json.")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Run the standard test protocol on the built-in model: adherence, FVD-style distance, speed."""
@@ -638,6 +644,14 @@ def eval_builtin(
             first_clip_seconds=first,
             progress=lambda done, total: bar.update(task, completed=done),
         )
+    if record:
+        import datetime as _dt
+
+        from reelfoundry.hostinfo import describe
+        from reelfoundry.models.builtin import record_metrics
+
+        stamp = {"date": _dt.date.today().isoformat(), "machine": describe()}
+        record_metrics({**report.to_json(), **stamp}, weights or WEIGHTS_DIR)
     if as_json:
         _print_json(report.to_json())
     else:

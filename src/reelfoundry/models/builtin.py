@@ -22,6 +22,8 @@ def _sha256(path: Path) -> str:
 WEIGHTS_DIR = Path(__file__).parent / "weights" / "builtin"
 CARD_FILE = "card.json"
 PIPELINE_CLASS = "reelfoundry.models.pipeline_builtin:BuiltinVideoPipeline"
+#: card.json keys that describe how the weights were made (ModelCard.training).
+TRAINING_FACTS = ("data", "steps", "wall_s", "final_loss", "train_config", "machine")
 
 
 def builtin_card(weights_dir: Path = WEIGHTS_DIR) -> ModelCard | None:
@@ -56,7 +58,20 @@ def builtin_card(weights_dir: Path = WEIGHTS_DIR) -> ModelCard | None:
             "size_multiple": 64,
             "sha256": facts["sha256"],
         },
+        training={k: facts[k] for k in TRAINING_FACTS if k in facts},
+        metrics=facts.get("metrics", {}),
     )
+
+
+def record_metrics(metrics: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Write evaluation results into the card of the pipeline in ``weights_dir`` (weights untouched)."""
+    path = weights_dir / CARD_FILE
+    facts = json.loads(path.read_text())
+    facts["metrics"] = metrics
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def export(pipe: Any, out: Path, facts: dict[str, Any]) -> Path:

@@ -36,3 +36,10 @@ class ModelCard(BaseModel):
     frame_offset: int = Field(0, ge=0, description="See frame_multiple. Default 0.")
     license: str = Field("", description="Licence of the weights or code. Default empty.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend-specific settings. Default none.")
+    training: dict[str, Any] = Field(
+        default_factory=dict, description="How the weights were made: data, steps, wall time. Default none."
+    )
+    metrics: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Measured quality and speed (evaluation results, with the date and machine). Default none.",
+    )

@@ -106,3 +106,23 @@ def test_checksum_mismatch_is_refused(exported: Path, tmp_path: Path) -> None:
     assert card is not None
     with pytest.raises(ModelIntegrityError, match=r"diffusion_pytorch_model\.safetensors"):
         DiffusersBackend(card).generate(_params())
+
+
+def test_card_carries_training_facts_and_recorded_metrics(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from reelfoundry.models.builtin import record_metrics
+
+    copy = tmp_path / "weights"
+    shutil.copytree(exported, copy)
+    (copy / "card.json").write_text(
+        (copy / "card.json").read_text().replace('"version"', '"steps": 7, "wall_s": 1.5, "version"', 1)
+    )
+    record_metrics({"adherence": {"colour": 0.5}, "date": "2026-11-25"}, copy)
+    card = builtin_card(copy)
+    assert card is not None
+    assert card.training == {"steps": 7, "wall_s": 1.5}
+    assert card.metrics == {"adherence": {"colour": 0.5}, "date": "2026-11-25"}
+    # Recording metrics leaves the weights and their checksums alone: the model still loads.
+    assert card.options["sha256"] == builtin_card(exported).options["sha256"]  # type: ignore[union-attr]
+    DiffusersBackend(card).generate(_params())
