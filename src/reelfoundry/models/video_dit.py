@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
@@ -80,8 +81,12 @@ class Block(nn.Module):
         return x
 
 
-class VideoDiT(ModelMixin, ConfigMixin):
-    """The built-in model's denoiser: (noisy clip, timestep, prompt tokens) → velocity."""
+class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    """The built-in model's denoiser: (noisy clip, timestep, prompt tokens) → velocity.
+
+    ``PeftAdapterMixin`` gives it diffusers' LoRA API (``add_adapter``, ``save_lora_adapter``,
+    ``load_lora_adapter``, ``fuse_lora``) when ``peft`` is installed (the ``lora`` extra).
+    """
 
     @register_to_config
     def __init__(
