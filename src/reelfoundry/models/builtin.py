@@ -74,10 +74,20 @@ def record_metrics(metrics: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> 
     return path
 
 
-def export(pipe: Any, out: Path, facts: dict[str, Any]) -> Path:
-    """Save a trained pipeline to ``out`` with a card.json holding ``facts`` and the weights' sha256."""
+def export(pipe: Any, out: Path, facts: dict[str, Any], weights_dtype: str = "float16") -> Path:
+    """Save a trained pipeline to ``out`` with a card.json holding ``facts`` and the weights' sha256.
+
+    Weights are stored as ``weights_dtype`` (float16 halves the package; the backend loads
+    them into float32 on CPU, bfloat16 on CUDA). ``pipe`` itself is left as it was.
+    """
+    import copy
+
+    import torch
+
     out.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(str(out))
+    stored = copy.copy(pipe)
+    stored.register_modules(transformer=copy.deepcopy(pipe.transformer).to(getattr(torch, weights_dtype)))
+    stored.save_pretrained(str(out))
     hashes = {
         str(p.relative_to(out)): _sha256(p)
         for p in sorted(out.rglob("*"))
@@ -87,6 +97,6 @@ def export(pipe: Any, out: Path, facts: dict[str, Any]) -> Path:
         and p.name != "model_index.json"
     }
     hashes["model_index.json"] = _sha256(out / "model_index.json")
-    card = {**facts, "sha256": hashes}
+    card = {**facts, "weights_dtype": weights_dtype, "sha256": hashes}
     (out / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
     return out

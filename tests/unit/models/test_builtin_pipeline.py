@@ -70,6 +70,20 @@ def test_card_and_backend_generate(exported: Path) -> None:
     assert frames.shape == (16, 64, 64, 3) and frames.dtype == np.uint8 and steps == [1, 2]
 
 
+def test_export_stores_float16_and_loads_float32(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    pipe = tiny_pipeline()
+    export(pipe, tmp_path, {"version": "test"})
+    with safe_open(str(tmp_path / "transformer" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}  # noqa: SIM118 (safe_open is not iterable)
+    assert pipe.transformer.dtype == torch.float32  # the caller's pipeline is untouched
+    card = builtin_card(tmp_path)
+    assert card is not None
+    loaded = DiffusersBackend(card).pipeline()
+    assert loaded.transformer.dtype == torch.float32
+
+
 def test_cancel_mid_denoising(exported: Path) -> None:
     card = builtin_card(exported)
     assert card is not None
