@@ -101,8 +101,11 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         heads: int = 6,
         text_dim: int = 384,
         mlp_ratio: float = 4.0,
+        prediction_type: str = "sample",
     ) -> None:
         super().__init__()
+        if prediction_type not in ("sample", "velocity"):
+            raise ValueError(f"prediction_type must be 'sample' or 'velocity', got {prediction_type!r}")
         self.t_tokens = num_frames // patch_t
         self.s_tokens = (sample_size // patch_size) ** 2
         self.patch = nn.Conv3d(
@@ -131,7 +134,29 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         text_mask: torch.Tensor,
         text_pooled: torch.Tensor,
     ) -> torch.Tensor:
-        """``sample`` (B, C, T, H, W); ``timestep`` (B,) in [0, 1000]; text (B, L, 384), mask (B, L) bool."""
+        """The flow-matching velocity (noise − clean) for ``sample`` (B, C, T, H, W) at ``timestep`` (B,) in [0, 1000].
+
+        With ``prediction_type="sample"`` the network predicts the clean clip and the velocity is
+        derived from it, ``(sample − clean) / σ``. Large pixel patches (4×8×8×3 = 768 values into
+        a 192-wide token) cannot carry per-pixel noise through the network, but a clean clip of
+        flat shapes lies on a low-dimensional manifold they can carry ("x-prediction", as in
+        Li & He, *Back to Basics: Let Denoising Generative Models Denoise*, 2025).
+        Text: states (B, L, 384), mask (B, L) bool, pooled (B, 384).
+        """
+        out = self._network(sample, timestep, text_states, text_mask, text_pooled)
+        if self.config.prediction_type == "velocity":
+            return out
+        sigma = (timestep.float() / 1000).clamp(min=1e-3).view(-1, 1, 1, 1, 1).to(out.dtype)
+        return (sample - out) / sigma
+
+    def _network(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        text_states: torch.Tensor,
+        text_mask: torch.Tensor,
+        text_pooled: torch.Tensor,
+    ) -> torch.Tensor:
         cfg = self.config
         b, c, t, hgt, wid = sample.shape
         x = self.patch(sample)  # (B, D, T', H', W')

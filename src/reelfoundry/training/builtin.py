@@ -30,7 +30,16 @@ from reelfoundry.models.text_encoder import shared_encoder
 from reelfoundry.training.data import sample
 
 #: Architecture of the shipped model.
-MODEL_CONFIG: dict[str, Any] = {"hidden_dim": 192, "depth": 8, "heads": 6, "patch_t": 4, "patch_size": 8}
+MODEL_CONFIG: dict[str, Any] = {
+    "hidden_dim": 192,
+    "depth": 6,
+    "heads": 6,
+    "patch_t": 4,
+    "patch_size": 8,
+    "prediction_type": "sample",
+}
+#: Below this noise level the velocity loss (= clean-clip error / σ²) stops growing.
+MIN_LOSS_SIGMA = 0.2
 
 
 @dataclass
@@ -39,8 +48,8 @@ class TrainConfig:
 
     steps: int = 6_000
     batch_size: int = 32
-    lr: float = 3e-4
-    warmup: int = 300
+    lr: float = 4e-4
+    warmup: int = 150
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
     seed: int = 0
@@ -144,7 +153,11 @@ def train(
                 group["lr"] = _lr(cfg, step, warm_from)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 pred = model(noisy, sigma * 1000, text.states, text.mask, text.pooled)
-            loss = torch.nn.functional.mse_loss(pred.float(), noise - clips)
+            # Velocity loss; for σ < MIN_LOSS_SIGMA it is capped at the clean-clip error / MIN_LOSS_SIGMA²
+            # so nearly clean samples (weight 1/σ² under x-prediction) cannot dominate.
+            weight = (sigma / sigma.clamp(min=MIN_LOSS_SIGMA)).pow(2)
+            per_clip = (pred.float() - (noise - clips)).pow(2).mean(dim=(1, 2, 3, 4))
+            loss = (per_clip * weight).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
