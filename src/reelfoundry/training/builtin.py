@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reelfoundry.models.pipeline_builtin import BuiltinVideoPipeline, new_pipeline
+from reelfoundry.models.pipeline_builtin import SIGMA_SHIFT, BuiltinVideoPipeline, new_pipeline
 from reelfoundry.models.text_encoder import shared_encoder
 from reelfoundry.training.data import sample
 
@@ -46,12 +46,14 @@ MIN_LOSS_SIGMA = 0.2
 class TrainConfig:
     """What a training run does; stored in every checkpoint."""
 
-    steps: int = 6_000
-    batch_size: int = 32
+    steps: int = 1_400
+    batch_size: int = 24
     lr: float = 4e-4
     warmup: int = 150
     ema_decay: float = 0.999
     caption_dropout: float = 0.1
+    #: noise-level shift, shared with the exported pipeline's scheduler (see pipeline_builtin.SIGMA_SHIFT)
+    sigma_shift: float = SIGMA_SHIFT
     seed: int = 0
     data_seed: int = 1234
     checkpoint_every_s: float = 600.0
@@ -104,7 +106,8 @@ def train(
     state = torch.load(ckpt_path, weights_only=False) if ckpt_path.exists() else None
     # A resumed run keeps the architecture it was started with.
     model_config = dict(state["config"]["model"]) if state else dict(cfg.model)
-    pipe = new_pipeline(**model_config)
+    shift = float(state["config"].get("sigma_shift", 1.0)) if state else cfg.sigma_shift
+    pipe = new_pipeline(sigma_shift=shift, **model_config)
     model = pipe.transformer.train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -136,7 +139,7 @@ def train(
                 "losses": losses,
                 "wall_s": wall,
                 "torch_rng": torch.get_rng_state(),
-                "config": {**asdict(cfg), "model": model_config},
+                "config": {**asdict(cfg), "model": model_config, "sigma_shift": shift},
             },
         )
 
@@ -145,7 +148,8 @@ def train(
             t0 = time.perf_counter()
             clips, captions = _batch(cfg, step, rng)
             text = encoder(captions)
-            sigma = torch.sigmoid(torch.randn(clips.shape[0]))  # logit-normal
+            u = torch.sigmoid(torch.randn(clips.shape[0]))  # logit-normal, then shifted towards noise
+            sigma = shift * u / (1 + (shift - 1) * u)
             noise = torch.randn_like(clips)
             s = sigma.view(-1, 1, 1, 1, 1)
             noisy = (1 - s) * clips + s * noise
@@ -219,7 +223,7 @@ def compact_checkpoint(src: Path, dst: Path) -> None:
 def ema_pipeline(checkpoint: Path) -> BuiltinVideoPipeline:
     """The EMA weights of a checkpoint as a pipeline."""
     state = torch.load(checkpoint, weights_only=False)
-    pipe = new_pipeline(**state["config"]["model"])
+    pipe = new_pipeline(sigma_shift=state["config"].get("sigma_shift", 1.0), **state["config"]["model"])
     pipe.transformer.load_state_dict({k: v.float() for k, v in state["ema"].items()})
     pipe.transformer.eval()
     return pipe
