@@ -86,7 +86,9 @@ def export(pipe: Any, out: Path, facts: dict[str, Any], weights_dtype: str = "fl
 
     out.mkdir(parents=True, exist_ok=True)
     stored = copy.copy(pipe)
-    stored.register_modules(transformer=copy.deepcopy(pipe.transformer).to(getattr(torch, weights_dtype)))
+    # nn.Module.to, not ModelMixin.to: the latter warns about fp32-kept modules this model does not have.
+    transformer = torch.nn.Module.to(copy.deepcopy(pipe.transformer), getattr(torch, weights_dtype))
+    stored.register_modules(transformer=transformer)
     stored.save_pretrained(str(out))
     hashes = {
         str(p.relative_to(out)): _sha256(p)

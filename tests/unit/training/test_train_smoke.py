@@ -32,3 +32,15 @@ def test_train_resume_compact_export(tmp_path: Path) -> None:
     out = export(ema_pipeline(run / "checkpoint.pt"), tmp_path / "export", {"steps": 3})
     card = builtin_card(out)
     assert card is not None and card.id == "builtin"
+
+
+def test_training_noise_levels_match_the_sampler(tmp_path: Path) -> None:
+    """Training draws σ with the shift the exported pipeline's scheduler samples with, and a resume keeps it."""
+    from reelfoundry.models.pipeline_builtin import SIGMA_SHIFT, new_pipeline
+
+    assert TrainConfig().sigma_shift == SIGMA_SHIFT == new_pipeline(**TINY).scheduler.config.shift
+    run = tmp_path / "run"
+    train(run, TrainConfig(steps=1, batch_size=2, warmup=1, sigma_shift=3.0, model=dict(TINY)))
+    train(run, TrainConfig(steps=2, batch_size=2, warmup=1, model=dict(TINY)))  # default shift: the run's wins
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["config"]["sigma_shift"] == 3.0
+    assert ema_pipeline(run / "checkpoint.pt").scheduler.config.shift == 3.0
