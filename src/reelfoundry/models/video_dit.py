@@ -143,20 +143,6 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         Li & He, *Back to Basics: Let Denoising Generative Models Denoise*, 2025).
         Text: states (B, L, 384), mask (B, L) bool, pooled (B, 384).
         """
-        out = self._network(sample, timestep, text_states, text_mask, text_pooled)
-        if self.config.prediction_type == "velocity":
-            return out
-        sigma = (timestep.float() / 1000).clamp(min=1e-3).view(-1, 1, 1, 1, 1).to(out.dtype)
-        return (sample - out) / sigma
-
-    def _network(
-        self,
-        sample: torch.Tensor,
-        timestep: torch.Tensor,
-        text_states: torch.Tensor,
-        text_mask: torch.Tensor,
-        text_pooled: torch.Tensor,
-    ) -> torch.Tensor:
         cfg = self.config
         b, c, t, hgt, wid = sample.shape
         x = self.patch(sample)  # (B, D, T', H', W')
@@ -170,4 +156,8 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         x = self.final(self.final_norm(x) * (1 + scale) + shift)  # (B, T', N, C*pt*p*p)
         pt, p = cfg.patch_t, cfg.patch_size
         x = x.view(b, tt, hh, ww, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
-        return x.reshape(b, c, t, hgt, wid)
+        out = x.reshape(b, c, t, hgt, wid)
+        if cfg.prediction_type == "velocity":
+            return out
+        sigma = (timestep.float() / 1000).clamp(min=1e-3).view(-1, 1, 1, 1, 1).to(out.dtype)
+        return (sample - out) / sigma
