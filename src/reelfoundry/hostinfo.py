@@ -20,14 +20,10 @@ def cpu_name() -> str:
 
 def describe() -> str:
     """E.g. ``"AMD EPYC, 2 CPUs, Linux x86_64, torch 2.13.0+cpu"`` (CUDA device named when present)."""
-    parts = [cpu_name(), f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} CPUs"]
-    parts.append(f"{platform.system()} {platform.machine()}")
-    try:
-        import torch
+    import torch
 
-        parts.append(f"torch {torch.__version__}")
-        if torch.cuda.is_available():
-            parts.append(torch.cuda.get_device_name(0))
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = [cpu_name(), f"{cpus} CPUs", f"{platform.system()} {platform.machine()}", f"torch {torch.__version__}"]
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name(0))
     return ", ".join(parts)
