@@ -550,8 +550,8 @@ def _training_facts(checkpoint: Path) -> dict[str, Any]:
         "wall_s": round(state["wall_s"], 1),
         "final_loss": float(sum(state["losses"][-200:]) / max(1, len(state["losses"][-200:]))),
         "train_config": state["config"],
-        "data": "procedural: one shape of 8 colours x 4 shapes doing 6 motions over another colour, 16x64x64 at 8 fps; "
-        "24 of 192 (colour, shape, motion) combinations held out",
+        "data": "procedural: one shape of 8 colours x 4 shapes doing 6 motions over another colour, 16x64x64 at 8 fps, "
+        "one start layout per motion jittered by a few pixels; 24 of 192 (colour, shape, motion) combinations held out",
         "default_steps": 20,
         "default_guidance_scale": 4.0,
     }

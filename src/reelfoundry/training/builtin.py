@@ -54,6 +54,10 @@ class TrainConfig:
     caption_dropout: float = 0.1
     #: noise-level shift, shared with the exported pipeline's scheduler (see pipeline_builtin.SIGMA_SHIFT)
     sigma_shift: float = SIGMA_SHIFT
+    #: fraction of each batch at a uniform noise level, and at pure noise (σ = 1): the shifted
+    #: logit-normal alone almost never visits σ > 0.98 or σ < 0.3, where sampling starts and ends
+    uniform_sigma: float = 0.2
+    pure_noise: float = 0.05
     seed: int = 0
     data_seed: int = 1234
     checkpoint_every_s: float = 600.0
@@ -75,6 +79,15 @@ def _batch(cfg: TrainConfig, step: int, rng: np.random.Generator) -> tuple[torch
     clips = torch.from_numpy(np.stack([s.clip for s in samples])).float().div_(127.5).sub_(1)
     captions = ["" if rng.random() < cfg.caption_dropout else s.caption for s in samples]
     return clips.permute(0, 4, 1, 2, 3).contiguous(), captions  # (B, C, T, H, W)
+
+
+def _sigmas(cfg: TrainConfig, shift: float, n: int) -> torch.Tensor:
+    """Noise levels for a batch: shifted logit-normal, mixed with uniform levels and pure noise."""
+    u = torch.sigmoid(torch.randn(n))  # logit-normal, then shifted towards noise
+    sigma = shift * u / (1 + (shift - 1) * u)
+    pick = torch.rand(n)
+    sigma = torch.where(pick < cfg.uniform_sigma, torch.rand(n), sigma)
+    return torch.where(pick > 1 - cfg.pure_noise, torch.ones(n), sigma)
 
 
 def _lr(cfg: TrainConfig, step: int, warm_from: int = 0) -> float:
@@ -148,8 +161,7 @@ def train(
             t0 = time.perf_counter()
             clips, captions = _batch(cfg, step, rng)
             text = encoder(captions)
-            u = torch.sigmoid(torch.randn(clips.shape[0]))  # logit-normal, then shifted towards noise
-            sigma = shift * u / (1 + (shift - 1) * u)
+            sigma = _sigmas(cfg, shift, clips.shape[0])
             noise = torch.randn_like(clips)
             s = sigma.view(-1, 1, 1, 1, 1)
             noisy = (1 - s) * clips + s * noise

@@ -44,3 +44,17 @@ def test_training_noise_levels_match_the_sampler(tmp_path: Path) -> None:
     train(run, TrainConfig(steps=2, batch_size=2, warmup=1, model=dict(TINY)))  # default shift: the run's wins
     assert torch.load(run / "checkpoint.pt", weights_only=False)["config"]["sigma_shift"] == 3.0
     assert ema_pipeline(run / "checkpoint.pt").scheduler.config.shift == 3.0
+
+
+def test_noise_levels_cover_where_sampling_starts_and_ends() -> None:
+    """The shifted logit-normal alone almost never draws σ near 1 or below 0.3; the mixture does."""
+    from reelfoundry.training.builtin import _sigmas
+
+    torch.manual_seed(0)
+    cfg = TrainConfig()
+    sigma = _sigmas(cfg, cfg.sigma_shift, 20_000)
+    assert 0 <= sigma.min() and sigma.max() <= 1
+    assert abs((sigma == 1).float().mean().item() - cfg.pure_noise) < 0.01
+    assert (sigma < 0.3).float().mean() > 0.8 * cfg.uniform_sigma * 0.3
+    plain = _sigmas(TrainConfig(uniform_sigma=0, pure_noise=0), cfg.sigma_shift, 20_000)
+    assert (plain == 1).sum() == 0 and (plain < 0.3).float().mean() < 0.01
