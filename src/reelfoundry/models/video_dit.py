@@ -26,6 +26,33 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def sincos_positions(t_tokens: int, side: int, dim: int) -> torch.Tensor:
+    """Fixed sin-cos embedding of each token's (frame, row, column), shape (1, T', side², dim), as in DiT.
+
+    Its entries are ±1-sized, so a token knows where it is even when its pixels are pure noise.
+    """
+
+    def axis(n: int, width: int) -> torch.Tensor:
+        half = width // 2
+        freqs = 1.0 / 10_000 ** (torch.arange(half, dtype=torch.float64) / max(1, half))
+        args = torch.arange(n, dtype=torch.float64)[:, None] * freqs[None]
+        emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+        return F.pad(emb, (0, width - 2 * half))
+
+    w_t = w_h = 2 * (dim // 6)
+    w_w = dim - w_t - w_h
+    t, h, w = axis(t_tokens, w_t), axis(side, w_h), axis(side, w_w)
+    grid = torch.cat(
+        [
+            t[:, None, None].expand(t_tokens, side, side, w_t),
+            h[None, :, None].expand(t_tokens, side, side, w_h),
+            w[None, None, :].expand(t_tokens, side, side, w_w),
+        ],
+        dim=-1,
+    )
+    return grid.reshape(1, t_tokens, side * side, dim).float()
+
+
 class Attention(nn.Module):
     """Multi-head attention; keys/values from ``context`` when given (cross-attention)."""
 
@@ -111,6 +138,8 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.patch = nn.Conv3d(
             in_channels, hidden_dim, (patch_t, patch_size, patch_size), (patch_t, patch_size, patch_size)
         )
+        side = sample_size // patch_size
+        self.register_buffer("pos_fixed", sincos_positions(self.t_tokens, side, hidden_dim), persistent=False)
         self.pos_t = nn.Parameter(torch.zeros(1, self.t_tokens, 1, hidden_dim))
         self.pos_s = nn.Parameter(torch.zeros(1, 1, self.s_tokens, hidden_dim))
         nn.init.normal_(self.pos_t, std=0.02)
@@ -147,7 +176,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         b, c, t, hgt, wid = sample.shape
         x = self.patch(sample)  # (B, D, T', H', W')
         d, tt, hh, ww = x.shape[1:]
-        x = x.permute(0, 2, 3, 4, 1).reshape(b, tt, hh * ww, d) + self.pos_t + self.pos_s
+        x = x.permute(0, 2, 3, 4, 1).reshape(b, tt, hh * ww, d) + self.pos_fixed + self.pos_t + self.pos_s
         cond = self.time_mlp(timestep_embedding(timestep, 256)) + self.pooled_proj(text_pooled)
         text = self.text_proj(text_states)
         for block in self.blocks:
