@@ -53,7 +53,7 @@ def test_noise_levels_cover_where_sampling_starts_and_ends() -> None:
     torch.manual_seed(0)
     cfg = TrainConfig()
     sigma = _sigmas(cfg, cfg.sigma_shift, 20_000)
-    assert 0 <= sigma.min() and sigma.max() <= 1
+    assert sigma.min() >= 0 and sigma.max() <= 1
     assert abs((sigma == 1).float().mean().item() - cfg.pure_noise) < 0.01
     assert (sigma < 0.3).float().mean() > 0.8 * cfg.uniform_sigma * 0.3
     plain = _sigmas(TrainConfig(uniform_sigma=0, pure_noise=0), cfg.sigma_shift, 20_000)
@@ -70,7 +70,7 @@ def test_object_pixels_weigh_more_in_the_loss() -> None:
     clips, weights, captions = _batch(cfg, 0, np.random.default_rng(0))
     assert clips.shape == (2, 3, 16, 64, 64) and weights.shape == (2, 1, 16, 64, 64) and all(captions)
     s = sample(cfg.data_seed, 0)
-    obj = (np.abs(s.clip.astype(int) - COLOURS[s.spec.colour]).sum(-1) < 30)  # solidly object-coloured pixels
+    obj = np.abs(s.clip.astype(int) - COLOURS[s.spec.colour]).sum(-1) < 30  # solidly object-coloured pixels
     w = weights[0, 0].numpy()
     assert (w[obj] == 1 + cfg.object_weight).all()
     assert 0.02 < (w > 1).mean() < 0.2 and w.min() == 1
