@@ -26,6 +26,10 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+#: learned queries of the attention pooling over prompt tokens
+TEXT_QUERIES = 4
+
+
 def sincos_positions(t_tokens: int, side: int, dim: int) -> torch.Tensor:
     """Fixed sin-cos embedding of each token's (frame, row, column), shape (1, T', side², dim), as in DiT.
 
@@ -147,11 +151,18 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.time_mlp = nn.Sequential(nn.Linear(256, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
         self.text_proj = nn.Linear(text_dim, hidden_dim)
         self.pooled_proj = nn.Sequential(nn.Linear(text_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        # Attention pooling: learned queries read the prompt's tokens, free of the noisy clip. The
+        # mean-pooled sentence vector is dominated by wording ("moving left" and "moving right"
+        # are 0.98 alike, two paraphrases 0.4), and cross-attention from pure-noise tokens cannot
+        # pick words out, so without this the model at σ = 1 knew colours but not shape or motion.
+        self.text_queries = nn.Parameter(torch.randn(1, TEXT_QUERIES, hidden_dim) * 0.02)
+        self.text_pool = Attention(hidden_dim, heads)
+        self.text_pool_proj = nn.Sequential(nn.SiLU(), nn.Linear(TEXT_QUERIES * hidden_dim, hidden_dim))
         self.blocks = nn.ModuleList([Block(hidden_dim, heads, text_dim, mlp_ratio) for _ in range(depth)])
         self.final_norm = nn.LayerNorm(hidden_dim, elementwise_affine=False, eps=1e-6)
         self.final_mod = nn.Linear(hidden_dim, 2 * hidden_dim)
         self.final = nn.Linear(hidden_dim, in_channels * patch_t * patch_size * patch_size)
-        for layer in (self.final_mod, self.final):
+        for layer in (self.final_mod, self.final, self.text_pool_proj[1]):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -177,8 +188,13 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         x = self.patch(sample)  # (B, D, T', H', W')
         d, tt, hh, ww = x.shape[1:]
         x = x.permute(0, 2, 3, 4, 1).reshape(b, tt, hh * ww, d) + self.pos_fixed + self.pos_t + self.pos_s
-        cond = self.time_mlp(timestep_embedding(timestep, 256)) + self.pooled_proj(text_pooled)
         text = self.text_proj(text_states)
+        queries = self.text_pool(self.text_queries.expand(b, -1, -1).to(text.dtype), text, text_mask)
+        cond = (
+            self.time_mlp(timestep_embedding(timestep, 256).to(text.dtype))
+            + self.pooled_proj(text_pooled)
+            + self.text_pool_proj(queries.reshape(b, -1))
+        )
         for block in self.blocks:
             x = block(x, cond, text, text_mask)
         shift, scale = self.final_mod(F.silu(cond)).view(b, 1, 1, 2, d).unbind(dim=3)
