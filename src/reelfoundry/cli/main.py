@@ -500,7 +500,7 @@ def schema_export(
 def train_builtin(
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Optimiser steps in all (a resumed run counts on).")
-    ] = 4000,
+    ] = 6000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=512)] = 24,
     out: Annotated[Path, typer.Option("--out", help="Run directory: checkpoint, log, loss curve, export.")] = Path(
         "runs/builtin"

@@ -46,7 +46,7 @@ MIN_LOSS_SIGMA = 0.2
 class TrainConfig:
     """What a training run does; stored in every checkpoint."""
 
-    steps: int = 4_000
+    steps: int = 6_000
     batch_size: int = 24
     lr: float = 4e-4
     warmup: int = 150

@@ -74,3 +74,15 @@ def test_object_pixels_weigh_more_in_the_loss() -> None:
     w = weights[0, 0].numpy()
     assert (w[obj] == 1 + cfg.object_weight).all()
     assert 0.02 < (w > 1).mean() < 0.2 and w.min() == 1
+
+
+def test_diagnostics_draw_both_panels(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from reelfoundry.training.diagnostics import CONTRAST_PROMPTS, main
+
+    train(tmp_path, TrainConfig(steps=1, batch_size=2, warmup=1, model=dict(TINY)))
+    main([str(tmp_path / "checkpoint.pt"), "--raw", "--out", str(tmp_path / "diag.png")])
+    width, height = Image.open(tmp_path / "diag.png").size
+    # 4 prompts + 3 real clips, 64 px rows, an 8 px gap, drawn at 2×
+    assert height == 2 * (64 * (len(CONTRAST_PROMPTS) + 3) + 8) and width >= 2 * 64 * 6
