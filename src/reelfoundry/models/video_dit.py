@@ -154,7 +154,8 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         # Attention pooling: learned queries read the prompt's tokens, free of the noisy clip. The
         # mean-pooled sentence vector is dominated by wording ("moving left" and "moving right"
         # are 0.98 alike, two paraphrases 0.4), and cross-attention from pure-noise tokens cannot
-        # pick words out, so without this the model at σ = 1 knew colours but not shape or motion.
+        # pick words out: without this the model at σ = 1 knew colours but not shape or motion.
+        # It has not yet been shown to be enough (benchmarks/RESULTS.md, "Diagnosis").
         self.text_queries = nn.Parameter(torch.randn(1, TEXT_QUERIES, hidden_dim) * 0.02)
         self.text_pool = Attention(hidden_dim, heads)
         self.text_pool_proj = nn.Sequential(nn.SiLU(), nn.Linear(TEXT_QUERIES * hidden_dim, hidden_dim))
