@@ -239,11 +239,11 @@ def compact_checkpoint(src: Path, dst: Path) -> None:
     _save(dst, state)
 
 
-def ema_pipeline(checkpoint: Path) -> BuiltinVideoPipeline:
-    """The EMA weights of a checkpoint as a pipeline."""
+def ema_pipeline(checkpoint: Path, weights: str = "ema") -> BuiltinVideoPipeline:
+    """The EMA weights of a checkpoint as a pipeline (``weights="model"``: the trained weights themselves)."""
     state = torch.load(checkpoint, weights_only=False)
     pipe = new_pipeline(sigma_shift=state["config"].get("sigma_shift", 1.0), **state["config"]["model"])
-    pipe.transformer.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+    pipe.transformer.load_state_dict({k: v.float() for k, v in state[weights].items()})
     pipe.transformer.eval()
     return pipe
 

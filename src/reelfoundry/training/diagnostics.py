@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--raw", action="store_true", help="the trained weights, not their EMA")
     parser.add_argument("--out", type=Path, default=Path("diagnostics.png"))
     args = parser.parse_args(argv)
-    pipe = ema_pipeline(args.checkpoint)
-    if args.raw:
-        state = torch.load(args.checkpoint, weights_only=False)
-        pipe.transformer.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    pipe = ema_pipeline(args.checkpoint, weights="model" if args.raw else "ema")
     image = diagnose(pipe)
     Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.Resampling.NEAREST).save(args.out)
     print(args.out)
