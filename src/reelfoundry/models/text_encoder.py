@@ -29,6 +29,10 @@ class TextEmbeddings:
         """Move to a device (and float dtype)."""
         return TextEmbeddings(self.states.to(device, dtype), self.mask.to(device), self.pooled.to(device, dtype))
 
+    def __getitem__(self, index: slice) -> TextEmbeddings:
+        """The embeddings of some of the prompts."""
+        return TextEmbeddings(self.states[index], self.mask[index], self.pooled[index])
+
 
 def model_dir() -> Path:
     """Where the packaged MiniLM lives."""

@@ -59,6 +59,29 @@ def test_save_load_round_trip_is_bit_identical(tmp_path: Path) -> None:
     assert a.shape == (1, 16, 64, 64, 3) and np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_guidance_applies_only_above_its_minimum_noise_level() -> None:
+    pipe = tiny_pipeline()
+    batches: list[int] = []
+    pipe.transformer.register_forward_hook(lambda module, args, output: batches.append(args[0].shape[0]))
+
+    def run(**kw: object) -> np.ndarray:
+        seed = torch.Generator().manual_seed(1)
+        return pipe(["a red circle", "a blue star"], num_inference_steps=4, generator=seed, **kw).frames
+
+    unguided = run(guidance_scale=1.0)
+    assert batches == [2] * 4
+    batches.clear()
+    guided_throughout = run(guidance_scale=3.0)
+    assert batches == [4] * 4
+    batches.clear()
+    # The scheduler's σ for 4 steps (shift 8) are ~1, 0.96, 0.89, 0.73: two steps guided, two not.
+    guided_early = run(guidance_scale=3.0, guidance_min_sigma=0.9)
+    assert batches == [4, 4, 2, 2]
+    assert not np.array_equal(guided_early, guided_throughout) and not np.array_equal(guided_early, unguided)
+    batches.clear()
+    assert np.allclose(run(guidance_scale=3.0, guidance_min_sigma=1.01), unguided, atol=1e-5)  # batch-size float noise
+
+
 def test_card_and_backend_generate(exported: Path) -> None:
     card = builtin_card(exported)
     assert card is not None and card.backend == "diffusers" and card.default_steps == 2
