@@ -133,6 +133,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         text_dim: int = 384,
         mlp_ratio: float = 4.0,
         prediction_type: str = "sample",
+        refiner_channels: int = 0,
     ) -> None:
         super().__init__()
         if prediction_type not in ("sample", "velocity"):
@@ -155,7 +156,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         # mean-pooled sentence vector is dominated by wording ("moving left" and "moving right"
         # are 0.98 alike, two paraphrases 0.4), and cross-attention from pure-noise tokens cannot
         # pick words out: without this the model at σ = 1 knew colours but not shape or motion.
-        # It has not yet been shown to be enough (benchmarks/RESULTS.md, "Diagnosis").
+        # With it, motion adherence reached 0.97–1.0 (benchmarks/RESULTS.md, "Diagnosis").
         self.text_queries = nn.Parameter(torch.randn(1, TEXT_QUERIES, hidden_dim) * 0.02)
         self.text_pool = Attention(hidden_dim, heads)
         self.text_pool_proj = nn.Sequential(nn.SiLU(), nn.Linear(TEXT_QUERIES * hidden_dim, hidden_dim))
@@ -166,6 +167,23 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         for layer in (self.final_mod, self.final, self.text_pool_proj[1]):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        # Pixel refiner (U-ViT ends with a 3×3 convolution for the same reason): a linear map from
+        # one token to an 8×8 patch draws seams between patches and cannot draw a star's thin points;
+        # three small per-frame convolutions over the prediction, the noisy input and σ can, where
+        # the noisy input still shows them. Its last layer starts at zero, so adding it to a trained
+        # model changes nothing until it learns.
+        self.refiner: nn.Sequential | None = None
+        if refiner_channels > 0:
+            k, pad = (1, 3, 3), (0, 1, 1)
+            self.refiner = nn.Sequential(
+                nn.Conv3d(2 * in_channels + 1, refiner_channels, k, padding=pad),
+                nn.SiLU(),
+                nn.Conv3d(refiner_channels, refiner_channels, k, padding=pad),
+                nn.SiLU(),
+                nn.Conv3d(refiner_channels, in_channels, k, padding=pad),
+            )
+            nn.init.zeros_(self.refiner[-1].weight)
+            nn.init.zeros_(self.refiner[-1].bias)
 
     def forward(
         self,
@@ -203,7 +221,10 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         pt, p = cfg.patch_t, cfg.patch_size
         x = x.view(b, tt, hh, ww, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
         out = x.reshape(b, c, t, hgt, wid)
+        sigma = (timestep.float() / 1000).clamp(min=1e-3).view(-1, 1, 1, 1, 1).to(out.dtype)
+        if self.refiner is not None:
+            level = sigma.expand(b, 1, t, hgt, wid)
+            out = out + self.refiner(torch.cat([out, sample, level], dim=1))
         if cfg.prediction_type == "velocity":
             return out
-        sigma = (timestep.float() / 1000).clamp(min=1e-3).view(-1, 1, 1, 1, 1).to(out.dtype)
         return (sample - out) / sigma

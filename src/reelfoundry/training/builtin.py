@@ -37,6 +37,7 @@ MODEL_CONFIG: dict[str, Any] = {
     "patch_t": 4,
     "patch_size": 8,
     "prediction_type": "sample",
+    "refiner_channels": 16,
 }
 #: Below this noise level the velocity loss (= clean-clip error / σ²) stops growing.
 MIN_LOSS_SIGMA = 0.2
@@ -126,8 +127,9 @@ def train(
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     state = torch.load(ckpt_path, weights_only=False) if ckpt_path.exists() else None
-    # A resumed run keeps the architecture it was started with.
-    model_config = dict(state["config"]["model"]) if state else dict(cfg.model)
+    # A resumed run keeps the architecture it was started with, plus parts added since (options
+    # its checkpoint does not name, such as the refiner); those start from their initialisation.
+    model_config = {**cfg.model, **state["config"]["model"]} if state else dict(cfg.model)
     shift = float(state["config"].get("sigma_shift", 1.0)) if state else cfg.sigma_shift
     pipe = new_pipeline(sigma_shift=shift, **model_config)
     model = pipe.transformer.train()
@@ -135,12 +137,11 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
     step, losses, wall, warm_from = 0, [], 0.0, 0
     if state is not None:
-        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-        ema.load_state_dict({k: v.float() for k, v in state["ema"].items()})
+        grown = _load_grown(model, state["model"]) | _load_grown(ema, state["ema"])
         step, losses, wall = state["step"], state["losses"], state["wall_s"]
-        if "opt" in state:
+        if "opt" in state and not grown:
             opt.load_state_dict(state["opt"])
-        else:  # a compact checkpoint: fresh optimiser moments, so warm the learning rate up again
+        else:  # a compact checkpoint or a grown model: fresh optimiser moments, so warm up again
             warm_from = step
         torch.set_rng_state(state["torch_rng"])
     encoder = shared_encoder("cpu")
@@ -209,6 +210,14 @@ def train(
             save()
     pipe.transformer = ema
     return pipe
+
+
+def _load_grown(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> bool:
+    """Load ``weights``; parameters the checkpoint lacks keep their initialisation. True if there were any."""
+    result = module.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"checkpoint has weights this model does not: {result.unexpected_keys[:5]}")
+    return bool(result.missing_keys)
 
 
 class _StopFlag:

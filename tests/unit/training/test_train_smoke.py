@@ -34,6 +34,26 @@ def test_train_resume_compact_export(tmp_path: Path) -> None:
     assert card is not None and card.id == "builtin"
 
 
+def test_a_run_grows_a_refiner_that_starts_as_a_no_op(tmp_path: Path) -> None:
+    """Resuming with an option the checkpoint lacks adds that part; its zero-initialised output changes nothing."""
+    from reelfoundry.models.video_dit import VideoDiT
+
+    run = tmp_path / "run"
+    train(run, TrainConfig(steps=1, batch_size=2, warmup=1, model=dict(TINY)))
+    before = ema_pipeline(run / "checkpoint.pt").transformer
+    grown = VideoDiT(**{**TINY, "refiner_channels": 4})
+    grown.load_state_dict(before.state_dict(), strict=False)
+    args = (torch.randn(2, 3, 16, 64, 64), torch.tensor([900.0, 300.0]), torch.randn(2, 5, 384))
+    text = (torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 384))
+    with torch.no_grad():
+        assert torch.equal(before(*args, *text), grown.eval()(*args, *text))
+    train(run, TrainConfig(steps=2, batch_size=2, warmup=1, model={**TINY, "refiner_channels": 4}))
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2 and state["config"]["model"]["refiner_channels"] == 4
+    assert any(k.startswith("refiner.") for k in state["ema"])
+    assert ema_pipeline(run / "checkpoint.pt").transformer.refiner is not None
+
+
 def test_training_noise_levels_match_the_sampler(tmp_path: Path) -> None:
     """Training draws σ with the shift the exported pipeline's scheduler samples with, and a resume keeps it."""
     from reelfoundry.models.pipeline_builtin import SIGMA_SHIFT, new_pipeline
