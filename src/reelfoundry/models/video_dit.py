@@ -134,10 +134,13 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         mlp_ratio: float = 4.0,
         prediction_type: str = "sample",
         refiner_channels: int = 0,
+        refiner_features: int = 0,
     ) -> None:
         super().__init__()
         if prediction_type not in ("sample", "velocity"):
             raise ValueError(f"prediction_type must be 'sample' or 'velocity', got {prediction_type!r}")
+        if refiner_features and not refiner_channels:
+            raise ValueError(f"refiner_features={refiner_features} needs a refiner (refiner_channels > 0)")
         self.t_tokens = num_frames // patch_t
         self.s_tokens = (sample_size // patch_size) ** 2
         self.patch = nn.Conv3d(
@@ -184,6 +187,24 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             )
             nn.init.zeros_(self.refiner[-1].weight)
             nn.init.zeros_(self.refiner[-1].bias)
+        # Per-pixel features from the tokens for the refiner: a 3-channel guess alone does not tell
+        # it *which* shape to sharpen (a blurred star and a blurred square are alike), so it rounded
+        # stars into squares; these carry the token's plan, caption included, down to the pixel.
+        # The convolution that reads them starts at zero, so growing them into a run is a no-op.
+        self.refiner_head: nn.Linear | None = None
+        self.refiner_features_in: nn.Conv3d | None = None
+        if refiner_features > 0:
+            self.refiner_head = nn.Linear(hidden_dim, refiner_features * patch_t * patch_size * patch_size)
+            self.refiner_features_in = nn.Conv3d(refiner_features, refiner_channels, (1, 3, 3), padding=(0, 1, 1))
+            nn.init.zeros_(self.refiner_features_in.weight)
+            nn.init.zeros_(self.refiner_features_in.bias)
+
+    def _unpatchify(self, tokens: torch.Tensor, channels: int, shape: torch.Size) -> torch.Tensor:
+        """(B, T', N, channels·pt·p·p) per-token values → (B, channels, T, H, W) pixels."""
+        b, _, t, hgt, wid = shape
+        pt, p = self.config.patch_t, self.config.patch_size
+        x = tokens.view(b, t // pt, hgt // p, wid // p, channels, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
+        return x.reshape(b, channels, t, hgt, wid)
 
     def forward(
         self,
@@ -217,14 +238,16 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         for block in self.blocks:
             x = block(x, cond, text, text_mask)
         shift, scale = self.final_mod(F.silu(cond)).view(b, 1, 1, 2, d).unbind(dim=3)
-        x = self.final(self.final_norm(x) * (1 + scale) + shift)  # (B, T', N, C*pt*p*p)
-        pt, p = cfg.patch_t, cfg.patch_size
-        x = x.view(b, tt, hh, ww, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
-        out = x.reshape(b, c, t, hgt, wid)
+        x = self.final_norm(x) * (1 + scale) + shift
+        out = self._unpatchify(self.final(x), c, sample.shape)  # (B, C, T, H, W)
         sigma = (timestep.float() / 1000).clamp(min=1e-3).view(-1, 1, 1, 1, 1).to(out.dtype)
         if self.refiner is not None:
             level = sigma.expand(b, 1, t, hgt, wid)
-            out = out + self.refiner(torch.cat([out, sample, level], dim=1))
+            hidden = self.refiner[0](torch.cat([out, sample, level], dim=1))
+            if self.refiner_head is not None and self.refiner_features_in is not None:
+                features = self._unpatchify(self.refiner_head(x), cfg.refiner_features, sample.shape)
+                hidden = hidden + self.refiner_features_in(features)
+            out = out + self.refiner[1:](hidden)
         if cfg.prediction_type == "velocity":
             return out
         return (sample - out) / sigma

@@ -38,6 +38,7 @@ MODEL_CONFIG: dict[str, Any] = {
     "patch_size": 8,
     "prediction_type": "sample",
     "refiner_channels": 16,
+    "refiner_features": 8,
 }
 #: Below this noise level the velocity loss (= clean-clip error / σ²) stops growing.
 MIN_LOSS_SIGMA = 0.2

@@ -54,6 +54,41 @@ def test_a_run_grows_a_refiner_that_starts_as_a_no_op(tmp_path: Path) -> None:
     assert ema_pipeline(run / "checkpoint.pt").transformer.refiner is not None
 
 
+def test_refiner_features_grow_into_a_refined_run_as_a_no_op(tmp_path: Path) -> None:
+    """Per-pixel token features for the refiner start unread: outputs stay exactly the same until trained."""
+    from reelfoundry.models.video_dit import VideoDiT
+
+    torch.manual_seed(0)
+    refined = VideoDiT(**{**TINY, "refiner_channels": 4}).eval()
+    for param in refined.refiner.parameters():  # type: ignore[union-attr]
+        torch.nn.init.normal_(param, std=0.1)  # as if trained
+    grown = VideoDiT(**{**TINY, "refiner_channels": 4, "refiner_features": 3}).eval()
+    missing = grown.load_state_dict(refined.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == [
+        "refiner_features_in.bias",
+        "refiner_features_in.weight",
+        "refiner_head.bias",
+        "refiner_head.weight",
+    ]
+    args = (torch.randn(2, 3, 16, 64, 64), torch.tensor([900.0, 300.0]), torch.randn(2, 5, 384))
+    text = (torch.ones(2, 5, dtype=torch.bool), torch.randn(2, 384))
+    with torch.no_grad():
+        assert torch.equal(refined(*args, *text), grown(*args, *text))
+    cfg = {**TINY, "refiner_channels": 4, "refiner_features": 3}
+    train(tmp_path / "run", TrainConfig(steps=2, batch_size=2, warmup=1, model=cfg))
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["ema"]["refiner_features_in.weight"].abs().sum() > 0  # it learns
+
+
+def test_refiner_features_need_a_refiner() -> None:
+    import pytest
+
+    from reelfoundry.models.video_dit import VideoDiT
+
+    with pytest.raises(ValueError, match="refiner_features"):
+        VideoDiT(**{**TINY, "refiner_features": 2})
+
+
 def test_training_noise_levels_match_the_sampler(tmp_path: Path) -> None:
     """Training draws σ with the shift the exported pipeline's scheduler samples with, and a resume keeps it."""
     from reelfoundry.models.pipeline_builtin import SIGMA_SHIFT, new_pipeline
