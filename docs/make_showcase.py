@@ -44,12 +44,13 @@ def main() -> None:
     card = builtin_card(args.weights)
     if card is None:
         raise SystemExit(f"no trained built-in model at {args.weights}")
-    pipe = DiffusersBackend(card).pipeline()
-    out = pipe(
+    backend = DiffusersBackend(card)
+    out = backend.pipeline()(
         PROMPTS,
         num_inference_steps=card.default_steps,
         guidance_scale=card.default_guidance_scale,
         generator=torch.Generator().manual_seed(args.seed),
+        **backend.call_kwargs,
     )
     clips = (np.asarray(out.frames) * 255).round().astype(np.uint8)  # (B, T, H, W, 3)
     b, t, h, w, _ = clips.shape

@@ -57,6 +57,7 @@ def builtin_card(weights_dir: Path = WEIGHTS_DIR) -> ModelCard | None:
             "pipeline_class": PIPELINE_CLASS,
             "size_multiple": 64,
             "sha256": facts["sha256"],
+            "call_kwargs": dict(facts.get("call_kwargs", {})),
         },
         training={k: facts[k] for k in TRAINING_FACTS if k in facts},
         metrics=facts.get("metrics", {}),

@@ -30,7 +30,16 @@ def tiny_pipeline(seed: int = 0) -> BuiltinVideoPipeline:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("builtin") / "weights"
-    export(tiny_pipeline(), out, {"version": "test", "default_steps": 2, "default_guidance_scale": 3.0})
+    export(
+        tiny_pipeline(),
+        out,
+        {
+            "version": "test",
+            "default_steps": 2,
+            "default_guidance_scale": 3.0,
+            "call_kwargs": {"guidance_min_sigma": 0.9},
+        },
+    )
     return out
 
 
@@ -87,6 +96,7 @@ def test_card_and_backend_generate(exported: Path) -> None:
     assert card is not None and card.backend == "diffusers" and card.default_steps == 2
     assert "transformer/diffusion_pytorch_model.safetensors" in card.options["sha256"]
     backend = DiffusersBackend(card)
+    assert backend.call_kwargs == {"guidance_min_sigma": 0.9}  # the card's sampling options reach every call
     steps: list[int] = []
     out = backend.generate(_params(), lambda done, total: steps.append(done))
     frames = np.asarray(out.frames)
