@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from server import Server
 
-from reelfoundry.models.builtin import builtin_card, export
+from reelfoundry.models.builtin import export
 
 
 def rf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -36,7 +36,6 @@ def test_generate_the_readme_command(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
-@pytest.mark.skipif(builtin_card() is None, reason="no trained built-in weights are shipped yet")
 def test_generate_uses_the_builtin_model_and_follows_the_prompt(tmp_path: Path) -> None:
     """The issue's command, exactly: no --model picks the shipped built-in model (a held-out combination)."""
     r = rf("generate", "a red circle moving left on a blue background", "-o", "out.mp4", "--json", cwd=tmp_path)

@@ -23,7 +23,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights" / "builtin"
 CARD_FILE = "card.json"
 PIPELINE_CLASS = "reelfoundry.models.pipeline_builtin:BuiltinVideoPipeline"
 #: card.json keys that describe how the weights were made (ModelCard.training).
-TRAINING_FACTS = ("data", "steps", "wall_s", "final_loss", "train_config", "machine")
+TRAINING_FACTS = ("data", "steps", "wall_s", "final_loss", "train_config", "machine", "notes")
 
 
 def builtin_card(weights_dir: Path = WEIGHTS_DIR) -> ModelCard | None:

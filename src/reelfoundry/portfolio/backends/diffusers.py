@@ -316,7 +316,7 @@ class DiffusersBackend(Backend):
         try:
             directory = self._local_directory(cls)
             verify_files(directory, self.sha256)
-            pipe = cls.from_pretrained(str(directory), dtype=dtype)
+            pipe = _quiet_from_pretrained(cls, directory, dtype)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot load a diffusers pipeline from {self.path!r}: {exc}") from exc
         if "callback_on_step_end" not in inspect.signature(pipe.__call__).parameters:
@@ -366,3 +366,16 @@ def _torch_dtype(name: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     dtype: torch.dtype = getattr(torch, name)
     return dtype
+
+
+def _quiet_from_pretrained(cls: Pipeline, directory: Path, dtype: torch.dtype) -> Pipeline:
+    """``cls.from_pretrained`` without diffusers' "Loading pipeline components" bar: progress is ours to show."""
+    from diffusers.utils import logging as diffusers_logging
+
+    shown = diffusers_logging.is_progress_bar_enabled()
+    diffusers_logging.disable_progress_bar()
+    try:
+        return cls.from_pretrained(str(directory), dtype=dtype)
+    finally:
+        if shown:
+            diffusers_logging.enable_progress_bar()
