@@ -34,7 +34,7 @@ def admit(
             existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
         if existing is not None:
             return existing, False
-    card = platform.portfolio.card(request.model)
+    card = platform.portfolio.choose(request)
     if request.seed is None:
         request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
     params = resolve_params(card, request, _input_paths(platform, principal.tenant_id, request.inputs))

@@ -164,7 +164,7 @@ def generate(
         template=spec,
     )
     portfolio = Portfolio(Settings().extra_models)
-    card = portfolio.card(request.model)
+    card = portfolio.choose(request)
     params = resolve_params(card, request, tuple(p.resolve() for p in inputs or []))
     backend = portfolio.backend(card)
     with _progress() as bar:

@@ -58,6 +58,13 @@ class Portfolio:
             raise UnknownModel(model, sorted(self.cards))
         return self.cards[model_id]
 
+    def choose(self, request: VideoRequest) -> ModelCard:
+        """The card a request runs on: its model, or for ``auto`` the default — the template renderer
+        when the request carries a template spec, since no other model can render one."""
+        if request.model == "auto" and request.template is not None:
+            return self.cards[TEMPLATE_CARD.id]
+        return self.card(request.model)
+
     def backend(self, card: ModelCard) -> Backend:
         """The backend instance for a card, made once (cheap: backends load weights on first generate)."""
         backend = self._backends.get(card.id)
@@ -77,6 +84,8 @@ def resolve_params(card: ModelCard, request: VideoRequest, inputs: tuple[Path, .
         num_frames = max(1, round(request.template.duration_s * fps))
     else:
         num_frames = card.default_num_frames
+    if request.template is not None and card.backend != "template":
+        raise InvalidParameter("template", f"a template spec is rendered by the template model, not by {card.id!r}")
     width = request.width or card.default_width
     height = request.height or card.default_height
     check_card_limits(card, num_frames, width, height)
