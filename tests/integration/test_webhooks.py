@@ -69,8 +69,13 @@ def test_receiver_down_then_up_gets_every_event_signed(tmp_path: Path) -> None:
             while len({h["reelfoundry-delivery"] for h, _ in receiver.accepted}) < 3:
                 assert time.monotonic() < deadline + 20, "deliveries never arrived"
                 time.sleep(0.05)
-            log = c.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"]
-            good = [d for d in log if d["job_id"] == job["id"]]
+            # The receiver answers before the dispatcher records the delivery: wait for the log to catch up.
+            while True:
+                log = c.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"]
+                good = [d for d in log if d["job_id"] == job["id"]]
+                if {d["state"] for d in good} == {"delivered"} or time.monotonic() > deadline + 30:
+                    break
+                time.sleep(0.05)
             assert {d["state"] for d in good} == {"delivered"} and min(d["attempts"] for d in good) >= 2
             poisoned = [d for d in log if d["job_id"] == bad["id"]]
             assert poisoned and all(d["state"] == "pending" and d["attempts"] >= 1 for d in poisoned)
