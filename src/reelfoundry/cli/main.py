@@ -673,6 +673,43 @@ def eval_builtin(
 
 
 @app.command()
+@friendly
+def verify(
+    file: Annotated[Path, typer.Argument(help="A media file with C2PA manifests (an MP4 from ReelFoundry).")],
+    trust_anchor: Annotated[
+        Path | None,
+        typer.Option("--trust-anchor", help="PEM of the CA to trust (default: the data dir's development CA)."),
+    ] = None,
+    data_dir: Annotated[Path, typer.Option("--data-dir")] = DEFAULT_DIR,
+    as_json: AsJson = False,
+) -> None:
+    """Check a file's C2PA provenance: the manifest chain, its actions and its validation state.
+
+    Exit code 0 when the manifests are valid, 1 when they are not (or there are none).
+    """
+    from reelfoundry.provenance.credentials import CA_FILE, DEV_DIR
+    from reelfoundry.provenance.manifest import verify as verify_file
+
+    anchor = trust_anchor or data_dir / DEV_DIR / CA_FILE
+    if trust_anchor is not None and not trust_anchor.is_file():
+        raise CLIError(f"no such trust anchor: {str(trust_anchor)!r}")
+    report = verify_file(file, anchor.read_bytes() if anchor.is_file() else None)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        colour = "green" if report.valid else "red"
+        who = report.claim_generator or "no manifest"
+        console.print(f"[{colour}]{report.validation_state}[/{colour}]  {who}", highlight=False)
+        for m in report.manifests:
+            acts = ", ".join(str(a.get("action")) for a in m.actions) or "-"
+            console.print(f"  {m.label}: {m.claim_generator}; actions {acts}", highlight=False)
+        for f in report.failures:
+            console.print(f"  [red]{f.get('code')}[/red]: {f.get('explanation', '')}", highlight=False)
+    if not report.valid:
+        raise typer.Exit(1)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     out.print(__version__)

@@ -1,0 +1,161 @@
+"""Sign an MP4 with a C2PA manifest and read a file's manifests back, validated against a trust anchor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reelfoundry import __version__
+from reelfoundry.errors import BadRequest
+from reelfoundry.provenance.credentials import SigningCredentials
+
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+#: IPTC digital source types: model output, and media made by an algorithm without training data
+#: (template renders).
+TRAINED_ALGORITHMIC = IPTC + "trainedAlgorithmicMedia"
+ALGORITHMIC = IPTC + "algorithmicMedia"
+#: The label of ReelFoundry's own assertion: model, weights, job and request hash.
+GENERATION_LABEL = "com.reelfoundry.generation"
+#: Validation states a file may have and still be called valid (c2pa-rs: Invalid < Valid < Trusted).
+VALID_STATES = ("Valid", "Trusted")
+
+
+@dataclass(frozen=True)
+class ManifestSummary:
+    """One manifest of a file's chain, newest first."""
+
+    label: str
+    claim_generator: str
+    title: str | None
+    actions: list[dict[str, Any]]
+    assertions: dict[str, Any]
+    ingredients: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``reelfoundry verify`` reports."""
+
+    valid: bool
+    validation_state: str
+    trusted: bool
+    claim_generator: str | None
+    actions: list[dict[str, Any]]
+    manifests: list[ManifestSummary]
+    failures: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """As a JSON-ready dict."""
+        return asdict(self)
+
+
+def sign_mp4(
+    src: Path,
+    dst: Path,
+    credentials: SigningCredentials,
+    *,
+    title: str,
+    source_type: str,
+    generation: dict[str, Any],
+) -> None:
+    """Write ``src`` to ``dst`` with a manifest: ``c2pa.created`` by ``source_type`` and the generation facts."""
+    import c2pa
+
+    manifest = {
+        "claim_generator_info": [{"name": "reelfoundry", "version": __version__}],
+        "title": title,
+        "assertions": [
+            {
+                "label": "c2pa.actions",
+                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": source_type}]},
+            },
+            {"label": GENERATION_LABEL, "data": generation},
+        ],
+    }
+    signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", credentials.chain_pem, credentials.key_pem, None))
+    tmp = dst.with_name(dst.name + ".signing")
+    try:
+        with open(src, "rb") as source, open(tmp, "w+b") as out:
+            c2pa.Builder(manifest).sign(signer, "video/mp4", source, out)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+        signer.close()
+
+
+def verify(path: Path, trust_anchor_pem: bytes | None = None) -> Verification:
+    """The manifest chain of ``path`` and its validation state; ``trust_anchor_pem`` is the CA to trust."""
+    import c2pa
+
+    if not path.is_file():
+        raise BadRequest(f"no such file: {str(path)!r}")
+    settings: dict[str, Any] = {"verify": {"verify_trust": trust_anchor_pem is not None}}
+    if trust_anchor_pem is not None:
+        settings["trust"] = {"trust_anchors": trust_anchor_pem.decode()}
+    context = c2pa.Context(c2pa.Settings.from_dict(settings))
+    try:
+        reader = c2pa.Reader(str(path), context=context)
+    except c2pa.C2paError as exc:
+        # No manifest, or one too damaged to parse: a file with no provenance, not an error of the caller's.
+        return Verification(
+            False, "NoManifest", False, None, [], [], [{"code": "manifest.missing", "explanation": str(exc)}]
+        )
+    try:
+        store = json.loads(reader.json())
+        state = str(reader.get_validation_state())
+    finally:
+        reader.close()
+    manifests = _chain(store)
+    results = store.get("validation_results", {}).get("activeManifest", {})
+    failures = [f for f in results.get("failure", []) if isinstance(f, dict)]
+    active = manifests[0] if manifests else None
+    return Verification(
+        valid=state in VALID_STATES,
+        validation_state=state,
+        trusted=state == "Trusted",
+        claim_generator=active.claim_generator if active else None,
+        actions=active.actions if active else [],
+        manifests=manifests,
+        failures=failures,
+    )
+
+
+def _chain(store: dict[str, Any]) -> list[ManifestSummary]:
+    """The active manifest, then the manifests its ingredients point to, depth first."""
+    by_label: dict[str, Any] = store.get("manifests", {})
+    out: list[ManifestSummary] = []
+    label = store.get("active_manifest")
+    seen: set[str] = set()
+    todo = [label] if label else []
+    while todo:
+        label = todo.pop(0)
+        if label in seen or label not in by_label:
+            continue
+        seen.add(label)
+        m = by_label[label]
+        assertions = {a["label"]: a.get("data") for a in m.get("assertions", []) if "label" in a}
+        actions: list[dict[str, Any]] = next(
+            (v.get("actions", []) for k, v in assertions.items() if k.startswith("c2pa.actions")), []
+        )
+        parents = [i["active_manifest"] for i in m.get("ingredients", []) if i.get("active_manifest")]
+        out.append(
+            ManifestSummary(
+                label=label,
+                claim_generator=_generator(m),
+                title=m.get("title"),
+                actions=list(actions),
+                assertions={k: v for k, v in assertions.items() if not k.startswith("c2pa.")},
+                ingredients=parents,
+            )
+        )
+        todo.extend(parents)
+    return out
+
+
+def _generator(manifest: dict[str, Any]) -> str:
+    info = manifest.get("claim_generator_info") or []
+    if info and isinstance(info[0], dict):
+        return f"{info[0].get('name', '?')}/{info[0].get('version', '?')}"
+    return str(manifest.get("claim_generator", ""))
