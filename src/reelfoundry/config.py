@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(
         25, ge=1, description="Attempts before a delivery is given up (≈ 2 h at defaults)."
     )
+    signing_cert_chain: Path | None = Field(
+        None, description="PEM certificate chain (leaf first) that signs C2PA manifests. Default: a development CA."
+    )
+    signing_key: Path | None = Field(None, description="PEM private key of the signing certificate.")
+    signing_trust_anchor: Path | None = Field(None, description="PEM of the CA that verification trusts.")
     extra_models: list[ModelCard] = Field(
         default_factory=list, description="Model cards added to the built-in portfolio (JSON list in the env var)."
     )
@@ -64,6 +69,13 @@ class Settings(BaseSettings):
             )
         if self.storage_url and not self.storage_url.startswith("file://"):
             raise ValueError(f"storage_url {self.storage_url!r}: only file:// storage is available yet")
+        signing = (self.signing_cert_chain, self.signing_key, self.signing_trust_anchor)
+        if any(p is not None for p in signing) and not all(p is not None for p in signing):
+            raise ValueError("signing_cert_chain, signing_key and signing_trust_anchor go together: set all three")
+        if self.environment == "production" and self.signing_cert_chain is None:
+            raise ValueError(
+                "production signs with a real certificate: set signing_cert_chain, signing_key and signing_trust_anchor"
+            )
         if self.executor != "local":
             raise ValueError(f"executor {self.executor!r} is not available yet; use 'local'")
         return self

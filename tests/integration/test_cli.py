@@ -33,7 +33,13 @@ def test_generate_the_readme_command(tmp_path: Path) -> None:
         stream = c.streams.video[0]
         assert (stream.width, stream.height, stream.codec_context.name) == (640, 360, "h264")
         assert sum(1 for _ in c.decode(stream)) == 120
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    # The development signing credentials live in the data dir, and verify there trusts them.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "reelfoundry-data"]
+    v = rf("verify", "out.mp4", "--json", cwd=tmp_path)
+    assert v.returncode == 0, v.stderr
+    report = json.loads(v.stdout)
+    assert report["valid"] and report["validation_state"] == "Trusted"
+    assert report["actions"][0]["digitalSourceType"].endswith("/algorithmicMedia")  # a template render
 
 
 def test_generate_uses_the_builtin_model_and_follows_the_prompt(tmp_path: Path) -> None:

@@ -52,6 +52,16 @@ def test_job_renders_a_decodable_mp4(diffusers_server: Server, kind: str) -> Non
         frames = list(container.decode(video=0))
     assert len(frames) == 9
     assert (frames[0].width, frames[0].height) == (32, 32)
+    # Every output is signed in the worker: the stored asset verifies against the server's CA.
+    from reelfoundry.provenance.credentials import CA_FILE, DEV_DIR
+    from reelfoundry.provenance.manifest import TRAINED_ALGORITHMIC, verify
+
+    stored = diffusers_server.data_dir / f"{kind}.mp4"
+    stored.write_bytes(content.content)
+    report = verify(stored, (diffusers_server.data_dir / DEV_DIR / CA_FILE).read_bytes())
+    assert report.trusted and report.actions[0]["digitalSourceType"] == TRAINED_ALGORITHMIC
+    generation = report.manifests[0].assertions["com.reelfoundry.generation"]
+    assert generation["model"] == f"tiny-{kind}" and generation["job_id"] == done["id"]
 
 
 @pytest.mark.parametrize(

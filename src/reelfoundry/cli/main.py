@@ -133,7 +133,10 @@ def generate(
     from reelfoundry.config import Settings
     from reelfoundry.execution.produce import produce
     from reelfoundry.portfolio.registry import Portfolio, resolve_params
+    from reelfoundry.provenance.credentials import configured_credentials
+    from reelfoundry.provenance.manifest import signing_for
     from reelfoundry.schema import TemplateSpec, VideoRequest
+    from reelfoundry.store.jobs import request_hash
 
     if output.suffix.lower() != ".mp4":
         raise CLIError(f"-o must name an .mp4 file, got {str(output)!r}")
@@ -163,17 +166,22 @@ def generate(
         guidance_scale=guidance,
         template=spec,
     )
-    portfolio = Portfolio(Settings().extra_models)
+    settings = Settings()
+    portfolio = Portfolio(settings.extra_models)
     card = portfolio.choose(request)
     params = resolve_params(card, request, tuple(p.resolve() for p in inputs or []))
     backend = portfolio.backend(card)
+    backend.check_inputs(params)  # before the data dir's signing credentials are made: bad input leaves nothing
+    # Signed like every output of the platform; `reelfoundry verify` in the same data dir trusts the signer.
+    request_sha = request_hash(request.model_dump(mode="json"))
+    signing = signing_for(configured_credentials(settings), card, None, request_sha)
     with _progress() as bar:
         task = bar.add_task(f"{card.id}", total=params.num_frames)
 
         def step(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = produce(backend, params, output, step)
+        result = produce(backend, params, output, step, signing)
         result.poster.unlink(missing_ok=True)
     info = {"output": str(output), "model": card.id, **result.media.__dict__}
     if as_json:
@@ -680,17 +688,21 @@ def verify(
         Path | None,
         typer.Option("--trust-anchor", help="PEM of the CA to trust (default: the data dir's development CA)."),
     ] = None,
-    data_dir: Annotated[Path, typer.Option("--data-dir")] = DEFAULT_DIR,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data dir whose development CA to trust (default: settings).")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Check a file's C2PA provenance: the manifest chain, its actions and its validation state.
 
     Exit code 0 when the manifests are valid, 1 when they are not (or there are none).
     """
+    from reelfoundry.config import Settings
     from reelfoundry.provenance.credentials import CA_FILE, DEV_DIR
     from reelfoundry.provenance.manifest import verify as verify_file
 
-    anchor = trust_anchor or data_dir / DEV_DIR / CA_FILE
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    anchor = trust_anchor or settings.signing_trust_anchor or settings.data_dir / DEV_DIR / CA_FILE
     if trust_anchor is not None and not trust_anchor.is_file():
         raise CLIError(f"no such trust anchor: {str(trust_anchor)!r}")
     report = verify_file(file, anchor.read_bytes() if anchor.is_file() else None)

@@ -30,6 +30,8 @@ from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
+from reelfoundry.provenance.credentials import configured_credentials
+from reelfoundry.provenance.manifest import signing_for
 from reelfoundry.schema import JobError, VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
@@ -67,6 +69,8 @@ class Engine:
         self.node = node
         self.work_dir = settings.data_dir / "work"
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        # Every output is C2PA-signed: with the configured certificate, or a development CA made on first start.
+        self.credentials = configured_credentials(settings)
         self._running: dict[str, _Running] = {}
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -172,7 +176,10 @@ class Engine:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
         self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign)
-        return WorkItem(job_id=row.id, attempt=row.attempts, card=card, params=params, out_dir=self.work_dir)
+        signing = signing_for(self.credentials, card, row.id, row.request_hash)
+        return WorkItem(
+            job_id=row.id, attempt=row.attempts, card=card, params=params, out_dir=self.work_dir, signing=signing
+        )
 
     def _on_progress(self, out: Progress) -> None:
         state = self._running.get(out.job_id)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reelfoundry.media import MediaInfo
 from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.provenance.manifest import Signing
 from reelfoundry.schema import ModelCard
 
 
@@ -20,6 +21,8 @@ class WorkItem:
     params: GenerationParams
     #: Directory where the worker writes the video and poster.
     out_dir: Path
+    #: How to sign the video (C2PA); None leaves it unsigned.
+    signing: Signing | None = None
 
 
 @dataclass(frozen=True)

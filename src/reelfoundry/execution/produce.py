@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from reelfoundry.media import MediaInfo, encode_mp4, write_poster
+from reelfoundry.media.probe import file_digest
 from reelfoundry.portfolio.base import Backend, GenerationParams, StepCallback
+from reelfoundry.provenance.manifest import Signing, sign_mp4
 
 
 @dataclass(frozen=True)
@@ -21,18 +23,40 @@ class Produced:
     poster: Path
 
 
-def produce(backend: Backend, params: GenerationParams, video: Path, callback: StepCallback | None = None) -> Produced:
-    """Check, generate, encode. The poster (a JPEG of the middle frame) goes beside the video."""
+def produce(
+    backend: Backend,
+    params: GenerationParams,
+    video: Path,
+    callback: StepCallback | None = None,
+    signing: Signing | None = None,
+) -> Produced:
+    """Check, generate, encode, sign (C2PA, when ``signing`` is given). The poster (a JPEG of the
+    middle frame) goes beside the video; on any failure neither file is left behind."""
     backend.check_inputs(params)
     output = backend.generate(params, callback)
     middle: list[np.ndarray] = []
-    media = encode_mp4(_keep(output.frames, output.num_frames // 2, middle), output.fps, video)
+    encoded = video.with_name(video.stem + ".unsigned.mp4") if signing is not None else video
+    media = encode_mp4(_keep(output.frames, output.num_frames // 2, middle), output.fps, encoded)
     poster = video.with_suffix(".jpg")
     try:
+        if signing is not None:
+            sign_mp4(
+                encoded,
+                video,
+                signing.credentials,
+                title=video.name,
+                source_type=signing.source_type,
+                generation=signing.generation,
+            )
+            size, digest = file_digest(video)
+            media = replace(media, bytes=size, sha256=digest)
         write_poster(middle[0], poster)
     except BaseException:
         video.unlink(missing_ok=True)
         raise
+    finally:
+        if encoded != video:
+            encoded.unlink(missing_ok=True)
     return Produced(media=media, video=video, poster=poster)
 
 

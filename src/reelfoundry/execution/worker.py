@@ -71,7 +71,7 @@ def run_item(conn: Connection, item: WorkItem, backends: dict[str, Backend]) -> 
         if backend is None or backend.card != item.card:
             backend = backends[item.card.id] = backend_class(item.card.backend)(item.card)
         video = item.out_dir / f"{item.job_id}-{item.attempt}.mp4"
-        result = produce(backend, item.params, video, callback)
+        result = produce(backend, item.params, video, callback, item.signing)
         return done(media=result.media, video_path=result.video, poster_path=result.poster)
     except GenerationCancelled:
         return done(cancelled=True)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError
 
 DEV_DIR = "provenance"
@@ -26,6 +27,14 @@ class SigningCredentials:
     chain_pem: bytes
     key_pem: bytes
     trust_anchor_pem: bytes
+
+
+def configured_credentials(settings: Settings) -> SigningCredentials:
+    """The credentials settings name, or the data dir's development ones (made on first use)."""
+    chain, key, anchor = settings.signing_cert_chain, settings.signing_key, settings.signing_trust_anchor
+    if chain is not None and key is not None and anchor is not None:
+        return load_credentials(chain, key, anchor)
+    return dev_credentials(settings.data_dir)
 
 
 def load_credentials(chain: Path, key: Path, trust_anchor: Path) -> SigningCredentials:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from reelfoundry import __version__
 from reelfoundry.errors import BadRequest
 from reelfoundry.provenance.credentials import SigningCredentials
+from reelfoundry.schema import ModelCard
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 #: IPTC digital source types: model output, and media made by an algorithm without training data
@@ -49,6 +51,34 @@ class Verification:
     def to_json(self) -> dict[str, Any]:
         """As a JSON-ready dict."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Signing:
+    """What a worker needs to sign one output: the credentials and the facts of the generation."""
+
+    credentials: SigningCredentials
+    source_type: str
+    generation: dict[str, Any]
+
+
+def signing_for(credentials: SigningCredentials, card: ModelCard, job_id: str | None, request_sha256: str) -> Signing:
+    """The signing facts of one generation: model id and version, weights digest, job and request hash."""
+    weights = card.options.get("sha256")
+    digest = (
+        hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest() if isinstance(weights, dict) else None
+    )
+    return Signing(
+        credentials=credentials,
+        source_type=ALGORITHMIC if card.backend == "template" else TRAINED_ALGORITHMIC,
+        generation={
+            "model": card.id,
+            "model_version": card.version,
+            "weights_sha256": digest,  # sha256 of the card's {file: sha256} map, when it pins its files
+            "job_id": job_id,
+            "request_sha256": request_sha256,
+        },
+    )
 
 
 def sign_mp4(

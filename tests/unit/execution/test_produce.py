@@ -34,3 +34,22 @@ def test_cancel_mid_render_leaves_no_files(tmp_path: Path) -> None:
     with pytest.raises(GenerationCancelled):
         produce(TemplateBackend(), params, tmp_path / "clip.mp4", cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_produce_signs_and_describes_the_signed_file(tmp_path: Path) -> None:
+    from reelfoundry.media.probe import file_digest
+    from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
+    from reelfoundry.provenance.credentials import dev_credentials
+    from reelfoundry.provenance.manifest import ALGORITHMIC, signing_for, verify
+
+    creds = dev_credentials(tmp_path / "data")
+    signing = signing_for(creds, TEMPLATE_CARD, "job-7", "ab" * 32)
+    params = GenerationParams(prompt="Signed", num_frames=12, fps=12, width=64, height=64, seed=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = produce(TemplateBackend(), params, out / "clip.mp4", signing=signing)
+    assert sorted(p.name for p in out.iterdir()) == ["clip.jpg", "clip.mp4"]  # no unsigned copy left
+    assert (result.media.bytes, result.media.sha256) == file_digest(result.video)
+    report = verify(result.video, creds.trust_anchor_pem)
+    assert report.trusted and report.actions[0]["digitalSourceType"] == ALGORITHMIC
+    assert report.manifests[0].assertions["com.reelfoundry.generation"]["job_id"] == "job-7"
