@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest JSON request body accepted.")
     max_upload_bytes: int = Field(25 * 1_048_576, ge=1024, description="Largest image upload (POST /v1/assets).")
+    max_verify_bytes: int = Field(
+        256 * 1_048_576, ge=1024, description="Largest file accepted for verification (POST /v1/verify)."
+    )
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")
     webhook_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     webhook_backoff_max_s: float = Field(300.0, gt=0, description="Longest delay between two attempts.")

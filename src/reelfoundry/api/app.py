@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelfoundry import __version__
 from reelfoundry.api import problems
-from reelfoundry.api.routes import assets, health, jobs, keys, models, schemas, webhooks
+from reelfoundry.api.routes import assets, health, jobs, keys, models, provenance, schemas, webhooks
 from reelfoundry.config import Settings
 from reelfoundry.errors import PayloadTooLarge
 from reelfoundry.platform import Platform
@@ -89,11 +89,16 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = plat
     problems.install(app)
     v1 = APIRouter(prefix="/v1")
-    for module in (jobs, assets, models, keys, schemas, webhooks):
+    for module in (jobs, assets, models, keys, schemas, webhooks, provenance):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
     app.add_middleware(
-        BodyLimit, limit=settings.max_body_bytes, uploads={("POST", "/v1/assets"): settings.max_upload_bytes}
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        uploads={
+            ("POST", "/v1/assets"): settings.max_upload_bytes,
+            ("POST", "/v1/verify"): settings.max_verify_bytes,
+        },
     )
     return app

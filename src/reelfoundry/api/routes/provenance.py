@@ -1,0 +1,51 @@
+"""/v1/verify: check the C2PA provenance of an uploaded file against the platform's trust anchor."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from reelfoundry.api.deps import PlatformDep, Reader
+from reelfoundry.errors import BadRequest, UnsupportedMediaType
+from reelfoundry.provenance.credentials import configured_credentials
+from reelfoundry.provenance.manifest import verify
+
+router = APIRouter(tags=["provenance"])
+#: What can carry a C2PA manifest here: the platform's own videos and the images it takes as inputs.
+VERIFIABLE = {"video/mp4": ".mp4", "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+
+@router.post(
+    "/verify",
+    summary="Verify a file's C2PA manifests (the body is the file)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in VERIFIABLE},
+        }
+    },
+)
+async def verify_upload(request: Request, platform: PlatformDep, principal: Reader) -> dict[str, Any]:
+    """The manifest chain, claim generator, actions and validation state, trusting the configured CA.
+
+    ``valid`` is false for a file whose manifests fail validation and for one with none.
+    """
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in VERIFIABLE:
+        raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(VERIFIABLE)}, got {media_type or 'none'!r}")
+    data = await request.body()
+    if not data:
+        raise BadRequest("the request body is empty: send the file to verify")
+    anchor = (await run_in_threadpool(configured_credentials, platform.settings)).trust_anchor_pem
+
+    def check() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{VERIFIABLE[media_type]}"
+            path.write_bytes(data)
+            return verify(path, anchor).to_json()
+
+    return await run_in_threadpool(check)
