@@ -11,6 +11,7 @@ from reelfoundry.platform import Platform
 from reelfoundry.portfolio.registry import resolve_params
 from reelfoundry.schema import VideoRequest
 from reelfoundry.store import assets as assetstore
+from reelfoundry.store import audit
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import JobRow
@@ -53,6 +54,14 @@ def admit(
                 max_attempts=platform.settings.max_attempts,
                 body_hash=body_hash,
                 idempotency_key=idempotency_key,
+            )
+            audit.append(
+                session,
+                "job.submitted",
+                actor=principal.key_id,
+                tenant_id=principal.tenant_id,
+                subject=row.id,
+                data={"model": card.id, "request_sha256": body_hash},
             )
     except IntegrityError:
         # Two requests with one new key raced; the other one won. Return its job.

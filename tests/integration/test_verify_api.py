@@ -29,6 +29,18 @@ def test_a_rendered_video_verifies_and_a_flipped_byte_does_not(server: Server) -
         assert tampered["valid"] is False and tampered["validation_state"] == "Invalid"
         unsigned = c.post("/v1/verify", content=b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64, headers=mp4).json()
         assert unsigned["valid"] is False and unsigned["validation_state"] == "NoManifest"
+    # The submission went into the audit log, chained after the bootstrap admin key's creation.
+    from reelfoundry.store import Database, audit
+    from reelfoundry.store.tables import AuditRow
+
+    db = Database(f"sqlite:///{server.data_dir / 'reelfoundry.db'}")
+    try:
+        with db.read() as session:
+            assert audit.verify(session).ok
+            actions = {(r.action, r.subject) for r in session.query(AuditRow)}
+    finally:
+        db.dispose()
+    assert ("job.submitted", job["id"]) in actions and any(a == "key.created" for a, _ in actions)
 
 
 def test_bad_verify_uploads_are_4xx_problems(server: Server) -> None:

@@ -35,6 +35,7 @@ models_app = typer.Typer(help="The model portfolio.", no_args_is_help=True)
 schema_app = typer.Typer(help="The canonical JSON Schemas.", no_args_is_help=True)
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models with the standard test protocol.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(assets_app, name="assets")
 app.add_typer(keys_app, name="keys")
@@ -42,6 +43,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(schema_app, name="schema")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(audit_app, name="audit")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -718,6 +720,42 @@ def verify(
         for f in report.failures:
             console.print(f"  [red]{f.get('code')}[/red]: {f.get('explanation', '')}", highlight=False)
     if not report.valid:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+@friendly
+def audit_verify(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data dir of the server (default: settings).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check that no audit-log entry was edited, inserted or deleted. Exit code 1 when one was."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reelfoundry.config import Settings
+    from reelfoundry.store import Database, audit
+
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    if settings.database_url is None and not (settings.data_dir / "reelfoundry.db").is_file():
+        raise CLIError(f"no database in {str(settings.data_dir)!r}: start `reelfoundry serve` there first")
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.read() as session:
+            check = audit.verify(session)
+    except SQLAlchemyError as exc:
+        raise CLIError(f"cannot read the audit log: {str(exc).splitlines()[0]}") from None
+    finally:
+        db.dispose()
+    if as_json:
+        _print_json({"ok": check.ok, "entries": check.entries, "head": check.head, "problems": check.problems})
+    elif check.ok:
+        console.print(f"[green]intact[/green]: {check.entries} entries, head {check.head}", highlight=False)
+    else:
+        for problem in check.problems:
+            console.print(f"[red]{problem}[/red]", highlight=False)
+    if not check.ok:
         raise typer.Exit(1)
 
 

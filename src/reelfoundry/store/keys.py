@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from reelfoundry.errors import NotFound, Unauthenticated
 from reelfoundry.ids import is_id, new_id
 from reelfoundry.schema import KeyPublic, Role
+from reelfoundry.store import audit
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import ApiKeyRow, TenantRow, utcnow
 
@@ -57,7 +58,9 @@ def get_or_create_tenant(session: Session, name: str, *, is_operator: bool = Fal
     return row
 
 
-def create_key(session: Session, tenant: TenantRow, name: str, role: Role) -> tuple[ApiKeyRow, str]:
+def create_key(
+    session: Session, tenant: TenantRow, name: str, role: Role, *, actor: str = "system"
+) -> tuple[ApiKeyRow, str]:
     """A new key and its bearer token (the only time the token exists in clear)."""
     secret = secrets.token_urlsafe(32)
     row = ApiKeyRow(
@@ -65,6 +68,14 @@ def create_key(session: Session, tenant: TenantRow, name: str, role: Role) -> tu
     )
     session.add(row)
     session.flush()
+    audit.append(
+        session,
+        "key.created",
+        actor=actor,
+        tenant_id=tenant.id,
+        subject=row.id,
+        data={"name": name, "role": role.value},
+    )
     return row, f"rf_{row.id}_{secret}"
 
 
@@ -111,13 +122,14 @@ class PrincipalCache:
         self._entries.clear()
 
 
-def revoke_key(session: Session, tenant_id: str, key_id: str) -> ApiKeyRow:
+def revoke_key(session: Session, tenant_id: str, key_id: str, *, actor: str = "system") -> ApiKeyRow:
     """Revoke a key of this tenant (idempotent)."""
     row = session.get(ApiKeyRow, key_id) if is_id(key_id) else None
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"key {key_id!r} not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        audit.append(session, "key.revoked", actor=actor, tenant_id=tenant_id, subject=row.id)
     return row
 
 

@@ -24,7 +24,7 @@ def create_key(body: KeyCreate, platform: PlatformDep, principal: KeyAdmin) -> K
             tenant = keystore.get_or_create_tenant(session, body.tenant)
         else:
             raise Forbidden("only the operator tenant's admins may create keys in another tenant")
-        row, token = keystore.create_key(session, tenant, body.name, body.role)
+        row, token = keystore.create_key(session, tenant, body.name, body.role, actor=principal.key_id)
         public = keystore.to_key(row, tenant.name)
     return KeyCreated(**public.model_dump(), secret=token)
 
@@ -41,7 +41,7 @@ def list_keys(platform: PlatformDep, principal: KeyAdmin, cursor: Cursor = None,
 def revoke_key(key_id: str, platform: PlatformDep, principal: KeyAdmin) -> KeyPublic:
     """Revoke a key of the tenant; it stops working at once."""
     with platform.db.write() as session:
-        row = keystore.revoke_key(session, principal.tenant_id, key_id)
+        row = keystore.revoke_key(session, principal.tenant_id, key_id, actor=principal.key_id)
         public = keystore.to_key(row, principal.tenant_name)
     platform.principals.clear()
     return public
