@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
+from reelfoundry.errors import PolicyDenied
 from reelfoundry.platform import Platform
 from reelfoundry.portfolio.registry import resolve_params
 from reelfoundry.schema import VideoRequest
@@ -35,7 +36,19 @@ def admit(
             existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
         if existing is not None:
             return existing, False
-    card = platform.portfolio.choose(request)
+    try:
+        platform.policy.check(request)
+        card = platform.portfolio.choose(request)
+    except PolicyDenied as denied:
+        with platform.db.write() as session:
+            audit.append(
+                session,
+                "policy.denied",
+                actor=principal.key_id,
+                tenant_id=principal.tenant_id,
+                data={"rule": denied.rule, "request_sha256": body_hash},
+            )
+        raise
     if request.seed is None:
         request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
     params = resolve_params(card, request, _input_paths(platform, principal.tenant_id, request.inputs))

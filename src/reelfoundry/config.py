@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     )
     signing_key: Path | None = Field(None, description="PEM private key of the signing certificate.")
     signing_trust_anchor: Path | None = Field(None, description="PEM of the CA that verification trusts.")
+    policy_blocked_terms: list[str] = Field(
+        default_factory=list, description="Prompts containing any of these (whole words, any case) are refused."
+    )
+    policy_protected_identities: list[str] = Field(
+        default_factory=list, description="Names a prompt may use only with a consent_reference."
+    )
     extra_models: list[ModelCard] = Field(
         default_factory=list, description="Model cards added to the built-in portfolio (JSON list in the env var)."
     )

@@ -63,6 +63,18 @@ class InvalidParameter(ReelFoundryError):
         self.parameter = parameter
 
 
+class PolicyDenied(ReelFoundryError):
+    """A content or data-class rule refuses the request; ``rule`` names which."""
+
+    status = 422
+    type_slug = "policy-denied"
+    title = "Refused by policy"
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(detail, rule=rule)
+        self.rule = rule
+
+
 class BadRequest(ReelFoundryError):
     """The request is malformed (bad header, bad cursor, unreadable body)."""
 

@@ -17,6 +17,7 @@ from reelfoundry.events.notify import ChangeNotifier
 from reelfoundry.events.webhooks import WebhookDispatcher
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import LocalExecutor
+from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.schema import Role
@@ -45,6 +46,7 @@ class Platform:
         self.db.on_commit(self.changes.notify)
         self.storage = LocalStorage(settings.media_dir)
         self.portfolio = Portfolio(settings.extra_models)
+        self.policy = ContentPolicy(tuple(settings.policy_blocked_terms), tuple(settings.policy_protected_identities))
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)
         self.engine: Engine | None = None
         self.webhooks: WebhookDispatcher | None = None

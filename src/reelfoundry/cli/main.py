@@ -134,6 +134,7 @@ def generate(
     """Generate a video on this machine, no server needed."""
     from reelfoundry.config import Settings
     from reelfoundry.execution.produce import produce
+    from reelfoundry.governance.policy import ContentPolicy
     from reelfoundry.portfolio.registry import Portfolio, resolve_params
     from reelfoundry.provenance.credentials import configured_credentials
     from reelfoundry.provenance.manifest import signing_for
@@ -169,6 +170,7 @@ def generate(
         template=spec,
     )
     settings = Settings()
+    ContentPolicy(tuple(settings.policy_blocked_terms), tuple(settings.policy_protected_identities)).check(request)
     portfolio = Portfolio(settings.extra_models)
     card = portfolio.choose(request)
     params = resolve_params(card, request, tuple(p.resolve() for p in inputs or []))

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from reelfoundry.errors import ConfigurationError, InvalidParameter, UnknownModel
+from reelfoundry.governance.policy import check_placement
 from reelfoundry.models.builtin import builtin_card
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
 from reelfoundry.portfolio.base import Backend, GenerationParams, check_card_limits
@@ -62,8 +63,11 @@ class Portfolio:
         """The card a request runs on: its model, or for ``auto`` the default — the template renderer
         when the request carries a template spec, since no other model can render one."""
         if request.model == "auto" and request.template is not None:
-            return self.cards[TEMPLATE_CARD.id]
-        return self.card(request.model)
+            card = self.cards[TEMPLATE_CARD.id]
+        else:
+            card = self.card(request.model)
+        check_placement(request, card)  # data classes pin where a job may run
+        return card
 
     def backend(self, card: ModelCard) -> Backend:
         """The backend instance for a card, made once (cheap: backends load weights on first generate)."""

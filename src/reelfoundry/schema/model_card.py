@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,11 @@ class ModelCard(BaseModel):
     name: str = Field(..., description="Human-readable name.")
     version: str = Field("1", description="Model version. Default 1.")
     backend: str = Field(..., description="Registered backend name or import path `module:Class`.")
+    hosting: Literal["self-hosted", "remote"] = Field(
+        "self-hosted",
+        description="Where the model runs: on this platform's own machines, or a vendor's remote API (which "
+        "confidential and restricted requests may not use). Default self-hosted.",
+    )
     description: str = Field("", description="What the model is good for. Default empty.")
     task: str = Field("text-to-video", description="text-to-video or image-to-video. Default text-to-video.")
     self_hosted: bool = Field(True, description="Runs on our own devices (true) or a vendor API (false). Default true.")

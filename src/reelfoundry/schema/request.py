@@ -111,6 +111,14 @@ class VideoRequest(BaseModel):
     webhook_url: AnyHttpUrl | None = Field(
         None, description="URL that receives signed job events (at least once). Default none."
     )
+    consent_reference: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        pattern=PRINTABLE,
+        description="Reference to the recorded consent of a person the prompt names (required for protected "
+        "identities). Default none.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> VideoRequest:

@@ -1,0 +1,61 @@
+"""Content and data-class policy, checked at admission. Pure: a policy and a request in, a verdict out.
+
+Rules, each named in the 422 problem that a denial becomes:
+
+* ``blocked-term``: the prompt or negative prompt contains a configured term (whole words, any case).
+* ``protected-identity``: the prompt names a configured person or brand; allowed only with a
+  ``consent_reference`` (the documented consent, kept with the job).
+* ``data-class``: ``confidential`` and ``restricted`` requests run only on self-hosted models, never a
+  vendor's remote API (checked where the model is chosen).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from reelfoundry.errors import PolicyDenied
+from reelfoundry.schema import DataClass, ModelCard, VideoRequest
+
+#: Data classes that may not leave the platform's own machines.
+SELF_HOSTED_ONLY = frozenset({DataClass.confidential, DataClass.restricted})
+
+
+@dataclass(frozen=True)
+class ContentPolicy:
+    """The configured content rules."""
+
+    blocked_terms: tuple[str, ...] = ()
+    protected_identities: tuple[str, ...] = ()
+    _patterns: dict[str, re.Pattern[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _matches(self, phrase: str, text: str) -> bool:
+        pattern = self._patterns.get(phrase)
+        if pattern is None:
+            words = r"\s+".join(re.escape(w) for w in phrase.split())
+            pattern = self._patterns[phrase] = re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+        return bool(pattern.search(text))
+
+    def check(self, request: VideoRequest) -> None:
+        """Raise PolicyDenied naming the first rule the request breaks."""
+        texts = [request.prompt, request.negative_prompt or ""]
+        for term in self.blocked_terms:
+            if any(self._matches(term, t) for t in texts):
+                raise PolicyDenied("blocked-term", f"the prompt contains a blocked term: {term!r}")
+        if request.consent_reference is None:
+            for name in self.protected_identities:
+                if self._matches(name, request.prompt):
+                    raise PolicyDenied(
+                        "protected-identity",
+                        f"the prompt names {name!r}, a protected identity: give a consent_reference",
+                    )
+
+
+def check_placement(request: VideoRequest, card: ModelCard) -> None:
+    """Refuse a model that the request's data class may not run on."""
+    data_class = request.constraints.data_class
+    if data_class in SELF_HOSTED_ONLY and card.hosting != "self-hosted":
+        raise PolicyDenied(
+            "data-class",
+            f"{data_class.value} requests run only on self-hosted models; {card.id!r} is a remote API",
+        )

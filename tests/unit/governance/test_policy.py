@@ -1,0 +1,45 @@
+"""Content and data-class rules: each denial names its rule; nothing else is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from reelfoundry.errors import PolicyDenied
+from reelfoundry.governance.policy import ContentPolicy, check_placement
+from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
+from reelfoundry.schema import VideoRequest
+
+POLICY = ContentPolicy(blocked_terms=("gore", "credit card number"), protected_identities=("Jane Doe",))
+
+
+def _rule(request: VideoRequest) -> str | None:
+    try:
+        POLICY.check(request)
+    except PolicyDenied as denied:
+        return denied.rule
+    return None
+
+
+def test_blocked_terms_match_whole_words_in_any_case() -> None:
+    assert _rule(VideoRequest(prompt="GORE everywhere")) == "blocked-term"
+    assert _rule(VideoRequest(prompt="a red circle", negative_prompt="no gore")) == "blocked-term"
+    assert _rule(VideoRequest(prompt="show the credit  card number")) == "blocked-term"
+    assert _rule(VideoRequest(prompt="Gregory's garden")) is None  # "gore" inside a word is not the word
+
+
+def test_protected_identities_need_a_consent_reference() -> None:
+    assert _rule(VideoRequest(prompt="jane doe waves at the camera")) == "protected-identity"
+    assert _rule(VideoRequest(prompt="Jane Doe waves", consent_reference="consent/2026/17")) is None
+    assert _rule(VideoRequest(prompt="Janet Doerr waves")) is None
+
+
+def test_confidential_and_restricted_requests_stay_on_self_hosted_models() -> None:
+    remote = TEMPLATE_CARD.model_copy(update={"id": "vendor-x", "hosting": "remote"})
+    for data_class in ("confidential", "restricted"):
+        request = VideoRequest.model_validate({"prompt": "x", "constraints": {"data_class": data_class}})
+        with pytest.raises(PolicyDenied) as denied:
+            check_placement(request, remote)
+        assert denied.value.rule == "data-class"
+        check_placement(request, TEMPLATE_CARD)
+    for data_class in ("public", "internal"):
+        check_placement(VideoRequest.model_validate({"prompt": "x", "constraints": {"data_class": data_class}}), remote)
