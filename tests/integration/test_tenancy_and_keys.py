@@ -110,3 +110,30 @@ def test_other_tenant_cannot_use_an_upload_as_input(server: Server, world: dict[
         assert b.post("/v1/assets", content=_png(), headers={"Content-Type": "image/png"}).status_code == 201
     with server.client(world["a_viewer"]) as viewer:
         assert viewer.post("/v1/assets", content=_png(), headers={"Content-Type": "image/png"}).status_code == 403
+
+
+def test_key_secrets_never_appear_after_creation(server: Server, world: dict[str, str]) -> None:
+    """A secret exists in clear only in the 201 that created it: not in lists, reads, the audit or server log."""
+    secrets = [world[k] for k in ("b_admin", "b_viewer", "a_creator", "a_viewer")]
+    seen: list[str] = []
+    with server.client() as admin:
+        for path in ("/v1/keys", "/v1/jobs", f"/v1/jobs/{world['job']}", f"/v1/jobs/{world['job']}/events"):
+            seen.append(admin.get(path).text)
+        bad = admin.get("/v1/jobs", headers={"Authorization": f"Bearer {world['a_viewer']}x"})
+        assert bad.status_code == 401
+        seen.append(bad.text)
+    with server.client(world["b_admin"]) as b:
+        seen.append(b.get("/v1/keys").text)
+    log = (server.data_dir.parent / f"{server.data_dir.name}-server.log").read_text(errors="replace")
+    from reelfoundry.store import Database
+    from reelfoundry.store.tables import AuditRow
+
+    db = Database(f"sqlite:///{server.data_dir / 'reelfoundry.db'}")
+    try:
+        with db.read() as session:
+            seen.extend(str((r.subject, r.data)) for r in session.query(AuditRow))
+    finally:
+        db.dispose()
+    for secret in secrets:
+        token_secret = secret.split("_", 2)[2]  # rf_<key id>_<secret>: the id may appear, the secret may not
+        assert all(token_secret not in text for text in [*seen, log]), "a key secret leaked"
