@@ -21,7 +21,7 @@ from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.schema import Role
-from reelfoundry.store import Database
+from reelfoundry.store import Database, audit
 from reelfoundry.store import keys as keystore
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ class Platform:
             where = make_url(self.db.url).render_as_string(hide_password=True)
             reason = str(exc.orig).strip().splitlines()[0]
             raise ConfigurationError(f"cannot use the database {where}: {reason}") from None
+        with self.db.write() as session:
+            for card in self.portfolio.cards.values():
+                audit.record_model(session, card)
         key_path = self.settings.admin_key_path
         if key_path.exists():
             return

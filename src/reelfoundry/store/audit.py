@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from reelfoundry.schema import ModelCard
 from reelfoundry.store.tables import AuditRow, utcnow
 
 GENESIS = "0" * 64
@@ -65,6 +66,26 @@ def append(
     session.add(row)
     session.flush()
     return row
+
+
+def record_model(session: Session, card: ModelCard) -> AuditRow | None:
+    """Log a model's registration when it is new or its card changed since the last one logged."""
+    facts = {
+        "version": card.version,
+        "backend": card.backend,
+        "hosting": card.hosting,
+        "files_sha256": card.options.get("sha256"),
+        "path": card.options.get("path"),
+    }
+    last = session.execute(
+        select(AuditRow.data)
+        .where(AuditRow.action == "model.registered", AuditRow.subject == card.id)
+        .order_by(AuditRow.seq.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if last == facts:
+        return None
+    return append(session, "model.registered", actor="system", subject=card.id, data=facts)
 
 
 @dataclass

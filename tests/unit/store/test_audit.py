@@ -108,3 +108,16 @@ def test_cli_audit_verify(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert missing.returncode == 2 and "no database" in missing.stderr
+
+
+def test_model_registrations_are_logged_once_per_card_change(database: Database) -> None:
+    from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
+
+    changed = TEMPLATE_CARD.model_copy(update={"version": "2"})
+    with database.write() as s:
+        assert audit.record_model(s, TEMPLATE_CARD) is not None
+        assert audit.record_model(s, TEMPLATE_CARD) is None  # a restart with the same card adds nothing
+        entry = audit.record_model(s, changed)
+        assert entry is not None and entry.subject == "template" and entry.data["version"] == "2"
+    with database.read() as s:
+        assert audit.verify(s).entries == 2
