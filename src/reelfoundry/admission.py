@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from reelfoundry.errors import PolicyDenied
+from reelfoundry.errors import InvalidParameter, PolicyDenied
 from reelfoundry.platform import Platform
 from reelfoundry.portfolio.registry import resolve_params
 from reelfoundry.schema import VideoRequest
@@ -36,6 +36,11 @@ def admit(
             existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
         if existing is not None:
             return existing, False
+    allowed = platform.settings.webhook_allowed_hosts
+    if request.webhook_url is not None and allowed is not None and request.webhook_url.host not in allowed:
+        raise InvalidParameter(
+            "webhook_url", f"webhook host {request.webhook_url.host!r} is not allowed here (allowed: {allowed})"
+        )
     try:
         platform.policy.check(request)
         card = platform.portfolio.choose(request)

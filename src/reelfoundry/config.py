@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")
     webhook_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     webhook_backoff_max_s: float = Field(300.0, gt=0, description="Longest delay between two attempts.")
+    webhook_allowed_hosts: list[str] | None = Field(
+        None,
+        description="Hosts a request's webhook_url may name (JSON list); others are refused at admission. "
+        "Default: any host.",
+    )
     webhook_max_attempts: int = Field(
         25, ge=1, description="Attempts before a delivery is given up (≈ 2 h at defaults)."
     )

@@ -25,7 +25,11 @@ REMOTE_CARD = {
 @pytest.fixture(scope="module")
 def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
     root = tmp_path_factory.mktemp("policy")
-    env = server_env(policy_blocked_terms=json.dumps(["gore"]), policy_protected_identities=json.dumps(["Jane Doe"]))
+    env = server_env(
+        policy_blocked_terms=json.dumps(["gore"]),
+        policy_protected_identities=json.dumps(["Jane Doe"]),
+        webhook_allowed_hosts=json.dumps(["127.0.0.1"]),
+    )
     env["REELFOUNDRY_EXTRA_MODELS"] = json.dumps([REMOTE_CARD])
     srv = Server(root / "data", env).start()
     yield srv
@@ -63,3 +67,11 @@ def test_allowed_requests_pass_and_denials_are_audited(policy_server: Server, tm
     finally:
         db.dispose()
     assert "blocked-term" in rules
+
+
+def test_webhook_hosts_outside_the_allow_list_are_refused(policy_server: Server) -> None:
+    with policy_server.client() as c:
+        far = c.post("/v1/jobs", json={"prompt": "x", "model": "template", "webhook_url": "http://example.com/hook"})
+        assert far.status_code == 422 and far.json()["parameter"] == "webhook_url", far.text
+        near = c.post("/v1/jobs", json={"prompt": "x", "model": "template", "webhook_url": "http://127.0.0.1:9/hook"})
+        assert near.status_code == 201, near.text
