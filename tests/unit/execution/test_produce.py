@@ -53,3 +53,19 @@ def test_produce_signs_and_describes_the_signed_file(tmp_path: Path) -> None:
     report = verify(result.video, creds.trust_anchor_pem)
     assert report.trusted and report.actions[0]["digitalSourceType"] == ALGORITHMIC
     assert report.manifests[0].assertions["com.reelfoundry.generation"]["job_id"] == "job-7"
+    boxes = _top_level_boxes(result.video.read_bytes())
+    assert boxes.index("moov") < boxes.index("mdat")  # still faststart: playable while it downloads
+
+
+def _top_level_boxes(data: bytes) -> list[str]:
+    import struct
+
+    kinds, i = [], 0
+    while i + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[i : i + 8])
+        size = struct.unpack(">Q", data[i + 8 : i + 16])[0] if size == 1 else size
+        kinds.append(kind.decode("latin-1"))
+        if size == 0:
+            break
+        i += size
+    return kinds
