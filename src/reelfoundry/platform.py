@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from reelfoundry.execution.executor import LocalExecutor
 from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio
+from reelfoundry.provenance.credentials import SigningCredentials, configured_credentials
 from reelfoundry.schema import Role
 from reelfoundry.store import Database, audit
 from reelfoundry.store import keys as keystore
@@ -46,7 +48,7 @@ class Platform:
         self.db.on_commit(self.changes.notify)
         self.storage = LocalStorage(settings.media_dir)
         self.portfolio = Portfolio(settings.extra_models)
-        self.policy = ContentPolicy(tuple(settings.policy_blocked_terms), tuple(settings.policy_protected_identities))
+        self.policy = ContentPolicy.from_settings(settings)
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)
         self.engine: Engine | None = None
         self.webhooks: WebhookDispatcher | None = None
@@ -59,6 +61,11 @@ class Platform:
         if not path.exists():
             path.write_text(new_id() + "\n")
         return path.read_text().strip()
+
+    @functools.cached_property
+    def credentials(self) -> SigningCredentials:
+        """The signing credentials (configured, or the data dir's development CA), read once."""
+        return configured_credentials(self.settings)
 
     def bootstrap(self) -> None:
         """Migrate, and on a fresh data dir create the operator tenant and its admin key file."""
@@ -105,7 +112,9 @@ class Platform:
             executor = LocalExecutor(
                 self.settings.worker_slots, self.settings.job_timeout_s, self.settings.cancel_grace_s
             )
-            self.engine = Engine(self.settings, self.db, self.portfolio, self.storage, executor, self.node)
+            self.engine = Engine(
+                self.settings, self.db, self.portfolio, self.storage, executor, self.node, self.credentials
+            )
             self.engine.start()
         self.webhooks = WebhookDispatcher(self.settings, self.db)
         self.webhooks.start()

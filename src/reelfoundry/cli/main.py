@@ -170,7 +170,7 @@ def generate(
         template=spec,
     )
     settings = Settings()
-    ContentPolicy(tuple(settings.policy_blocked_terms), tuple(settings.policy_protected_identities)).check(request)
+    ContentPolicy.from_settings(settings).check(request)
     portfolio = Portfolio(settings.extra_models)
     card = portfolio.choose(request)
     params = resolve_params(card, request, tuple(p.resolve() for p in inputs or []))
@@ -702,11 +702,11 @@ def verify(
     Exit code 0 when the manifests are valid, 1 when they are not (or there are none).
     """
     from reelfoundry.config import Settings
-    from reelfoundry.provenance.credentials import CA_FILE, DEV_DIR
+    from reelfoundry.provenance.credentials import trust_anchor_path
     from reelfoundry.provenance.manifest import verify as verify_file
 
     settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
-    anchor = trust_anchor or settings.signing_trust_anchor or settings.data_dir / DEV_DIR / CA_FILE
+    anchor = trust_anchor or trust_anchor_path(settings)
     if trust_anchor is not None and not trust_anchor.is_file():
         raise CLIError(f"no such trust anchor: {str(trust_anchor)!r}")
     report = verify_file(file, anchor.read_bytes() if anchor.is_file() else None)

@@ -30,7 +30,7 @@ from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
-from reelfoundry.provenance.credentials import configured_credentials
+from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
 from reelfoundry.schema import JobError, VideoRequest
 from reelfoundry.store import Database
@@ -60,6 +60,7 @@ class Engine:
         storage: LocalStorage,
         executor: Executor,
         node: str,
+        credentials: SigningCredentials,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -69,8 +70,7 @@ class Engine:
         self.node = node
         self.work_dir = settings.data_dir / "work"
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        # Every output is C2PA-signed: with the configured certificate, or a development CA made on first start.
-        self.credentials = configured_credentials(settings)
+        self.credentials = credentials  # every output is C2PA-signed with these
         self._running: dict[str, _Running] = {}
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()

@@ -11,9 +11,11 @@ Rules, each named in the 422 problem that a denial becomes:
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from reelfoundry.config import Settings
 from reelfoundry.errors import PolicyDenied
 from reelfoundry.schema import DataClass, ModelCard, VideoRequest
 
@@ -27,28 +29,32 @@ class ContentPolicy:
 
     blocked_terms: tuple[str, ...] = ()
     protected_identities: tuple[str, ...] = ()
-    _patterns: dict[str, re.Pattern[str]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def _matches(self, phrase: str, text: str) -> bool:
-        pattern = self._patterns.get(phrase)
-        if pattern is None:
-            words = r"\s+".join(re.escape(w) for w in phrase.split())
-            pattern = self._patterns[phrase] = re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
-        return bool(pattern.search(text))
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContentPolicy:
+        """The policy the settings configure."""
+        return cls(tuple(settings.policy_blocked_terms), tuple(settings.policy_protected_identities))
 
     def check(self, request: VideoRequest) -> None:
         """Raise PolicyDenied naming the first rule the request breaks."""
         texts = [request.prompt, request.negative_prompt or ""]
         for term in self.blocked_terms:
-            if any(self._matches(term, t) for t in texts):
+            if any(_phrase(term).search(t) for t in texts):
                 raise PolicyDenied("blocked-term", f"the prompt contains a blocked term: {term!r}")
         if request.consent_reference is None:
             for name in self.protected_identities:
-                if self._matches(name, request.prompt):
+                if _phrase(name).search(request.prompt):
                     raise PolicyDenied(
                         "protected-identity",
                         f"the prompt names {name!r}, a protected identity: give a consent_reference",
                     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _phrase(phrase: str) -> re.Pattern[str]:
+    """Whole words of ``phrase``, any case, any whitespace between them."""
+    words = r"\s+".join(re.escape(w) for w in phrase.split())
+    return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
 
 
 def check_placement(request: VideoRequest, card: ModelCard) -> None:

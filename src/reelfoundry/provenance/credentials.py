@@ -37,6 +37,11 @@ def configured_credentials(settings: Settings) -> SigningCredentials:
     return dev_credentials(settings.data_dir)
 
 
+def trust_anchor_path(settings: Settings) -> Path:
+    """The CA that verification trusts: the configured one, else the data dir's development CA."""
+    return settings.signing_trust_anchor or settings.data_dir / DEV_DIR / CA_FILE
+
+
 def load_credentials(chain: Path, key: Path, trust_anchor: Path) -> SigningCredentials:
     """Credentials from PEM files (production: a certificate from a real CA)."""
     try:

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from reelfoundry.api.deps import PlatformDep, Reader
 from reelfoundry.errors import BadRequest, UnsupportedMediaType
-from reelfoundry.provenance.credentials import configured_credentials
 from reelfoundry.provenance.manifest import verify
 
 router = APIRouter(tags=["provenance"])
@@ -40,7 +39,7 @@ async def verify_upload(request: Request, platform: PlatformDep, principal: Read
     data = await request.body()
     if not data:
         raise BadRequest("the request body is empty: send the file to verify")
-    anchor = (await run_in_threadpool(configured_credentials, platform.settings)).trust_anchor_pem
+    anchor = platform.credentials.trust_anchor_pem
 
     def check() -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
