@@ -72,6 +72,7 @@ def admit(
                 max_attempts=platform.settings.max_attempts,
                 body_hash=body_hash,
                 idempotency_key=idempotency_key,
+                submitted_by=principal.key_id,
             )
             audit.append(
                 session,

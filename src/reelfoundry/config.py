@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reelfoundry.schema import ModelCard
@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     )
     signing_key: Path | None = Field(None, description="PEM private key of the signing certificate.")
     signing_trust_anchor: Path | None = Field(None, description="PEM of the CA that verification trusts.")
+    delivery_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs delivery URLs (share it among API nodes). Default: <data_dir>/delivery.key.",
+    )
+    delivery_url_ttl_s: float = Field(
+        3600.0, gt=0, le=7 * 86400, description="How long a delivery URL from POST .../publish works."
+    )
+    public_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Base of the delivery URLs handed out (e.g. https://media.example.com). "
+        "Default: the URL the publish request came to.",
+    )
     policy_blocked_terms: list[str] = Field(
         default_factory=list, description="Prompts containing any of these (whole words, any case) are refused."
     )
@@ -90,6 +103,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production signs with a real certificate: set signing_cert_chain, signing_key and signing_trust_anchor"
             )
+        if self.environment == "production" and self.delivery_secret is None:
+            raise ValueError("production shares one delivery URL key among API nodes: set delivery_secret")
+        if self.delivery_secret is not None and len(self.delivery_secret.get_secret_value()) < 16:
+            raise ValueError("delivery_secret must be at least 16 characters")
         if self.executor != "local":
             raise ValueError(f"executor {self.executor!r} is not available yet; use 'local'")
         return self

@@ -129,6 +129,14 @@ class InvalidTransition(Conflict):
     title = "Invalid state transition"
 
 
+class Gone(ReelFoundryError):
+    """The resource existed but is no longer available here (e.g. an expired delivery URL)."""
+
+    status = 410
+    type_slug = "gone"
+    title = "Gone"
+
+
 class RangeNotSatisfiable(ReelFoundryError):
     """An HTTP Range outside the content."""
 

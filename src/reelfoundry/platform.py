@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from reelfoundry.assets.delivery import DeliverySigner, load_secret
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError
@@ -66,6 +67,13 @@ class Platform:
     def credentials(self) -> SigningCredentials:
         """The signing credentials (configured, or the data dir's development CA), read once."""
         return configured_credentials(self.settings)
+
+    @functools.cached_property
+    def delivery(self) -> DeliverySigner:
+        """Signs and checks delivery URLs (configured key, or the data dir's)."""
+        configured = self.settings.delivery_secret
+        secret = load_secret(configured.get_secret_value() if configured else None, self.settings.data_dir)
+        return DeliverySigner(secret, self.settings.delivery_url_ttl_s)
 
     def bootstrap(self) -> None:
         """Migrate, and on a fresh data dir create the operator tenant and its admin key file."""

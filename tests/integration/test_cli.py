@@ -13,6 +13,7 @@ import pytest
 from server import Server
 
 from reelfoundry.models.builtin import export
+from reelfoundry.schema import EXPORTED
 
 
 def rf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -119,7 +120,7 @@ def test_generate_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[st
 
 def test_schema_export_and_help(tmp_path: Path) -> None:
     r = rf("schema", "export", str(tmp_path / "s"), "--json")
-    assert r.returncode == 0 and len(json.loads(r.stdout)) == 7
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == len(EXPORTED)
     assert (tmp_path / "s" / "VideoRequest.json").exists()
     assert rf("--help").returncode == 0
 

@@ -10,7 +10,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelfoundry import __version__
 from reelfoundry.api import problems
-from reelfoundry.api.routes import assets, health, jobs, keys, models, provenance, schemas, webhooks
+from reelfoundry.api.routes import (
+    assets,
+    delivery,
+    health,
+    jobs,
+    keys,
+    models,
+    provenance,
+    schemas,
+    tenant,
+    webhooks,
+)
 from reelfoundry.config import Settings
 from reelfoundry.errors import PayloadTooLarge
 from reelfoundry.platform import Platform
@@ -89,7 +100,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = plat
     problems.install(app)
     v1 = APIRouter(prefix="/v1")
-    for module in (jobs, assets, models, keys, schemas, webhooks, provenance):
+    for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

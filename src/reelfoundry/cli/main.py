@@ -20,6 +20,7 @@ from rich.table import Table
 from reelfoundry import __version__
 from reelfoundry.cli.client import Client, CLIError, find_key
 from reelfoundry.errors import ReelFoundryError
+from reelfoundry.ids import is_id
 
 app = typer.Typer(
     name="reelfoundry",
@@ -36,6 +37,8 @@ schema_app = typer.Typer(help="The canonical JSON Schemas.", no_args_is_help=Tru
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models with the standard test protocol.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+review_app = typer.Typer(help="The human review gate: approve or reject assets.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Your tenant's settings.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(assets_app, name="assets")
 app.add_typer(keys_app, name="keys")
@@ -44,6 +47,8 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
+app.add_typer(tenant_app, name="tenant")
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
@@ -83,6 +88,13 @@ def friendly(fn: F) -> F:
 
 def _client(server: str, data_dir: Path, api_key: str | None) -> Client:
     return Client(server, find_key(data_dir, api_key))
+
+
+def _id(kind: str, value: str) -> str:
+    """``value`` if it is a ReelFoundry id (so it is safe inside a URL path), else a CLIError."""
+    if not is_id(value):
+        raise CLIError(f"{value!r} is not a {kind} id (26 characters, like 01JD3K6Z0C8W4Q2M9V5T7RXYZA)")
+    return value
 
 
 def _print_json(data: Any) -> None:
@@ -322,7 +334,7 @@ def jobs_show(
     as_json: AsJson = False,
 ) -> None:
     """One job, in full."""
-    _print_json(_client(server, data_dir, api_key).json("GET", f"/v1/jobs/{job_id}"))
+    _print_json(_client(server, data_dir, api_key).json("GET", f"/v1/jobs/{_id('job', job_id)}"))
 
 
 @jobs_app.command("cancel")
@@ -335,7 +347,7 @@ def jobs_cancel(
     as_json: AsJson = False,
 ) -> None:
     """Cancel a queued or running job."""
-    job = _client(server, data_dir, api_key).json("POST", f"/v1/jobs/{job_id}/cancel")
+    job = _client(server, data_dir, api_key).json("POST", f"/v1/jobs/{_id('job', job_id)}/cancel")
     if as_json:
         _print_json(job)
     else:
@@ -348,6 +360,9 @@ def jobs_cancel(
 def assets_list(
     project: Annotated[str | None, typer.Option("--project")] = None,
     campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="pending_review, approved, rejected or published.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
     server: Server = DEFAULT_SERVER,
     data_dir: DataDir = DEFAULT_DIR,
@@ -355,12 +370,128 @@ def assets_list(
     as_json: AsJson = False,
 ) -> None:
     """The newest assets."""
-    params = {"limit": limit, **{k: v for k, v in {"project": project, "campaign": campaign}.items() if v}}
+    _list_assets(server, data_dir, api_key, as_json, limit, project, campaign, state, "Assets")
+
+
+def _list_assets(
+    server: str,
+    data_dir: Path,
+    api_key: str | None,
+    as_json: bool,
+    limit: int,
+    project: str | None,
+    campaign: str | None,
+    state: str | None,
+    title: str,
+) -> None:
+    filters = {"project": project, "campaign": campaign, "review_state": state}
+    params = {"limit": limit, **{k: v for k, v in filters.items() if v}}
     page = _client(server, data_dir, api_key).json("GET", "/v1/assets", params=params)
     if as_json:
         _print_json(page["items"])
         return
-    _table(page["items"], ["id", "job_id", "width", "height", "num_frames", "duration_s", "bytes", "project"], "Assets")
+    columns = ["id", "review_state", "job_id", "width", "height", "num_frames", "bytes", "project", "campaign"]
+    _table(page["items"], columns, title)
+
+
+@assets_app.command("publish")
+@friendly
+def assets_publish(
+    asset_id: str,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Publish an approved asset; prints a signed delivery URL (a fresh one each time)."""
+    pub = _client(server, data_dir, api_key).json("POST", f"/v1/assets/{_id('asset', asset_id)}/publish")
+    if as_json:
+        _print_json(pub)
+        return
+    console.print(f"published asset {asset_id}; URL valid until {pub['expires_at']}:", highlight=False)
+    out.print(pub["url"], highlight=False, soft_wrap=True)
+
+
+def _review(decision: str, asset_id: str, comment: str, server: str, data_dir: Path, api_key: str | None) -> Any:
+    body = {"decision": decision, "comment": comment}
+    return _client(server, data_dir, api_key).json("POST", f"/v1/assets/{_id('asset', asset_id)}/review", json=body)
+
+
+@review_app.command("approve")
+@friendly
+def review_approve(
+    asset_id: str,
+    comment: Annotated[str, typer.Option("--comment", "-m", help="Why (kept with the asset).")] = "",
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Approve an asset pending review (reviewer or admin; not the key that made it)."""
+    asset = _review("approve", asset_id, comment, server, data_dir, api_key)
+    _print_json(asset) if as_json else console.print(f"asset {asset_id} {asset['review_state']}", highlight=False)
+
+
+@review_app.command("reject")
+@friendly
+def review_reject(
+    asset_id: str,
+    comment: Annotated[str, typer.Option("--comment", "-m", help="Why (kept with the asset).")] = "",
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Reject an asset pending review; it can never be published."""
+    asset = _review("reject", asset_id, comment, server, data_dir, api_key)
+    _print_json(asset) if as_json else console.print(f"asset {asset_id} {asset['review_state']}", highlight=False)
+
+
+@review_app.command("list")
+@friendly
+def review_list(
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """The assets waiting for review, newest first (the web UI at /ui/ shows them with a player)."""
+    _list_assets(server, data_dir, api_key, as_json, limit, project, campaign, "pending_review", "Pending review")
+
+
+@tenant_app.command("show")
+@friendly
+def tenant_show(
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+) -> None:
+    """Your tenant's settings, as JSON."""
+    _print_json(_client(server, data_dir, api_key).json("GET", "/v1/tenant"))
+
+
+@tenant_app.command("set")
+@friendly
+def tenant_set(
+    allow_self_approval: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-self-approval/--no-self-approval",
+            help="Whether the key that submitted a job may approve its asset.",
+        ),
+    ] = None,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+) -> None:
+    """Change your tenant's settings (admin); prints them."""
+    body = {k: v for k, v in {"allow_self_approval": allow_self_approval}.items() if v is not None}
+    if not body:
+        raise CLIError("nothing to change: pass --allow-self-approval or --no-self-approval")
+    _print_json(_client(server, data_dir, api_key).json("PATCH", "/v1/tenant", json=body))
 
 
 @assets_app.command("download")
@@ -376,7 +507,7 @@ def assets_download(
     """Download an asset's media."""
     if not output.parent.resolve().is_dir():
         raise CLIError(f"directory {str(output.parent)!r} does not exist")
-    n = _client(server, data_dir, api_key).download(f"/v1/assets/{asset_id}/content", output)
+    n = _client(server, data_dir, api_key).download(f"/v1/assets/{_id('asset', asset_id)}/content", output)
     if as_json:
         _print_json({"output": str(output), "bytes": n})
     else:
@@ -459,7 +590,7 @@ def keys_revoke(
     as_json: AsJson = False,
 ) -> None:
     """Revoke a key."""
-    key = _client(server, data_dir, api_key).json("DELETE", f"/v1/keys/{key_id}")
+    key = _client(server, data_dir, api_key).json("DELETE", f"/v1/keys/{_id('key', key_id)}")
     _print_json(key) if as_json else console.print(f"revoked key {key_id}", highlight=False)
 
 

@@ -32,7 +32,7 @@ from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
-from reelfoundry.schema import JobError, VideoRequest
+from reelfoundry.schema import JobError, ReviewState, VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
@@ -46,6 +46,7 @@ class _Running:
     tenant_id: str
     project: str | None
     campaign: str | None
+    submitted_by: str | None
     last_progress_write: float = 0.0
 
 
@@ -175,7 +176,7 @@ class Engine:
         except ReelFoundryError as exc:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
-        self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign)
+        self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign, row.submitted_by)
         signing = signing_for(self.credentials, card, row.id, row.request_hash)
         return WorkItem(
             job_id=row.id, attempt=row.attempts, card=card, params=params, out_dir=self.work_dir, signing=signing
@@ -254,6 +255,8 @@ class Engine:
             codec=media.codec,
             project=state.project,
             campaign=state.campaign,
+            created_by=state.submitted_by,
+            review_state=ReviewState.pending_review.value,
             created_at=utcnow(),
         )
         with self.db.write() as session:

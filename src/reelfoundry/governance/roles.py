@@ -15,6 +15,9 @@ class Action(StrEnum):
     submit = "submit"
     cancel = "cancel"
     manage_keys = "manage_keys"
+    review = "review"
+    publish = "publish"
+    manage_tenant = "manage_tenant"
 
 
 _READERS = frozenset({Role.admin, Role.creator, Role.reviewer, Role.viewer})
@@ -24,6 +27,9 @@ ALLOWED: dict[Action, frozenset[Role]] = {
     Action.submit: frozenset({Role.admin, Role.creator}),
     Action.cancel: frozenset({Role.admin, Role.creator}),
     Action.manage_keys: frozenset({Role.admin}),
+    Action.review: frozenset({Role.admin, Role.reviewer}),
+    Action.publish: frozenset({Role.admin, Role.creator, Role.reviewer}),
+    Action.manage_tenant: frozenset({Role.admin}),
 }
 
 

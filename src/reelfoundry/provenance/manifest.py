@@ -20,6 +20,10 @@ TRAINED_ALGORITHMIC = IPTC + "trainedAlgorithmicMedia"
 ALGORITHMIC = IPTC + "algorithmicMedia"
 #: The label of ReelFoundry's own assertion: model, weights, job and request hash.
 GENERATION_LABEL = "com.reelfoundry.generation"
+#: The label of the review assertion in a published file's second manifest.
+REVIEW_LABEL = "com.reelfoundry.review"
+#: How the review manifest's actions name its one ingredient (replaced by the real label when signed).
+_PARENT = "generated"
 #: Validation states a file may have and still be called valid (c2pa-rs: Invalid < Valid < Trusted).
 VALID_STATES = ("Valid", "Trusted")
 
@@ -93,26 +97,70 @@ def sign_mp4(
     """Write ``src`` to ``dst`` with a manifest: ``c2pa.created`` by ``source_type`` and the generation facts."""
     import c2pa
 
-    manifest = {
+    manifest = _manifest(
+        title,
+        [{"action": "c2pa.created", "digitalSourceType": source_type}],
+        {GENERATION_LABEL: generation},
+    )
+    _sign(c2pa.Builder(manifest), src, dst, credentials, "video/mp4")
+
+
+def sign_review(
+    src: Path, dst: Path, credentials: SigningCredentials, *, media_type: str, title: str, review: dict[str, Any]
+) -> None:
+    """Write ``src`` to ``dst`` with a second manifest recording the human review that released it.
+
+    Its ingredient is ``src`` with the manifest it carries (the generation's), so the chain reads
+    published ← reviewed ← created. Actions: ``c2pa.opened`` that ingredient, ``c2pa.published``.
+    """
+    import c2pa
+
+    manifest = _manifest(
+        title,
+        [
+            {"action": "c2pa.opened", "parameters": {"ingredientIds": [_PARENT]}},
+            {
+                "action": "c2pa.published",
+                "parameters": {"description": f"released after human review ({_who(review)})"},
+            },
+        ],
+        {REVIEW_LABEL: review},
+    )
+    builder = c2pa.Builder(manifest)
+    with open(src, "rb") as parent:
+        builder.add_ingredient({"title": title, "relationship": "parentOf", "label": _PARENT}, media_type, parent)
+    _sign(builder, src, dst, credentials, media_type)
+
+
+def _who(review: dict[str, Any]) -> str:
+    return f"{review.get('decision', '?')} by {review.get('reviewer_role', '?')}"
+
+
+def _manifest(title: str, actions: list[dict[str, Any]], assertions: dict[str, Any]) -> dict[str, Any]:
+    return {
         "claim_generator_info": [{"name": "reelfoundry", "version": __version__}],
         "title": title,
         "assertions": [
-            {
-                "label": "c2pa.actions",
-                "data": {"actions": [{"action": "c2pa.created", "digitalSourceType": source_type}]},
-            },
-            {"label": GENERATION_LABEL, "data": generation},
+            {"label": "c2pa.actions", "data": {"actions": actions}},
+            *({"label": label, "data": data} for label, data in assertions.items()),
         ],
     }
+
+
+def _sign(builder: Any, src: Path, dst: Path, credentials: SigningCredentials, media_type: str) -> None:
+    """Sign ``src`` into ``dst`` (written beside it first, then renamed: never a half-written file)."""
+    import c2pa
+
     signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(b"es256", credentials.chain_pem, credentials.key_pem, None))
     tmp = dst.with_name(dst.name + ".signing")
     try:
         with open(src, "rb") as source, open(tmp, "w+b") as out:
-            c2pa.Builder(manifest).sign(signer, "video/mp4", source, out)
+            builder.sign(signer, media_type, source, out)
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
         signer.close()
+        builder.close()
 
 
 def verify(path: Path, trust_anchor_pem: bytes | None = None) -> Verification:

@@ -13,6 +13,17 @@ from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
 from reelfoundry.schema.model_card import ModelCard
 from reelfoundry.schema.page import Page
 from reelfoundry.schema.request import Constraints, DataClass, Labels, Priority, VideoRequest
+from reelfoundry.schema.review import (
+    DECISION_STATE,
+    REVIEW_TRANSITIONS,
+    Publication,
+    Review,
+    ReviewCreate,
+    ReviewDecision,
+    ReviewState,
+    TenantSettings,
+    TenantUpdate,
+)
 from reelfoundry.schema.template import TemplateSpec
 
 #: Types published as JSON Schema, by the name used in files and URLs.
@@ -23,6 +34,8 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "Event": Event,
     "ModelCard": ModelCard,
     "Problem": Problem,
+    "Review": Review,
+    "Publication": Publication,
     "TemplateSpec": TemplateSpec,
 }
 
@@ -53,8 +66,10 @@ def export_all(directory: Path) -> list[Path]:
 
 
 __all__ = [
+    "DECISION_STATE",
     "EXPORTED",
     "FINAL_STATES",
+    "REVIEW_TRANSITIONS",
     "TRANSITIONS",
     "Asset",
     "Constraints",
@@ -71,8 +86,15 @@ __all__ = [
     "Page",
     "Priority",
     "Problem",
+    "Publication",
+    "Review",
+    "ReviewCreate",
+    "ReviewDecision",
+    "ReviewState",
     "Role",
     "TemplateSpec",
+    "TenantSettings",
+    "TenantUpdate",
     "VideoRequest",
     "export_all",
     "json_schema",

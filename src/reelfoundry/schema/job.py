@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelfoundry.schema.request import VideoRequest
+from reelfoundry.schema.review import Review, ReviewState
 
 
 class JobState(StrEnum):
@@ -101,6 +102,12 @@ class Asset(BaseModel):
     codec: str | None = None
     project: str | None = None
     campaign: str | None = None
+    created_by: str | None = Field(None, description="The API key that submitted the job (or uploaded the file).")
+    review_state: ReviewState = Field(
+        ReviewState.pending_review, description="pending_review, approved, rejected or published."
+    )
+    review: Review | None = Field(None, description="The reviewer's decision, once made.")
+    published_at: datetime | None = None
     created_at: datetime
 
 
@@ -116,7 +123,8 @@ class Event(BaseModel):
         ...,
         description=(
             "job.queued, job.running, job.progress, job.succeeded, job.failed, job.cancelled, "
-            "job.requeued, job.cancel_requested."
+            "job.requeued, job.cancel_requested; for the job's asset: asset.approved, asset.rejected, "
+            "asset.published."
         ),
     )
     data: dict[str, Any] = Field(default_factory=dict)

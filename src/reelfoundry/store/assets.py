@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reelfoundry.errors import InvalidParameter, NotFound
+from reelfoundry.errors import InvalidParameter, InvalidTransition, NotFound
 from reelfoundry.ids import is_id
-from reelfoundry.schema import Asset
+from reelfoundry.schema import Asset, Review, ReviewDecision, ReviewState, Role
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import AssetRow, utcnow
 
@@ -39,9 +41,12 @@ def list_assets(
     limit: int,
     project: str | None = None,
     campaign: str | None = None,
+    review_state: ReviewState | None = None,
 ) -> tuple[list[AssetRow], str | None]:
-    """A page of the tenant's assets, newest first, optionally by project and campaign."""
+    """A page of the tenant's assets, newest first, optionally by project, campaign and review state."""
     stmt = select(AssetRow).where(AssetRow.tenant_id == tenant_id)
+    if review_state is not None:
+        stmt = stmt.where(AssetRow.review_state == review_state.value)
     if project is not None:
         stmt = stmt.where(AssetRow.project == project)
     if campaign is not None:
@@ -62,6 +67,7 @@ def add_upload(
     sha256: str,
     project: str | None,
     campaign: str | None,
+    created_by: str | None,
 ) -> AssetRow:
     """Record an uploaded still image (an input for jobs; it has no job)."""
     row = AssetRow(
@@ -77,10 +83,86 @@ def add_upload(
         height=height,
         project=project,
         campaign=campaign,
+        created_by=created_by,
+        review_state=ReviewState.pending_review.value,
         created_at=utcnow(),
     )
     session.add(row)
     return row
+
+
+def labels_in_use(session: Session, tenant_id: str) -> tuple[list[str], list[str]]:
+    """The distinct projects and campaigns of the tenant's assets (for filter menus)."""
+    projects = session.scalars(
+        select(AssetRow.project).where(AssetRow.tenant_id == tenant_id, AssetRow.project.is_not(None)).distinct()
+    )
+    campaigns = session.scalars(
+        select(AssetRow.campaign).where(AssetRow.tenant_id == tenant_id, AssetRow.campaign.is_not(None)).distinct()
+    )
+    return sorted(p for p in projects if p), sorted(c for c in campaigns if c)
+
+
+def _move(session: Session, row: AssetRow, target: ReviewState, **values: object) -> None:
+    """Move ``row`` from the state it was read in to ``target``; InvalidTransition if another writer moved it first."""
+    result = session.execute(
+        update(AssetRow)
+        .where(AssetRow.id == row.id, AssetRow.review_state == row.review_state)
+        .values(review_state=target.value, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidTransition(f"asset {row.id} changed review state meanwhile; read it again")
+    session.refresh(row)
+
+
+def record_review(
+    session: Session, row: AssetRow, target: ReviewState, *, reviewer_key_id: str, reviewer_role: Role, comment: str
+) -> None:
+    """Store a decision on a pending asset (the caller has checked it is allowed)."""
+    _move(
+        session,
+        row,
+        target,
+        reviewer_key_id=reviewer_key_id,
+        reviewer_role=reviewer_role.value,
+        review_comment=comment,
+        reviewed_at=utcnow(),
+    )
+
+
+def record_publication(session: Session, row: AssetRow, *, key: str, sha256: str, size: int, at: datetime) -> None:
+    """Mark an approved asset published, with its published rendition."""
+    _move(
+        session,
+        row,
+        ReviewState.published,
+        published_key=key,
+        published_sha256=sha256,
+        published_bytes=size,
+        published_at=at,
+    )
+
+
+def get_published(session: Session, asset_id: str) -> AssetRow:
+    """A published asset of any tenant (delivery URLs carry no key); NotFound for anything else."""
+    row = session.get(AssetRow, asset_id) if is_id(asset_id) else None
+    if row is None or row.review_state != ReviewState.published.value or row.published_key is None:
+        raise NotFound(f"asset {asset_id!r} is not published")
+    return row
+
+
+def to_review(row: AssetRow) -> Review | None:
+    """The decision on an asset, once made."""
+    if row.reviewer_key_id is None or row.reviewed_at is None or row.reviewer_role is None:
+        return None
+    decision = ReviewDecision.reject if row.review_state == ReviewState.rejected.value else ReviewDecision.approve
+    return Review(
+        decision=decision,
+        comment=row.review_comment or "",
+        reviewer_key_id=row.reviewer_key_id,
+        reviewer_role=Role(row.reviewer_role),
+        reviewed_at=row.reviewed_at,
+    )
 
 
 def to_asset(row: AssetRow) -> Asset:
@@ -100,5 +182,9 @@ def to_asset(row: AssetRow) -> Asset:
         codec=row.codec,
         project=row.project,
         campaign=row.campaign,
+        created_by=row.created_by,
+        review_state=ReviewState(row.review_state),
+        review=to_review(row),
+        published_at=row.published_at,
         created_at=row.created_at,
     )

@@ -49,6 +49,7 @@ def create_job(
     max_attempts: int,
     body_hash: str,
     idempotency_key: str | None = None,
+    submitted_by: str | None = None,
 ) -> JobRow:
     """Insert a queued job and its ``job.queued`` event."""
     now = utcnow()
@@ -67,6 +68,7 @@ def create_job(
         max_attempts=max_attempts,
         progress=0.0,
         cancel_requested=False,
+        submitted_by=submitted_by,
         created_at=now,
     )
     session.add(row)

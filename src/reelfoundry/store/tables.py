@@ -18,6 +18,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -65,6 +67,8 @@ class TenantRow(Base):
     #: The operator tenant (made at bootstrap) may provision keys for other tenants.
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
     webhook_secret: Mapped[str] = mapped_column(String(128))
+    #: Whether the key that submitted a job may approve its asset.
+    allow_self_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 
@@ -110,6 +114,8 @@ class JobRow(Base):
     error_type: Mapped[str | None] = mapped_column(String(255))
     error_detail: Mapped[str | None] = mapped_column(Text)
     asset_id: Mapped[str | None] = mapped_column(ID)
+    #: The API key that submitted the job.
+    submitted_by: Mapped[str | None] = mapped_column(ID)
     #: Node that holds the job while running, and until when its lease lasts.
     worker_node: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -122,7 +128,10 @@ class AssetRow(Base):
     """A stored media file. At most one per job: the unique job_id makes output exactly-once."""
 
     __tablename__ = "assets"
-    __table_args__ = (Index("ix_assets_tenant", "tenant_id", "id"),)
+    __table_args__ = (
+        Index("ix_assets_tenant", "tenant_id", "id"),
+        Index("ix_assets_review_queue", "tenant_id", "review_state", "id"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
@@ -140,6 +149,21 @@ class AssetRow(Base):
     codec: Mapped[str | None] = mapped_column(String(32))
     project: Mapped[str | None] = mapped_column(String(128))
     campaign: Mapped[str | None] = mapped_column(String(128))
+    #: The API key that submitted the job (or uploaded the file).
+    created_by: Mapped[str | None] = mapped_column(ID)
+    review_state: Mapped[str] = mapped_column(
+        String(16), default="pending_review", server_default=text("'pending_review'")
+    )
+    #: The review, once decided (the decision follows from review_state).
+    reviewer_key_id: Mapped[str | None] = mapped_column(ID)
+    reviewer_role: Mapped[str | None] = mapped_column(String(16))
+    review_comment: Mapped[str | None] = mapped_column(Text)
+    reviewed_at: Mapped[datetime | None]
+    #: The published rendition: the file with the review manifest, served by delivery URLs.
+    published_key: Mapped[str | None] = mapped_column(String(512))
+    published_sha256: Mapped[str | None] = mapped_column(String(64))
+    published_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    published_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

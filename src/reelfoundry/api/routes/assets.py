@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, Submitter
-from reelfoundry.api.ranges import parse_range
+from reelfoundry import publishing
+from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Publisher, Reader, Reviewer, Submitter
+from reelfoundry.api.files import file_response
 from reelfoundry.errors import NotFound, UnsupportedMediaType
 from reelfoundry.ids import new_id
 from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
-from reelfoundry.schema import Asset, Page
+from reelfoundry.schema import Asset, Page, Publication, ReviewCreate, ReviewState
 from reelfoundry.schema.text import PRINTABLE
 from reelfoundry.store import assets as assetstore
 
 router = APIRouter(prefix="/assets", tags=["assets"])
-CHUNK = 256 * 1024
 
 
 @router.get("", response_model=Page[Asset], summary="List assets, newest first")
@@ -31,11 +29,18 @@ def list_assets(
     limit: Limit = 50,
     project: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
     campaign: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
+    review_state: ReviewState | None = None,
 ) -> Page[Asset]:
-    """A page of the tenant's assets, optionally filtered by project and campaign."""
+    """A page of the tenant's assets, optionally filtered by project, campaign and review state."""
     with platform.db.read() as session:
         rows, nxt = assetstore.list_assets(
-            session, principal.tenant_id, cursor=cursor, limit=limit, project=project, campaign=campaign
+            session,
+            principal.tenant_id,
+            cursor=cursor,
+            limit=limit,
+            project=project,
+            campaign=campaign,
+            review_state=review_state,
         )
         return Page[Asset](items=[assetstore.to_asset(r) for r in rows], next_cursor=nxt)
 
@@ -87,6 +92,7 @@ async def upload_asset(
                     sha256=info.sha256,
                     project=project,
                     campaign=campaign,
+                    created_by=principal.key_id,
                 )
                 return assetstore.to_asset(row)
         except BaseException:
@@ -103,15 +109,32 @@ def get_asset(asset_id: str, platform: PlatformDep, principal: Reader) -> Asset:
         return assetstore.to_asset(assetstore.get_asset(session, principal.tenant_id, asset_id))
 
 
-def _file_chunks(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        while length > 0:
-            data = fh.read(min(CHUNK, length))
-            if not data:
-                return
-            length -= len(data)
-            yield data
+@router.post(
+    "/{asset_id}/review",
+    response_model=Asset,
+    summary="Approve or reject an asset (reviewer or admin)",
+    responses={
+        403: {"description": "Not a reviewer, or the asset's own creator."},
+        409: {"description": "Already reviewed."},
+    },
+)
+def review_asset(asset_id: str, body: ReviewCreate, platform: PlatformDep, principal: Reviewer) -> Asset:
+    """``pending_review → approved | rejected``. The key that created the asset may not approve it unless the
+    tenant allows self-approval."""
+    return publishing.review_asset(platform, principal, asset_id, body)
+
+
+@router.post(
+    "/{asset_id}/publish",
+    response_model=Publication,
+    summary="Publish an approved asset and get a signed, expiring delivery URL",
+    responses={409: {"description": "The asset is not approved."}},
+)
+def publish_asset(asset_id: str, request: Request, platform: PlatformDep, principal: Publisher) -> Publication:
+    """``approved → published``: the published file carries a second C2PA manifest recording the review.
+    Calling it again on a published asset hands out a fresh URL."""
+    base = platform.settings.public_base_url or str(request.base_url)
+    return publishing.publish_asset(platform, principal, asset_id, base)
 
 
 @router.get(
@@ -131,26 +154,26 @@ def asset_content(
     range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """The asset's bytes; ETag is the quoted SHA-256."""
+    """The original bytes, for keys of the tenant; ETag is the quoted SHA-256.
+
+    This serves unreviewed assets to the tenant's own keys (reviewers need to watch them). Anything meant
+    for an audience goes out through ``POST /v1/assets/{id}/publish``, which needs an approval first.
+    """
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
     path = platform.storage.path(row.storage_key)
     if not path.is_file():
         raise NotFound(f"content of asset {asset_id} is missing from storage")
-    size = path.stat().st_size
-    etag = f'"{row.sha256}"'
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
-    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
-        return Response(status_code=304, headers=headers)
-    if range_ is not None:
-        span = parse_range(range_, size)
-        if span is not None:
-            start, end = span
-            length = end - start + 1
-            headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
-            return StreamingResponse(_file_chunks(path, start, length), 206, headers=headers, media_type=row.media_type)
-    headers["Content-Length"] = str(size)
-    return StreamingResponse(_file_chunks(path, 0, size), 200, headers=headers, media_type=row.media_type)
+    # The original, for the tenant's own eyes (review, the creator's preview). Never cached by anyone
+    # else; the way out to the world is a delivery URL of the published rendition.
+    return file_response(
+        path,
+        media_type=row.media_type,
+        etag=f'"{row.sha256}"',
+        cache_control="private, no-store",
+        range_=range_,
+        if_none_match=if_none_match,
+    )
 
 
 @router.get(

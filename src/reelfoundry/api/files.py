@@ -1,0 +1,49 @@
+"""Serving a stored file over HTTP: whole, one byte range, or 304 when the ETag matches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from fastapi import Response
+from fastapi.responses import StreamingResponse
+
+from reelfoundry.api.ranges import parse_range
+
+CHUNK = 256 * 1024
+
+
+def _file_chunks(path: Path, start: int, length: int) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        while length > 0:
+            data = fh.read(min(CHUNK, length))
+            if not data:
+                return
+            length -= len(data)
+            yield data
+
+
+def file_response(
+    path: Path,
+    *,
+    media_type: str,
+    etag: str,
+    cache_control: str,
+    range_: str | None,
+    if_none_match: str | None,
+) -> Response:
+    """A streaming response for ``path`` honouring Range and If-None-Match."""
+    size = path.stat().st_size
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": cache_control}
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    if range_ is not None:
+        span = parse_range(range_, size)
+        if span is not None:
+            start, end = span
+            length = end - start + 1
+            headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
+            return StreamingResponse(_file_chunks(path, start, length), 206, headers=headers, media_type=media_type)
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(_file_chunks(path, 0, size), 200, headers=headers, media_type=media_type)

@@ -1,0 +1,160 @@
+"""The review gate: a person's decision on an asset, and publication of approved assets.
+
+Nothing leaves the platform through a delivery URL until a reviewer or admin (not the key that made
+it, unless the tenant allows) has approved it. Publishing signs a second C2PA manifest onto a copy of
+the file, recording that review, and hands out a signed, expiring URL to that copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from reelfoundry.errors import InvalidTransition
+from reelfoundry.governance.review import check_transition, decide
+from reelfoundry.ids import new_id
+from reelfoundry.platform import Platform
+from reelfoundry.provenance.manifest import sign_review
+from reelfoundry.schema import Asset, Publication, ReviewCreate, ReviewState
+from reelfoundry.store import assets as assetstore
+from reelfoundry.store import audit
+from reelfoundry.store.events import append_event
+from reelfoundry.store.keys import Principal
+from reelfoundry.store.tables import AssetRow, JobRow, TenantRow
+
+log = logging.getLogger(__name__)
+
+_EXTENSIONS = {"video/mp4": "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def comment_sha256(comment: str) -> str:
+    """The digest of a review comment that manifests and the audit log carry instead of its text."""
+    return hashlib.sha256(comment.encode()).hexdigest()
+
+
+def review_asset(platform: Platform, principal: Principal, asset_id: str, body: ReviewCreate) -> Asset:
+    """Record a reviewer's decision: pending_review → approved | rejected (403/404/409 otherwise)."""
+    with platform.db.write() as session:
+        row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+        tenant = session.get(TenantRow, principal.tenant_id)
+        assert tenant is not None
+        target = decide(
+            ReviewState(row.review_state),
+            body.decision,
+            reviewer_key_id=principal.key_id,
+            created_by=row.created_by,
+            allow_self_approval=tenant.allow_self_approval,
+        )
+        assetstore.record_review(
+            session,
+            row,
+            target,
+            reviewer_key_id=principal.key_id,
+            reviewer_role=principal.role,
+            comment=body.comment,
+        )
+        facts = {
+            "decision": body.decision.value,
+            "review_state": target.value,
+            "reviewer_role": principal.role.value,
+            "comment_sha256": comment_sha256(body.comment),
+        }
+        audit.append(
+            session, "asset.reviewed", actor=principal.key_id, tenant_id=principal.tenant_id, subject=row.id, data=facts
+        )
+        _job_event(session, row, f"asset.{target.value}", {"asset_id": row.id, **facts})
+        return assetstore.to_asset(row)
+
+
+def publish_asset(platform: Platform, principal: Principal, asset_id: str, base_url: str) -> Publication:
+    """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published."""
+    with platform.db.read() as session:
+        row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+    if row.review_state != ReviewState.published.value:
+        check_transition(ReviewState(row.review_state), ReviewState.published)
+        row = _publish(platform, principal, row)
+    else:
+        with platform.db.write() as session:
+            audit.append(
+                session,
+                "asset.delivery_url_issued",
+                actor=principal.key_id,
+                tenant_id=principal.tenant_id,
+                subject=row.id,
+                data={"published_sha256": row.published_sha256},
+            )
+    assert row.published_sha256 is not None and row.published_at is not None and row.published_bytes is not None
+    url = platform.delivery.issue(row.id, row.published_sha256)
+    return Publication(
+        asset_id=row.id,
+        url=base_url.rstrip("/") + url.path,
+        expires_at=url.expires_at,
+        published_at=row.published_at,
+        sha256=row.published_sha256,
+        bytes=row.published_bytes,
+    )
+
+
+def _publish(platform: Platform, principal: Principal, row: AssetRow) -> AssetRow:
+    """Sign the review manifest onto a copy of the file, store it, and move the asset to published."""
+    ext = _EXTENSIONS.get(row.media_type, "bin")
+    key = f"{row.tenant_id}/{row.id}.published-{new_id()}.{ext}"
+    published_at = datetime.now(UTC)
+    review = {
+        "asset_id": row.id,
+        "job_id": row.job_id,
+        "decision": "approve",
+        "reviewer_role": row.reviewer_role,
+        "comment_sha256": comment_sha256(row.review_comment or ""),
+        "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None,
+        "published_at": published_at.isoformat(),
+    }
+    with tempfile.TemporaryDirectory(dir=platform.settings.data_dir) as tmp:
+        out = Path(tmp) / f"{row.id}.{ext}"
+        sign_review(
+            platform.storage.path(row.storage_key),
+            out,
+            platform.credentials,
+            media_type=row.media_type,
+            title=f"{row.id}.{ext}",
+            review=review,
+        )
+        data = out.read_bytes()
+        digest, size = hashlib.sha256(data).hexdigest(), len(data)
+        platform.storage.put_file(key, out)
+    try:
+        with platform.db.write() as session:
+            current = assetstore.get_asset(session, row.tenant_id, row.id)
+            check_transition(ReviewState(current.review_state), ReviewState.published)
+            assetstore.record_publication(session, current, key=key, sha256=digest, size=size, at=published_at)
+            facts = {"published_sha256": digest, "bytes": size}
+            audit.append(
+                session, "asset.published", actor=principal.key_id, tenant_id=row.tenant_id, subject=row.id, data=facts
+            )
+            _job_event(session, current, "asset.published", {"asset_id": row.id, **facts})
+            return current
+    except InvalidTransition:
+        platform.storage.delete(key)
+        # Another request published it first: hand out a URL to that rendition.
+        with platform.db.read() as session:
+            current = assetstore.get_asset(session, row.tenant_id, row.id)
+        if current.review_state == ReviewState.published.value:
+            return current
+        raise
+    except BaseException:
+        platform.storage.delete(key)
+        raise
+
+
+def _job_event(session: Session, row: AssetRow, type_: str, data: dict[str, object]) -> None:
+    """Tell the job's event stream and webhook about its asset's review (uploads have no job)."""
+    if row.job_id is None:
+        return
+    job = session.get(JobRow, row.job_id, with_for_update=True)
+    if job is not None:
+        append_event(session, job, type_, dict(data))
