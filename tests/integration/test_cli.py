@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import av
+import httpx
 import numpy as np
 import pytest
 from server import Server
@@ -158,6 +159,32 @@ def test_server_commands(server: Server, tmp_path: Path) -> None:
     assert {"template", "faulty"} <= {m["id"] for m in models}
     queued = json.loads(rf("submit", "slow:3", "--model", "faulty", "--json", *common).stdout)
     assert rf("jobs", "cancel", queued["id"], *common).returncode == 0
+
+
+def test_review_commands(server: Server) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    job = json.loads(
+        rf("submit", "For review", "--model", "template", "--frames", "6", "--wait", "--json", *common).stdout
+    )
+    asset_id = job["asset_id"]
+    pending = json.loads(rf("review", "list", "--json", *common).stdout)
+    assert asset_id in {a["id"] for a in pending} and {a["review_state"] for a in pending} == {"pending_review"}
+    r = rf("assets", "publish", asset_id, *common)
+    assert r.returncode == 2 and "pending_review" in r.stderr and "Traceback" not in r.stderr
+    r = rf("review", "approve", asset_id, *common)  # the admin key submitted it
+    assert r.returncode == 2 and "may not approve" in r.stderr
+    reviewer = json.loads(rf("keys", "create", "--name", "rev", "--role", "reviewer", "--json", *common).stdout)
+    as_reviewer = ["--server", server.url, "--api-key", reviewer["secret"]]
+    r = rf("review", "approve", asset_id, "-m", "fine", *as_reviewer)
+    assert r.returncode == 0 and f"asset {asset_id} approved" in r.stderr, r.stderr
+    pub = json.loads(rf("assets", "publish", asset_id, "--json", *common).stdout)
+    assert httpx.get(pub["url"]).status_code == 200
+    assert json.loads(rf("tenant", "set", "--allow-self-approval", *common).stdout)["allow_self_approval"] is True
+    assert json.loads(rf("tenant", "set", "--no-self-approval", *common).stdout)["allow_self_approval"] is False
+    assert rf("tenant", "set", *common).returncode == 2
+    for bad in ("../keys", "x" * 26):
+        r = rf("review", "reject", bad, *common)
+        assert r.returncode == 2 and "not a valid asset id" in r.stderr, r.stderr
 
 
 def test_server_errors_are_one_line(server: Server) -> None:

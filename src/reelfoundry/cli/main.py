@@ -93,7 +93,7 @@ def _client(server: str, data_dir: Path, api_key: str | None) -> Client:
 def _id(kind: str, value: str) -> str:
     """``value`` if it is a ReelFoundry id (so it is safe inside a URL path), else a CLIError."""
     if not is_id(value):
-        raise CLIError(f"{value!r} is not a {kind} id (26 characters, like 01JD3K6Z0C8W4Q2M9V5T7RXYZA)")
+        raise CLIError(f"{value!r} is not a valid {kind} id (26 characters, like 01JD3K6Z0C8W4Q2M9V5T7RXYZA)")
     return value
 
 

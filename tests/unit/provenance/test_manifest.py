@@ -14,7 +14,14 @@ import pytest
 from reelfoundry import __version__
 from reelfoundry.media.encode import encode_mp4
 from reelfoundry.provenance.credentials import CA_FILE, DEV_DIR, KEY_FILE, dev_credentials
-from reelfoundry.provenance.manifest import GENERATION_LABEL, TRAINED_ALGORITHMIC, sign_mp4, verify
+from reelfoundry.provenance.manifest import (
+    GENERATION_LABEL,
+    REVIEW_LABEL,
+    TRAINED_ALGORITHMIC,
+    sign_mp4,
+    sign_review,
+    verify,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +99,23 @@ def test_cli_verify_exit_codes(signed: tuple[Path, Path], tmp_path: Path) -> Non
     assert bad.returncode == 1 and json.loads(bad.stdout)["valid"] is False
     missing = run(str(tmp_path / "nope.mp4"))
     assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_review_manifest_chains_to_the_generation_and_tampering_breaks_it(
+    signed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, data = signed
+    published = tmp_path / "published.mp4"
+    review = {"decision": "approve", "reviewer_role": "reviewer", "comment_sha256": "ef" * 32, "reviewed_at": "t"}
+    sign_review(path, published, dev_credentials(data), media_type="video/mp4", title="a.mp4", review=review)
+    anchor = (data / DEV_DIR / CA_FILE).read_bytes()
+    report = verify(published, anchor)
+    assert report.trusted, report.failures
+    assert [a["action"] for a in report.actions] == ["c2pa.opened", "c2pa.published"]
+    top, parent = report.manifests
+    assert top.assertions[REVIEW_LABEL] == review and top.ingredients == [parent.label]
+    assert parent.assertions[GENERATION_LABEL]["job_id"] == "job-1"
+    body = bytearray(published.read_bytes())
+    body[body.find(b"mdat") + 64] ^= 0x01
+    published.write_bytes(bytes(body))
+    assert verify(published, anchor).validation_state == "Invalid"
