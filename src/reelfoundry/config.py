@@ -64,9 +64,10 @@ class Settings(BaseSettings):
     )
     signing_key: Path | None = Field(None, description="PEM private key of the signing certificate.")
     signing_trust_anchor: Path | None = Field(None, description="PEM of the CA that verification trusts.")
-    delivery_secret: SecretStr | None = Field(
+    secret_key: SecretStr | None = Field(
         None,
-        description="Key that signs delivery URLs (share it among API nodes). Default: <data_dir>/delivery.key.",
+        description="Key that signs delivery URLs and web UI sessions; API nodes behind one address share it. "
+        "Default: <data_dir>/secret.key, made on first use.",
     )
     delivery_url_ttl_s: float = Field(
         3600.0, gt=0, le=7 * 86400, description="How long a delivery URL from POST .../publish works."
@@ -103,10 +104,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production signs with a real certificate: set signing_cert_chain, signing_key and signing_trust_anchor"
             )
-        if self.environment == "production" and self.delivery_secret is None:
-            raise ValueError("production shares one delivery URL key among API nodes: set delivery_secret")
-        if self.delivery_secret is not None and len(self.delivery_secret.get_secret_value()) < 16:
-            raise ValueError("delivery_secret must be at least 16 characters")
+        if self.environment == "production" and self.secret_key is None:
+            raise ValueError(
+                "production sets secret_key (shared by every API node: it signs delivery URLs and UI sessions)"
+            )
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
+            raise ValueError("secret_key must be at least 16 characters")
         if self.executor != "local":
             raise ValueError(f"executor {self.executor!r} is not available yet; use 'local'")
         return self

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from reelfoundry.assets.delivery import DeliverySigner, load_secret
+from reelfoundry.assets.delivery import DeliverySigner
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError
@@ -24,6 +24,7 @@ from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.provenance.credentials import SigningCredentials, configured_credentials
 from reelfoundry.schema import Role
+from reelfoundry.server_secret import derive, load_server_secret
 from reelfoundry.store import Database, audit
 from reelfoundry.store import keys as keystore
 
@@ -69,11 +70,15 @@ class Platform:
         return configured_credentials(self.settings)
 
     @functools.cached_property
+    def secret(self) -> bytes:
+        """The server's secret key (configured, or the data dir's), read once."""
+        configured = self.settings.secret_key
+        return load_server_secret(configured.get_secret_value() if configured else None, self.settings.data_dir)
+
+    @functools.cached_property
     def delivery(self) -> DeliverySigner:
-        """Signs and checks delivery URLs (configured key, or the data dir's)."""
-        configured = self.settings.delivery_secret
-        secret = load_secret(configured.get_secret_value() if configured else None, self.settings.data_dir)
-        return DeliverySigner(secret, self.settings.delivery_url_ttl_s)
+        """Signs and checks delivery URLs."""
+        return DeliverySigner(derive(self.secret, "delivery"), self.settings.delivery_url_ttl_s)
 
     def bootstrap(self) -> None:
         """Migrate, and on a fresh data dir create the operator tenant and its admin key file."""

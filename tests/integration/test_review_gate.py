@@ -14,8 +14,9 @@ import httpx
 import pytest
 from server import Server, server_env, wait_state
 
-from reelfoundry.assets.delivery import DeliverySigner, load_secret
+from reelfoundry.assets.delivery import DeliverySigner
 from reelfoundry.provenance.manifest import GENERATION_LABEL, REVIEW_LABEL, verify
+from reelfoundry.server_secret import derive, load_server_secret
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +195,7 @@ def test_nothing_unapproved_is_reachable_through_a_delivery_url(server: Server, 
     query = parse_qs(urlsplit(url).query)
 
     # Even a signature made with the server's own key serves nothing that is not published.
-    signer = DeliverySigner(load_secret(None, server.data_dir), 3600)
+    signer = DeliverySigner(derive(load_server_secret(None, server.data_dir), "delivery"), 3600)
     for asset in (pending, rejected, approved):
         forged = signer.issue(asset["id"], asset["sha256"])
         problem(httpx.get(server.url + forged.path), 404, "not-found")
@@ -207,7 +208,7 @@ def test_nothing_unapproved_is_reachable_through_a_delivery_url(server: Server, 
     problem(httpx.get(url.replace(f"expires={expires}", f"expires={int(expires) + 60}")), 403, "forbidden")
     old = signer.issue(published["id"], published["sha256"])  # signed for the original, not the published file
     problem(httpx.get(server.url + old.path), 403, "forbidden")
-    expired = DeliverySigner(load_secret(None, server.data_dir), 0.001)
+    expired = DeliverySigner(derive(load_server_secret(None, server.data_dir), "delivery"), 0.001)
     with server.client() as c:
         sha = c.post(f"/v1/assets/{published['id']}/publish").json()["sha256"]
     stale = expired.issue(published["id"], sha)
@@ -222,9 +223,9 @@ def test_nothing_unapproved_is_reachable_through_a_delivery_url(server: Server, 
     "path",
     [
         "/v1/delivery/..%2F..%2Fadmin.key?expires=1&signature=" + "0" * 64,
-        "/v1/delivery/%2e%2e%2fdelivery.key?expires=1&signature=" + "0" * 64,
+        "/v1/delivery/%2e%2e%2fsecret.key?expires=1&signature=" + "0" * 64,
         "/v1/assets/..%2F..%2Fadmin.key/review",
-        "/v1/assets/..%2Fdelivery.key/publish",
+        "/v1/assets/..%2Fsecret.key/publish",
         "/v1/assets/%2e%2e/publish",
     ],
 )

@@ -25,6 +25,7 @@ from reelfoundry.api.routes import (
 from reelfoundry.config import Settings
 from reelfoundry.errors import PayloadTooLarge
 from reelfoundry.platform import Platform
+from reelfoundry.web import routes as web
 
 
 class BodyLimit:
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(web.router)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from reelfoundry.errors import Forbidden, Gone
-
-SECRET_FILE = "delivery.key"
 
 
 @dataclass(frozen=True)
@@ -35,7 +30,7 @@ class DeliverySigner:
 
     def __init__(self, secret: bytes, ttl_s: float) -> None:
         if len(secret) < 16:
-            raise ValueError("the delivery secret must be at least 16 bytes")
+            raise ValueError("the delivery key must be at least 16 bytes")
         self._secret = secret
         self.ttl_s = ttl_s
 
@@ -58,23 +53,3 @@ class DeliverySigner:
             raise Forbidden("invalid delivery signature")
         if (now or datetime.now(UTC)).timestamp() >= expires:
             raise Gone("this delivery URL has expired; publish again for a new one")
-
-
-def load_secret(configured: str | None, data_dir: Path) -> bytes:
-    """The configured delivery secret, or the data dir's (made on first use, mode 0600)."""
-    if configured:
-        return configured.encode()
-    path = data_dir / SECRET_FILE
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # first writer wins; a concurrent second keeps the first's secret
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text().strip().encode()

@@ -90,6 +90,16 @@ def authenticate(session: Session, token: str) -> Principal:
     return Principal(parts[1], found.id, found.name, Role(found.role), found.is_operator)
 
 
+def principal_by_id(session: Session, key_id: str) -> tuple[Principal, str] | None:
+    """A live key's principal and secret hash by key id (web sessions re-check the key on every request)."""
+    if not is_id(key_id):
+        return None
+    found = session.execute(_AUTH_QUERY, {"key_id": key_id}).one_or_none()
+    if found is None or found.revoked_at is not None:
+        return None
+    return Principal(key_id, found.id, found.name, Role(found.role), found.is_operator), found.secret_hash
+
+
 class PrincipalCache:
     """Verified keys for a few seconds, so a burst of requests costs one look-up.
 

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from reelfoundry.assets.delivery import DeliverySigner, load_secret
+from reelfoundry.assets.delivery import DeliverySigner
 from reelfoundry.errors import Forbidden, Gone
+from reelfoundry.server_secret import derive, load_server_secret
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 A, B = "01JD3K6Z0C8W4Q2M9V5T7RXYZA", "01JD3K6Z0C8W4Q2M9V5T7RXYZB"
@@ -45,8 +46,13 @@ def test_short_secrets_are_refused() -> None:
 
 
 def test_the_data_dir_secret_is_made_once_with_mode_0600(tmp_path: Path) -> None:
-    first = load_secret(None, tmp_path)
-    assert len(first) == 64 and load_secret(None, tmp_path) == first
-    assert stat.S_IMODE((tmp_path / "delivery.key").stat().st_mode) == 0o600
-    assert load_secret("configured-secret-value", tmp_path) == b"configured-secret-value"
-    assert list(tmp_path.iterdir()) == [tmp_path / "delivery.key"]
+    first = load_server_secret(None, tmp_path)
+    assert len(first) == 64 and load_server_secret(None, tmp_path) == first
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+    assert load_server_secret("configured-secret-value", tmp_path) == b"configured-secret-value"
+    assert list(tmp_path.iterdir()) == [tmp_path / "secret.key"]
+
+
+def test_each_purpose_gets_its_own_key() -> None:
+    keys = {derive(b"s" * 32, p) for p in ("delivery", "ui-session", "ui-csrf")}
+    assert len(keys) == 3 and all(len(k) == 32 for k in keys)

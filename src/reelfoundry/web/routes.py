@@ -1,0 +1,387 @@
+"""/ui/: sign in with an API key; the review queue with a player, provenance and approve/reject forms.
+
+Plain server-rendered HTML and one stylesheet served from here; no scripts, nothing from another host.
+Every action goes through the same functions as the API (``reelfoundry.publishing``), so the rules
+(roles, self-approval, state machine) and the audit log are the same whichever way a person decides.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from reelfoundry import __version__, publishing
+from reelfoundry.api.deps import PlatformDep
+from reelfoundry.api.files import file_response
+from reelfoundry.errors import NotFound, ReelFoundryError, Unauthenticated
+from reelfoundry.governance.roles import ALLOWED, Action
+from reelfoundry.ids import is_id
+from reelfoundry.platform import Platform
+from reelfoundry.provenance.credentials import trust_anchor_path
+from reelfoundry.provenance.manifest import GENERATION_LABEL, verify
+from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState
+from reelfoundry.server_secret import derive
+from reelfoundry.store import assets as assetstore
+from reelfoundry.store import keys as keystore
+from reelfoundry.store.keys import Principal
+from reelfoundry.store.tables import AssetRow, JobRow
+from reelfoundry.web.session import COOKIE, SESSION_S, SessionSigner
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+PAGE_SIZE = 12
+_LABEL = re.compile(r"^[\x20-\x7e]{1,128}$")
+_HEADERS = {
+    # Nothing but this server: no scripts at all, styles and media from here only.
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_STATES = [s.value for s in ReviewState]
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reelfoundry.web", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals["version"] = __version__
+    return env
+
+
+def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _templates().get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+
+
+def _signer(platform: Platform) -> SessionSigner:
+    return SessionSigner(derive(platform.secret, "ui-session"))
+
+
+def _session(platform: Platform, request: Request) -> tuple[Principal, str] | None:
+    """The signed-in principal and the cookie value, or None."""
+    value = request.cookies.get(COOKIE)
+    token = SessionSigner.parse(value) if value else None
+    if token is None or value is None:
+        return None
+    with platform.db.read() as session:
+        found = keystore.principal_by_id(session, token.key_id)
+    if found is None or not _signer(platform).valid(token, found[1]):
+        return None
+    return found[0], value
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after a form: only back into the UI (never another host)."""
+    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui/"
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/ui/login?" + urlencode({"next": here}), status_code=303)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form body as single values."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return {}
+    parsed = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+@router.get("")
+def ui_root() -> RedirectResponse:
+    """``/ui`` → ``/ui/``."""
+    return RedirectResponse("/ui/", status_code=308)
+
+
+@router.get("/app.css")
+def stylesheet() -> Response:
+    """The one stylesheet."""
+    css = resources.files("reelfoundry.web").joinpath("templates/app.css").read_text()
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/login")
+def login_page(next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None) -> HTMLResponse:
+    """The sign-in form."""
+    return _page("login.html", next=_safe_next(next_), error=None)
+
+
+@router.post("/login")
+async def login(request: Request, platform: PlatformDep) -> Response:
+    """Check the API key; on success set the session cookie and go on."""
+    form = await _form(request)
+    target = _safe_next(form.get("next"))
+    token = form.get("api_key", "").strip()
+    try:
+        principal = await run_in_threadpool(_check_key, platform, token)
+    except Unauthenticated:
+        return _page("login.html", 401, next=target, error="That API key is not valid (or was revoked).")
+    with platform.db.read() as session:
+        found = keystore.principal_by_id(session, principal.key_id)
+    assert found is not None
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        _signer(platform).issue(principal.key_id, found[1]),
+        max_age=SESSION_S,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+def _check_key(platform: Platform, token: str) -> Principal:
+    if not token:
+        raise Unauthenticated("no API key given")
+    with platform.db.read() as session:
+        return keystore.authenticate(session, token)
+
+
+@router.post("/logout")
+async def logout(request: Request, platform: PlatformDep) -> Response:
+    """End the session."""
+    form = await _form(request)
+    found = _session(platform, request)
+    if found is not None and form.get("csrf") == _signer(platform).csrf(found[1]):
+        response = RedirectResponse("/ui/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/ui")
+        return response
+    return _to_login(request)
+
+
+@dataclass(frozen=True)
+class Card:
+    """One asset as the queue shows it."""
+
+    asset: Any
+    prompt: str | None
+    model: str | None
+    cost: str | None
+    provenance: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=1024)
+def _provenance(path: str, sha256: str, anchor: bytes | None) -> dict[str, Any]:
+    """A short provenance summary of one stored file (cached by content digest)."""
+    del sha256  # part of the cache key: a changed file is a new entry
+    report = verify(Path(path), anchor)
+    generation: dict[str, Any] = {}
+    for manifest in report.manifests:
+        generation = manifest.assertions.get(GENERATION_LABEL) or generation
+    source = next((a.get("digitalSourceType", "") for a in report.actions if a.get("action") == "c2pa.created"), "")
+    return {
+        "state": report.validation_state,
+        "valid": report.valid,
+        "trusted": report.trusted,
+        "claim_generator": report.claim_generator,
+        "actions": [str(a.get("action", "")).removeprefix("c2pa.") for a in report.actions],
+        "source_type": source.rsplit("/", 1)[-1],
+        "model": generation.get("model"),
+        "model_version": generation.get("model_version"),
+    }
+
+
+def _anchor(platform: Platform) -> bytes | None:
+    path = trust_anchor_path(platform.settings)
+    return path.read_bytes() if path.is_file() else None
+
+
+def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
+    anchor = _anchor(platform)
+    cards = []
+    with platform.db.read() as session:
+        jobs = {j.id: j for j in session.query(JobRow).filter(JobRow.id.in_([r.job_id for r in rows if r.job_id]))}
+    for row in rows:
+        job = jobs.get(row.job_id) if row.job_id else None
+        path = platform.storage.path(row.storage_key)
+        if path.is_file():
+            summary = _provenance(str(path), row.sha256, anchor)
+        else:
+            summary = {"state": "missing", "valid": False, "trusted": False, "actions": []}
+        cards.append(
+            Card(
+                asset=assetstore.to_asset(row),
+                prompt=job.request.get("prompt") if job else None,
+                model=job.model if job else None,
+                cost=None,  # priced once metering lands (CostRecord); shown as "not metered yet" until then
+                provenance=summary,
+            )
+        )
+    return cards
+
+
+def _label(value: str | None) -> str | None:
+    return value if value and _LABEL.match(value) else None
+
+
+@router.get("/")
+def queue(
+    request: Request,
+    platform: PlatformDep,
+    state: str = "pending_review",
+    project: str | None = None,
+    campaign: str | None = None,
+    cursor: str | None = None,
+    reviewed: str | None = None,
+) -> Response:
+    """The review queue: pending assets by default, filterable by state, project and campaign."""
+    found = _session(platform, request)
+    if found is None:
+        return _to_login(request)
+    principal, cookie = found
+    if state not in (*_STATES, "all"):
+        state = "pending_review"
+    project, campaign = _label(project), _label(campaign)
+    review_state = None if state == "all" else ReviewState(state)
+    with platform.db.read() as session:
+        try:
+            rows, nxt = assetstore.list_assets(
+                session,
+                principal.tenant_id,
+                cursor=cursor if cursor and len(cursor) <= 256 else None,
+                limit=PAGE_SIZE,
+                project=project,
+                campaign=campaign,
+                review_state=review_state,
+            )
+        except ReelFoundryError:
+            rows, nxt = [], None  # a stale or hand-made cursor: show the first page's worth of nothing
+        projects, campaigns = assetstore.labels_in_use(session, principal.tenant_id)
+        notice = None
+        if reviewed and is_id(reviewed):
+            row = session.get(AssetRow, reviewed)
+            if row is not None and row.tenant_id == principal.tenant_id:
+                notice = f"Asset {row.id} is now {row.review_state.replace('_', ' ')}."
+    filters = {k: v for k, v in {"state": state, "project": project, "campaign": campaign}.items() if v}
+    here = "/ui/?" + urlencode(filters)
+    return _page(
+        "queue.html",
+        principal=principal,
+        can_review=principal.role in ALLOWED[Action.review],
+        can_publish=principal.role in ALLOWED[Action.publish],
+        csrf=_signer(platform).csrf(cookie),
+        cards=_cards(platform, rows),
+        state=state,
+        states=_STATES,
+        project=project,
+        campaign=campaign,
+        projects=projects,
+        campaigns=campaigns,
+        here=here,
+        next_page=here + "&" + urlencode({"cursor": nxt}) if nxt else None,
+        notice=notice,
+    )
+
+
+def _error(status: int, message: str, back: str = "/ui/") -> HTMLResponse:
+    return _page("error.html", status, message=message, back=back)
+
+
+@router.post("/assets/{asset_id}/review")
+async def review(asset_id: str, request: Request, platform: PlatformDep) -> Response:
+    """Approve or reject from the queue; back to the queue with a notice."""
+    found = _session(platform, request)
+    if found is None:
+        return _to_login(request)
+    principal, cookie = found
+    form = await _form(request)
+    back = _safe_next(form.get("next"))
+    if form.get("csrf") != _signer(platform).csrf(cookie):
+        return _error(403, "This form has expired; reload the page and try again.", back)
+    if form.get("decision") not in {d.value for d in ReviewDecision}:
+        return _error(400, "Choose approve or reject.", back)
+    comment = form.get("comment", "")
+    if len(comment) > 4000:
+        return _error(400, "The comment is longer than 4000 characters.", back)
+    body = ReviewCreate(decision=ReviewDecision(form["decision"]), comment=comment)
+    if principal.role not in ALLOWED[Action.review]:
+        return _error(403, f"Your key's role ({principal.role.value}) may not review assets.", back)
+    try:
+        await run_in_threadpool(publishing.review_asset, platform, principal, asset_id, body)
+    except ReelFoundryError as exc:
+        return _error(exc.status, exc.detail, back)
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}{urlencode({'reviewed': asset_id})}", status_code=303)
+
+
+@router.post("/assets/{asset_id}/publish")
+async def publish(asset_id: str, request: Request, platform: PlatformDep) -> Response:
+    """Publish an approved asset and show its delivery URL."""
+    found = _session(platform, request)
+    if found is None:
+        return _to_login(request)
+    principal, cookie = found
+    form = await _form(request)
+    back = _safe_next(form.get("next"))
+    if form.get("csrf") != _signer(platform).csrf(cookie):
+        return _error(403, "This form has expired; reload the page and try again.", back)
+    if principal.role not in ALLOWED[Action.publish]:
+        return _error(403, f"Your key's role ({principal.role.value}) may not publish.", back)
+    base = platform.settings.public_base_url or str(request.base_url)
+    try:
+        pub = await run_in_threadpool(publishing.publish_asset, platform, principal, asset_id, base)
+    except ReelFoundryError as exc:
+        return _error(exc.status, exc.detail, back)
+    return _page("published.html", publication=pub, back=back)
+
+
+def _own_asset(platform: Platform, request: Request, asset_id: str) -> AssetRow:
+    found = _session(platform, request)
+    if found is None:
+        raise Unauthenticated("sign in at /ui/login")
+    with platform.db.read() as session:
+        return assetstore.get_asset(session, found[0].tenant_id, asset_id)
+
+
+@router.get("/assets/{asset_id}/content")
+def content(
+    asset_id: str,
+    request: Request,
+    platform: PlatformDep,
+    range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """The original file for the player (signed-in tenant members only; Range for seeking)."""
+    row = _own_asset(platform, request, asset_id)
+    path = platform.storage.path(row.storage_key)
+    if not path.is_file():
+        raise NotFound(f"content of asset {asset_id} is missing from storage")
+    return file_response(
+        path,
+        media_type=row.media_type,
+        etag=f'"{row.sha256}"',
+        cache_control="private, no-store",
+        range_=range_,
+        if_none_match=if_none_match,
+    )
+
+
+@router.get("/assets/{asset_id}/poster")
+def poster(asset_id: str, request: Request, platform: PlatformDep) -> Response:
+    """The poster still of a video."""
+    row = _own_asset(platform, request, asset_id)
+    if row.poster_key is None or not platform.storage.exists(row.poster_key):
+        raise NotFound(f"asset {asset_id} has no poster")
+    data = platform.storage.path(row.poster_key).read_bytes()
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
