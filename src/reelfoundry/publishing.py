@@ -75,10 +75,11 @@ def publish_asset(platform: Platform, principal: Principal, asset_id: str, base_
     """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published."""
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+    first = False
     if row.review_state != ReviewState.published.value:
         check_transition(ReviewState(row.review_state), ReviewState.published)
-        row = _publish(platform, principal, row)
-    else:
+        row, first = _publish(platform, principal, row)
+    if not first:
         with platform.db.write() as session:
             audit.append(
                 session,
@@ -100,8 +101,11 @@ def publish_asset(platform: Platform, principal: Principal, asset_id: str, base_
     )
 
 
-def _publish(platform: Platform, principal: Principal, row: AssetRow) -> AssetRow:
-    """Sign the review manifest onto a copy of the file, store it, and move the asset to published."""
+def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[AssetRow, bool]:
+    """Sign the review manifest onto a copy of the file, store it, and move the asset to published.
+
+    Returns the published row and whether this call published it (False: a concurrent call did first).
+    """
     ext = _EXTENSIONS.get(row.media_type, "bin")
     key = f"{row.tenant_id}/{row.id}.published-{new_id()}.{ext}"
     published_at = datetime.now(UTC)
@@ -137,14 +141,14 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> AssetRo
                 session, "asset.published", actor=principal.key_id, tenant_id=row.tenant_id, subject=row.id, data=facts
             )
             _job_event(session, current, "asset.published", {"asset_id": row.id, **facts})
-            return current
+            return current, True
     except InvalidTransition:
         platform.storage.delete(key)
         # Another request published it first: hand out a URL to that rendition.
         with platform.db.read() as session:
             current = assetstore.get_asset(session, row.tenant_id, row.id)
         if current.review_state == ReviewState.published.value:
-            return current
+            return current, False
         raise
     except BaseException:
         platform.storage.delete(key)

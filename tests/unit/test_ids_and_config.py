@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -23,6 +25,14 @@ def test_settings_refuse_contradictions() -> None:
         Settings(executor="ray://x:1")
     with pytest.raises(ValidationError, match="storage_url"):
         Settings(storage_url="s3://bucket")
+    pem = {k: Path("/x.pem") for k in ("signing_cert_chain", "signing_key", "signing_trust_anchor")}
+    with pytest.raises(ValidationError, match="secret_key"):
+        Settings(environment="production", **pem)
+    with pytest.raises(ValidationError, match="at least 16"):
+        Settings(secret_key="short")
+    assert Settings(environment="production", secret_key="s" * 32, **pem).secret_key is not None
+    with pytest.raises(ValidationError, match="public_base_url"):
+        Settings(public_base_url="javascript:alert(1)")
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
