@@ -132,6 +132,30 @@ def test_pending_then_approved_then_published_with_a_url_that_serves_the_review_
     assert httpx.get(again["url"]).content == delivered.content
 
 
+def test_an_uploaded_image_goes_through_the_same_gate(server: Server, keys: dict[str, str]) -> None:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 32), (200, 30, 30)).save(buf, format="PNG")
+    with server.client(keys["creator"]) as c:
+        r = c.post("/v1/assets", content=buf.getvalue(), headers={"Content-Type": "image/png"})
+        assert r.status_code == 201, r.text
+        image = r.json()
+    assert image["review_state"] == "pending_review" and image["created_by"] is not None
+    problem(publish(server, keys["creator"], image["id"]), 409, "invalid-transition")
+    assert review(server, keys["reviewer"], image["id"], "approve").status_code == 200
+    pub = publish(server, keys["creator"], image["id"]).json()
+    delivered = httpx.get(pub["url"])
+    assert delivered.status_code == 200 and delivered.headers["content-type"] == "image/png"
+    path = server.data_dir.parent / "published.png"
+    path.write_bytes(delivered.content)
+    report = verify(path, (server.data_dir / "provenance" / "dev-ca.pem").read_bytes())
+    assert report.trusted and report.manifests[0].assertions[REVIEW_LABEL]["decision"] == "approve"
+    assert Image.open(io.BytesIO(delivered.content)).size == (48, 32)
+
+
 def test_forbidden_transitions_are_409(server: Server, keys: dict[str, str]) -> None:
     asset = make_asset(server, keys["creator"])
     assert review(server, keys["reviewer"], asset["id"], "reject", "Off brand.").json()["review_state"] == "rejected"

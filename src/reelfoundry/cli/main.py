@@ -236,7 +236,7 @@ def serve(
     platform.start()  # before uvicorn, so a locked data dir or a bad database URL is one clear line
     console.print(
         f"ReelFoundry {__version__} on http://{host}:{port} — data in {data_dir.resolve()} "
-        f"(admin key: {settings.admin_key_path})",
+        f"(admin key: {settings.admin_key_path}); review UI at http://{host}:{port}/ui/",
         highlight=False,
     )
     # The app's lifespan stops the platform when uvicorn shuts down.
