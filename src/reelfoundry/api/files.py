@@ -9,6 +9,9 @@ from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from reelfoundry.api.ranges import parse_range
+from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.errors import NotFound
+from reelfoundry.store.tables import AssetRow
 
 CHUNK = 256 * 1024
 
@@ -47,3 +50,32 @@ def file_response(
             return StreamingResponse(_file_chunks(path, start, length), 206, headers=headers, media_type=media_type)
     headers["Content-Length"] = str(size)
     return StreamingResponse(_file_chunks(path, 0, size), 200, headers=headers, media_type=media_type)
+
+
+def original_response(
+    storage: LocalStorage, row: AssetRow, *, range_: str | None, if_none_match: str | None
+) -> Response:
+    """An asset's original file, for the tenant's own eyes (review, the creator's preview).
+
+    Never cached by anyone else: the way out to an audience is a delivery URL of the published rendition.
+    """
+    path = storage.path(row.storage_key)
+    if not path.is_file():
+        raise NotFound(f"content of asset {row.id} is missing from storage")
+    return file_response(
+        path,
+        media_type=row.media_type,
+        etag=f'"{row.sha256}"',
+        cache_control="private, no-store",
+        range_=range_,
+        if_none_match=if_none_match,
+    )
+
+
+def poster_response(storage: LocalStorage, row: AssetRow) -> Response:
+    """The JPEG still made when a video asset was stored."""
+    if row.poster_key is None or not storage.exists(row.poster_key):
+        raise NotFound(f"asset {row.id} has no poster")
+    data = storage.path(row.poster_key).read_bytes()
+    headers = {"ETag": f'"{row.sha256}-poster"', "Cache-Control": "private, no-store"}
+    return Response(data, media_type="image/jpeg", headers=headers)

@@ -412,39 +412,31 @@ def assets_publish(
     out.print(pub["url"], highlight=False, soft_wrap=True)
 
 
-def _review(decision: str, asset_id: str, comment: str, server: str, data_dir: Path, api_key: str | None) -> Any:
-    body = {"decision": decision, "comment": comment}
-    return _client(server, data_dir, api_key).json("POST", f"/v1/assets/{_id('asset', asset_id)}/review", json=body)
+def _review_command(decision: str, doc: str) -> Callable[..., None]:
+    """``review approve`` and ``review reject``: the same command with another decision."""
+
+    @friendly
+    def command(
+        asset_id: str,
+        comment: Annotated[str, typer.Option("--comment", "-m", help="Why (kept with the asset).")] = "",
+        server: Server = DEFAULT_SERVER,
+        data_dir: DataDir = DEFAULT_DIR,
+        api_key: ApiKey = None,
+        as_json: AsJson = False,
+    ) -> None:
+        body = {"decision": decision, "comment": comment}
+        path = f"/v1/assets/{_id('asset', asset_id)}/review"
+        asset = _client(server, data_dir, api_key).json("POST", path, json=body)
+        _print_json(asset) if as_json else console.print(f"asset {asset_id} {asset['review_state']}", highlight=False)
+
+    command.__doc__ = doc
+    return command
 
 
-@review_app.command("approve")
-@friendly
-def review_approve(
-    asset_id: str,
-    comment: Annotated[str, typer.Option("--comment", "-m", help="Why (kept with the asset).")] = "",
-    server: Server = DEFAULT_SERVER,
-    data_dir: DataDir = DEFAULT_DIR,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
-) -> None:
-    """Approve an asset pending review (reviewer or admin; not the key that made it)."""
-    asset = _review("approve", asset_id, comment, server, data_dir, api_key)
-    _print_json(asset) if as_json else console.print(f"asset {asset_id} {asset['review_state']}", highlight=False)
-
-
-@review_app.command("reject")
-@friendly
-def review_reject(
-    asset_id: str,
-    comment: Annotated[str, typer.Option("--comment", "-m", help="Why (kept with the asset).")] = "",
-    server: Server = DEFAULT_SERVER,
-    data_dir: DataDir = DEFAULT_DIR,
-    api_key: ApiKey = None,
-    as_json: AsJson = False,
-) -> None:
-    """Reject an asset pending review; it can never be published."""
-    asset = _review("reject", asset_id, comment, server, data_dir, api_key)
-    _print_json(asset) if as_json else console.print(f"asset {asset_id} {asset['review_state']}", highlight=False)
+review_app.command("approve")(
+    _review_command("approve", "Approve an asset pending review (reviewer or admin; not the key that made it).")
+)
+review_app.command("reject")(_review_command("reject", "Reject an asset pending review; it can never be published."))
 
 
 @review_app.command("list")

@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from reelfoundry import __version__, publishing
 from reelfoundry.api.deps import PlatformDep
-from reelfoundry.api.files import file_response
-from reelfoundry.errors import NotFound, ReelFoundryError, Unauthenticated
+from reelfoundry.api.files import original_response, poster_response
+from reelfoundry.errors import ReelFoundryError, Unauthenticated
 from reelfoundry.governance.roles import ALLOWED, Action
 from reelfoundry.ids import is_id
 from reelfoundry.platform import Platform
@@ -298,9 +298,17 @@ def _error(status: int, message: str, back: str = "/ui/") -> HTMLResponse:
     return _page("error.html", status, message=message, back=back)
 
 
-@router.post("/assets/{asset_id}/review")
-async def review(asset_id: str, request: Request, platform: PlatformDep) -> Response:
-    """Approve or reject from the queue; back to the queue with a notice."""
+@dataclass(frozen=True)
+class _Post:
+    """A checked form post of a signed-in person: who, the fields, and where to go back to."""
+
+    principal: Principal
+    form: dict[str, str]
+    back: str
+
+
+async def _post(platform: Platform, request: Request, action: Action) -> _Post | Response:
+    """The session, the form and its CSRF token checked, the role allowed ``action``; else the page to show."""
     found = _session(platform, request)
     if found is None:
         return _to_login(request)
@@ -309,41 +317,44 @@ async def review(asset_id: str, request: Request, platform: PlatformDep) -> Resp
     back = _safe_next(form.get("next"))
     if form.get("csrf") != _signer(platform).csrf(cookie):
         return _error(403, "This form has expired; reload the page and try again.", back)
-    if form.get("decision") not in {d.value for d in ReviewDecision}:
-        return _error(400, "Choose approve or reject.", back)
-    comment = form.get("comment", "")
+    if principal.role not in ALLOWED[action]:
+        verb = action.value.replace("_", " ")
+        return _error(403, f"Your key's role ({principal.role.value}) may not {verb}.", back)
+    return _Post(principal, form, back)
+
+
+@router.post("/assets/{asset_id}/review")
+async def review(asset_id: str, request: Request, platform: PlatformDep) -> Response:
+    """Approve or reject from the queue; back to the queue with a notice."""
+    post = await _post(platform, request, Action.review)
+    if not isinstance(post, _Post):
+        return post
+    if post.form.get("decision") not in {d.value for d in ReviewDecision}:
+        return _error(400, "Choose approve or reject.", post.back)
+    comment = post.form.get("comment", "")
     if len(comment) > 4000:
-        return _error(400, "The comment is longer than 4000 characters.", back)
-    body = ReviewCreate(decision=ReviewDecision(form["decision"]), comment=comment)
-    if principal.role not in ALLOWED[Action.review]:
-        return _error(403, f"Your key's role ({principal.role.value}) may not review assets.", back)
+        return _error(400, "The comment is longer than 4000 characters.", post.back)
+    body = ReviewCreate(decision=ReviewDecision(post.form["decision"]), comment=comment)
     try:
-        await run_in_threadpool(publishing.review_asset, platform, principal, asset_id, body)
+        await run_in_threadpool(publishing.review_asset, platform, post.principal, asset_id, body)
     except ReelFoundryError as exc:
-        return _error(exc.status, exc.detail, back)
-    sep = "&" if "?" in back else "?"
-    return RedirectResponse(f"{back}{sep}{urlencode({'reviewed': asset_id})}", status_code=303)
+        return _error(exc.status, exc.detail, post.back)
+    sep = "&" if "?" in post.back else "?"
+    return RedirectResponse(f"{post.back}{sep}{urlencode({'reviewed': asset_id})}", status_code=303)
 
 
 @router.post("/assets/{asset_id}/publish")
 async def publish(asset_id: str, request: Request, platform: PlatformDep) -> Response:
     """Publish an approved asset and show its delivery URL."""
-    found = _session(platform, request)
-    if found is None:
-        return _to_login(request)
-    principal, cookie = found
-    form = await _form(request)
-    back = _safe_next(form.get("next"))
-    if form.get("csrf") != _signer(platform).csrf(cookie):
-        return _error(403, "This form has expired; reload the page and try again.", back)
-    if principal.role not in ALLOWED[Action.publish]:
-        return _error(403, f"Your key's role ({principal.role.value}) may not publish.", back)
+    post = await _post(platform, request, Action.publish)
+    if not isinstance(post, _Post):
+        return post
     base = platform.settings.public_base_url or str(request.base_url)
     try:
-        pub = await run_in_threadpool(publishing.publish_asset, platform, principal, asset_id, base)
+        pub = await run_in_threadpool(publishing.publish_asset, platform, post.principal, asset_id, base)
     except ReelFoundryError as exc:
-        return _error(exc.status, exc.detail, back)
-    return _page("published.html", publication=pub, back=back)
+        return _error(exc.status, exc.detail, post.back)
+    return _page("published.html", publication=pub, back=post.back)
 
 
 def _own_asset(platform: Platform, request: Request, asset_id: str) -> AssetRow:
@@ -364,24 +375,10 @@ def content(
 ) -> Response:
     """The original file for the player (signed-in tenant members only; Range for seeking)."""
     row = _own_asset(platform, request, asset_id)
-    path = platform.storage.path(row.storage_key)
-    if not path.is_file():
-        raise NotFound(f"content of asset {asset_id} is missing from storage")
-    return file_response(
-        path,
-        media_type=row.media_type,
-        etag=f'"{row.sha256}"',
-        cache_control="private, no-store",
-        range_=range_,
-        if_none_match=if_none_match,
-    )
+    return original_response(platform.storage, row, range_=range_, if_none_match=if_none_match)
 
 
 @router.get("/assets/{asset_id}/poster")
 def poster(asset_id: str, request: Request, platform: PlatformDep) -> Response:
     """The poster still of a video."""
-    row = _own_asset(platform, request, asset_id)
-    if row.poster_key is None or not platform.storage.exists(row.poster_key):
-        raise NotFound(f"asset {asset_id} has no poster")
-    data = platform.storage.path(row.poster_key).read_bytes()
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-store"})
+    return poster_response(platform.storage, _own_asset(platform, request, asset_id))

@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from reelfoundry import publishing
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Publisher, Reader, Reviewer, Submitter
-from reelfoundry.api.files import file_response
-from reelfoundry.errors import NotFound, UnsupportedMediaType
+from reelfoundry.api.files import original_response, poster_response
+from reelfoundry.errors import UnsupportedMediaType
 from reelfoundry.ids import new_id
 from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
 from reelfoundry.schema import Asset, Page, Publication, ReviewCreate, ReviewState
@@ -161,19 +161,7 @@ def asset_content(
     """
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
-    path = platform.storage.path(row.storage_key)
-    if not path.is_file():
-        raise NotFound(f"content of asset {asset_id} is missing from storage")
-    # The original, for the tenant's own eyes (review, the creator's preview). Never cached by anyone
-    # else; the way out to the world is a delivery URL of the published rendition.
-    return file_response(
-        path,
-        media_type=row.media_type,
-        etag=f'"{row.sha256}"',
-        cache_control="private, no-store",
-        range_=range_,
-        if_none_match=if_none_match,
-    )
+    return original_response(platform.storage, row, range_=range_, if_none_match=if_none_match)
 
 
 @router.get(
@@ -186,7 +174,4 @@ def asset_poster(asset_id: str, platform: PlatformDep, principal: Reader) -> Res
     """The poster image made when the asset was stored."""
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
-    if row.poster_key is None or not platform.storage.exists(row.poster_key):
-        raise NotFound(f"asset {asset_id} has no poster")
-    data = platform.storage.path(row.poster_key).read_bytes()
-    return Response(data, media_type="image/jpeg", headers={"ETag": f'"{row.sha256}-poster"'})
+    return poster_response(platform.storage, row)
