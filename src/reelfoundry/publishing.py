@@ -25,7 +25,7 @@ from reelfoundry.store import assets as assetstore
 from reelfoundry.store import audit
 from reelfoundry.store.events import append_event
 from reelfoundry.store.keys import Principal
-from reelfoundry.store.tables import AssetRow, JobRow, TenantRow
+from reelfoundry.store.tables import ApiKeyRow, AssetRow, JobRow, TenantRow
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,17 @@ def review_asset(platform: Platform, principal: Principal, asset_id: str, body: 
             reviewer_role=principal.role,
             comment=body.comment,
         )
+        reviewer_key = session.get(ApiKeyRow, principal.key_id)
         facts = {
             "decision": body.decision.value,
             "review_state": target.value,
             "reviewer_role": principal.role.value,
             "comment_sha256": comment_sha256(body.comment),
+            # The self-approval rule compares keys; an admin who made the asset could mint a reviewer
+            # key and approve with it. Flag that here, where an auditor looks.
+            "reviewer_key_made_by_creator": bool(
+                reviewer_key and row.created_by and reviewer_key.created_by == row.created_by
+            ),
         }
         audit.append(
             session, "asset.reviewed", actor=principal.key_id, tenant_id=principal.tenant_id, subject=row.id, data=facts

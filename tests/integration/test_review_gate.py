@@ -218,13 +218,16 @@ def test_nothing_unapproved_is_reachable_through_a_delivery_url(server: Server, 
     url = publish(server, keys["creator"], published["id"]).json()["url"]
     query = parse_qs(urlsplit(url).query)
 
-    # Even a signature made with the server's own key serves nothing that is not published.
+    # Even a signature made with the server's own key serves nothing that is not published; and the answer
+    # is the same 403 as for a bad signature, so it tells nobody which assets exist or are published.
     signer = DeliverySigner(derive(load_server_secret(None, server.data_dir), "delivery"), 3600)
     for asset in (pending, rejected, approved):
         forged = signer.issue(asset["id"], asset["sha256"])
-        problem(httpx.get(server.url + forged.path), 404, "not-found")
+        problem(httpx.get(server.url + forged.path), 403, "forbidden")
         swapped = url.replace(published["id"], asset["id"])
-        problem(httpx.get(swapped), 404, "not-found")
+        problem(httpx.get(swapped), 403, "forbidden")
+    unknown = signer.issue("01ARZ3NDEKTSV4RRFFQ69G5FAV", "0" * 64)
+    assert httpx.get(server.url + unknown.path).json()["detail"] == "not a valid delivery URL"
 
     # A URL changed in any part stops working; an expired one is gone.
     sig, expires = query["signature"][0], query["expires"][0]
@@ -248,17 +251,19 @@ def test_nothing_unapproved_is_reachable_through_a_delivery_url(server: Server, 
     [
         "/v1/delivery/..%2F..%2Fadmin.key?expires=1&signature=" + "0" * 64,
         "/v1/delivery/%2e%2e%2fsecret.key?expires=1&signature=" + "0" * 64,
+        "/v1/delivery/%2e%2e?expires=1&signature=" + "0" * 64,
         "/v1/assets/..%2F..%2Fadmin.key/review",
         "/v1/assets/..%2Fsecret.key/publish",
         "/v1/assets/%2e%2e/publish",
     ],
 )
 def test_path_traversal_in_asset_ids_is_rejected(server: Server, keys: dict[str, str], path: str) -> None:
+    delivery = path.startswith("/v1/delivery")
     with server.client(keys["admin"]) as c:
-        method = "GET" if path.startswith("/v1/delivery") else "POST"
         body = {"decision": "approve"} if path.endswith("/review") else None
-        r = c.request(method, path, json=body)
-    assert r.status_code == 404, (path, r.status_code, r.text)
+        r = c.request("GET" if delivery else "POST", path, json=body)
+    # An encoded slash matches no route (404); an id that is not an id is no published asset (403).
+    assert r.status_code in (403, 404), (path, r.status_code, r.text)
     assert b"BEGIN" not in r.content and len(r.content) < 2000
 
 
@@ -269,6 +274,7 @@ def test_oversized_and_malformed_review_bodies_are_4xx(server: Server, keys: dic
         problem(c.post(url, json={"decision": "approve", "comment": "x" * 5000}), 413, "payload-too-large")
         problem(c.post(url, json={"decision": "approve", "comment": "x" * 4001}), 422, "validation")
         problem(c.post(url, json={"decision": "maybe"}), 422, "validation")
+        problem(c.post(url, json={"decision": "approve", "comment": "nul \u0000 byte"}), 422, "validation")
         problem(c.post(url, json={"decision": "approve", "extra": 1}), 422, "validation")
         problem(c.post(url, content=b"{not json", headers={"Content-Type": "application/json"}), 422, "validation")
         big = c.post(f"/v1/assets/{asset['id']}/publish", content=b"x" * 10_000)

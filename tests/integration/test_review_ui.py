@@ -162,3 +162,26 @@ def test_forms_need_the_session_and_its_csrf_token(server: Server, world: dict[s
     assert httpx.get(f"{server.url}/ui/assets/{asset['id']}/content").status_code == 401
     with server.client() as api:
         assert api.get(f"/v1/assets/{asset['id']}").json()["review_state"] == "pending_review"
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "garbage",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV.²².aaaa",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV.1" + "9" * 5000 + "." + "a" * 64,
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV.99999999999." + "é" * 64,
+    ],
+)
+def test_forged_session_cookies_are_a_sign_in_page_not_an_error(server: Server, cookie: str) -> None:
+    r = httpx.get(f"{server.url}/ui/", headers={"Cookie": f"rf_session={cookie}".encode("latin-1")})
+    assert r.status_code == 303 and "/ui/login" in r.headers["location"]
+
+
+def test_a_card_whose_file_is_gone_still_shows(server: Server, world: dict[str, Any]) -> None:
+    victim = world["assets"][1]
+    (server.data_dir / "media" / victim["tenant_id"] / f"{victim['id']}.mp4").unlink()
+    with httpx.Client(base_url=server.url) as browser_like:
+        browser_like.post("/ui/login", data={"api_key": world["keys"]["reviewer"], "next": "/ui/"})
+        page = browser_like.get("/ui/", params={"state": "all"})
+    assert page.status_code == 200 and "C2PA file missing" in page.text

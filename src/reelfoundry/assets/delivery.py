@@ -49,7 +49,7 @@ class DeliverySigner:
     def check(self, asset_id: str, sha256: str, expires: int, signature: str, now: datetime | None = None) -> None:
         """Forbidden for a signature this server did not make for this file; Gone once expired."""
         expected = self._signature(asset_id, sha256, expires)
-        if not hmac.compare_digest(expected, signature.lower()):
-            raise Forbidden("invalid delivery signature")
+        if not sha256 or not signature.isascii() or not hmac.compare_digest(expected, signature.lower()):
+            raise Forbidden("not a valid delivery URL")
         if (now or datetime.now(UTC)).timestamp() >= expires:
             raise Gone("this delivery URL has expired; publish again for a new one")

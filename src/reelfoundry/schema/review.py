@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from reelfoundry.schema.keys import Role
+from reelfoundry.schema.text import PROSE
 
 
 class ReviewState(StrEnum):
@@ -58,6 +59,7 @@ class ReviewCreate(BaseModel):
     comment: str = Field(
         "",
         max_length=4000,
+        pattern=PROSE,
         description="Why; kept with the asset and shown to the team. The published file's manifest records "
         "its SHA-256, not the text.",
     )

@@ -143,11 +143,11 @@ def record_publication(session: Session, row: AssetRow, *, key: str, sha256: str
     )
 
 
-def get_published(session: Session, asset_id: str) -> AssetRow:
-    """A published asset of any tenant (delivery URLs carry no key); NotFound for anything else."""
+def find_published(session: Session, asset_id: str) -> AssetRow | None:
+    """A published asset of any tenant (delivery URLs carry no key); None for anything else."""
     row = session.get(AssetRow, asset_id) if is_id(asset_id) else None
     if row is None or row.review_state != ReviewState.published.value or row.published_key is None:
-        raise NotFound(f"asset {asset_id!r} is not published")
+        return None
     return row
 
 

@@ -64,7 +64,13 @@ def create_key(
     """A new key and its bearer token (the only time the token exists in clear)."""
     secret = secrets.token_urlsafe(32)
     row = ApiKeyRow(
-        id=new_id(), tenant_id=tenant.id, name=name, role=role.value, secret_hash=_hash(secret), created_at=utcnow()
+        id=new_id(),
+        tenant_id=tenant.id,
+        name=name,
+        role=role.value,
+        secret_hash=_hash(secret),
+        created_by=actor if is_id(actor) else None,
+        created_at=utcnow(),
     )
     session.add(row)
     session.flush()

@@ -82,6 +82,8 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
     secret_hash: Mapped[str] = mapped_column(String(64))
+    #: The key that created this one (None for keys made at bootstrap).
+    created_by: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 

@@ -146,9 +146,16 @@ async def login(request: Request, platform: PlatformDep) -> Response:
         path="/ui",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_secure(platform, request),
     )
     return response
+
+
+def _secure(platform: Platform, request: Request) -> bool:
+    """Mark the cookie Secure when the UI is reached over HTTPS, directly or behind a TLS proxy."""
+    settings = platform.settings
+    public = (settings.public_base_url or "").startswith("https://")
+    return request.url.scheme == "https" or public or settings.environment == "production"
 
 
 def _check_key(platform: Platform, token: str) -> Principal:
@@ -163,7 +170,7 @@ async def logout(request: Request, platform: PlatformDep) -> Response:
     """End the session."""
     form = await _form(request)
     found = _session(platform, request)
-    if found is not None and form.get("csrf") == _signer(platform).csrf(found[1]):
+    if found is not None and _signer(platform).csrf_ok(found[1], form.get("csrf")):
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(COOKIE, path="/ui")
         return response
@@ -202,6 +209,20 @@ def _provenance(path: str, sha256: str, anchor: bytes | None) -> dict[str, Any]:
     }
 
 
+def _provenance_missing() -> dict[str, Any]:
+    """The summary of a file that is gone from storage (the card still shows)."""
+    return {
+        "state": "file missing",
+        "valid": False,
+        "trusted": False,
+        "claim_generator": None,
+        "actions": [],
+        "source_type": "",
+        "model": None,
+        "model_version": None,
+    }
+
+
 def _anchor(platform: Platform) -> bytes | None:
     path = trust_anchor_path(platform.settings)
     return path.read_bytes() if path.is_file() else None
@@ -215,10 +236,7 @@ def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
     for row in rows:
         job = jobs.get(row.job_id) if row.job_id else None
         path = platform.storage.path(row.storage_key)
-        if path.is_file():
-            summary = _provenance(str(path), row.sha256, anchor)
-        else:
-            summary = {"state": "missing", "valid": False, "trusted": False, "actions": []}
+        summary = _provenance(str(path), row.sha256, anchor) if path.is_file() else _provenance_missing()
         cards.append(
             Card(
                 asset=assetstore.to_asset(row),
@@ -315,7 +333,7 @@ async def _post(platform: Platform, request: Request, action: Action) -> _Post |
     principal, cookie = found
     form = await _form(request)
     back = _safe_next(form.get("next"))
-    if form.get("csrf") != _signer(platform).csrf(cookie):
+    if not _signer(platform).csrf_ok(cookie, form.get("csrf")):
         return _error(403, "This form has expired; reload the page and try again.", back)
     if principal.role not in ALLOWED[action]:
         verb = action.value.replace("_", " ")

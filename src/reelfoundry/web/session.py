@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass
 
 COOKIE = "rf_session"
+_TOKEN = re.compile(r"(?P<key>[0-9A-HJKMNP-TV-Z]{26})\.(?P<expires>[0-9]{1,12})\.(?P<mac>[0-9a-f]{64})")
 #: How long a sign-in lasts.
 SESSION_S = 8 * 3600
 
@@ -43,11 +45,11 @@ class SessionSigner:
 
     @staticmethod
     def parse(value: str) -> SessionToken | None:
-        """The parts of a cookie value, or None when it is not one."""
-        parts = value.split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 64:
+        """The parts of a cookie value, or None when it is not one (ASCII only, bounded lengths)."""
+        match = _TOKEN.fullmatch(value)
+        if match is None:
             return None
-        return SessionToken(parts[0], int(parts[1]), parts[2])
+        return SessionToken(match["key"], int(match["expires"]), match["mac"])
 
     def valid(self, token: SessionToken, secret_hash: str, now: float | None = None) -> bool:
         """Whether the cookie was made here for this key (as it is now) and has not expired."""
@@ -58,3 +60,7 @@ class SessionSigner:
     def csrf(self, cookie_value: str) -> str:
         """The token forms of this session must send back."""
         return hmac.new(self._key, f"csrf\n{cookie_value}".encode(), hashlib.sha256).hexdigest()
+
+    def csrf_ok(self, cookie_value: str, token: str | None) -> bool:
+        """Whether a form's token is this session's (constant time)."""
+        return token is not None and token.isascii() and hmac.compare_digest(self.csrf(cookie_value), token)

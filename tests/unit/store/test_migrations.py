@@ -17,3 +17,52 @@ def test_migrations_match_tables(database: Database) -> None:
 
 def test_migrate_twice_is_a_no_op(database: Database) -> None:
     database.migrate()
+
+
+def test_0003_carries_who_submitted_and_who_created_over_from_the_audit_log(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from reelfoundry.store.db import alembic_config
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        cfg = alembic_config(db_url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        now = "2026-11-01 00:00:00+00:00"
+        conn.execute(text(f"INSERT INTO tenants VALUES ('T', 'acme', false, 's', '{now}')"))
+        for key in ("KADMIN", "KREVIEWER"):
+            conn.execute(text(f"INSERT INTO api_keys VALUES ('{key}', 'T', '{key}', 'admin', 'h', '{now}', NULL)"))
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, tenant_id, state, model, priority, request, request_hash, attempts, "
+                "max_attempts, progress, cancel_requested, asset_id, created_at) VALUES ('J', 'T', 'succeeded', "
+                f"'template', 0, '{{}}', 'h', 1, 3, 1.0, false, 'A', '{now}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO assets (id, tenant_id, job_id, media_type, storage_key, bytes, sha256, created_at) "
+                f"VALUES ('A', 'T', 'J', 'video/mp4', 'T/A.mp4', 1, 'x', '{now}')"
+            )
+        )
+        audit = [
+            (1, "system", "key.created", "KADMIN"),
+            (2, "KADMIN", "key.created", "KREVIEWER"),
+            (3, "KADMIN", "job.submitted", "J"),
+        ]
+        for seq, actor, action, subject in audit:
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log VALUES "
+                    f"({seq}, '{now}', 'T', '{actor}', '{action}', '{subject}', '{{}}', 'p{seq}', 'h{seq}')"
+                )
+            )
+        command.upgrade(cfg, "head")
+        assert conn.execute(text("SELECT submitted_by FROM jobs")).scalar() == "KADMIN"
+        assert conn.execute(text("SELECT created_by, review_state FROM assets")).one() == ("KADMIN", "pending_review")
+        keys = dict(conn.execute(text("SELECT id, created_by FROM api_keys")).all())
+        assert keys == {"KADMIN": None, "KREVIEWER": "KADMIN"}
+        assert conn.execute(text("SELECT allow_self_approval FROM tenants")).scalar() in (False, 0)
+    engine.dispose()

@@ -24,8 +24,8 @@ router = APIRouter(prefix="/delivery", tags=["delivery"])
         200: {"content": {"video/mp4": {}}, "description": "The published file."},
         206: {"content": {"video/mp4": {}}, "description": "One byte range."},
         304: {"description": "Not modified (ETag matched)."},
-        403: {"description": "The signature does not match."},
-        404: {"description": "No such published asset."},
+        403: {"description": "Not a valid delivery URL of a published asset."},
+        404: {"description": "The published file is missing from storage."},
         410: {"description": "The URL has expired."},
     },
 )
@@ -37,11 +37,16 @@ def deliver(
     range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """The published rendition (with its review manifest); only ever a published asset's."""
+    """The published rendition (with its review manifest); only ever a published asset's.
+
+    A URL for anything else — an unknown id, an asset not published, a changed signature — is the same
+    403, so the route tells nobody without a valid URL which assets exist or are published.
+    """
     with platform.db.read() as session:
-        row = assetstore.get_published(session, asset_id)
-    assert row.published_key is not None and row.published_sha256 is not None
-    platform.delivery.check(row.id, row.published_sha256, expires, signature)
+        row = assetstore.find_published(session, asset_id)
+    # No published file: check against a digest no signature was made for, so the answer is the 403 below.
+    platform.delivery.check(asset_id, (row.published_sha256 or "") if row else "", expires, signature)
+    assert row is not None and row.published_key is not None and row.published_sha256 is not None
     path = platform.storage.path(row.published_key)
     if not path.is_file():
         raise NotFound(f"the published file of asset {asset_id} is missing from storage")

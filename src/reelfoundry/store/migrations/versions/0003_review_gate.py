@@ -1,4 +1,4 @@
-"""review gate: asset review state, reviews, publications; who submitted; tenant self-approval setting
+"""review gate: asset review state, reviews, publications; who submitted or created; tenant self-approval
 
 Revision ID: 0003
 Revises: 0002
@@ -38,9 +38,24 @@ _ASSET_COLUMNS: list[sa.Column[Any]] = [
 def upgrade() -> None:
     op.add_column("tenants", sa.Column("allow_self_approval", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.add_column("jobs", sa.Column("submitted_by", sa.String(length=26), nullable=True))
+    op.add_column("api_keys", sa.Column("created_by", sa.String(length=26), nullable=True))
     for column in _ASSET_COLUMNS:
         op.add_column("assets", column)
     op.create_index("ix_assets_review_queue", "assets", ["tenant_id", "review_state", "id"])
+    # Who submitted existing jobs and created existing keys is in the audit log (actor); carry it over,
+    # so the self-approval rule holds for assets made before this migration too.
+    op.execute(
+        "UPDATE jobs SET submitted_by = (SELECT a.actor FROM audit_log a WHERE a.action = 'job.submitted' "
+        "AND a.subject = jobs.id ORDER BY a.seq LIMIT 1) WHERE submitted_by IS NULL"
+    )
+    op.execute(
+        "UPDATE assets SET created_by = (SELECT j.submitted_by FROM jobs j WHERE j.id = assets.job_id) "
+        "WHERE created_by IS NULL AND job_id IS NOT NULL"
+    )
+    op.execute(
+        "UPDATE api_keys SET created_by = (SELECT a.actor FROM audit_log a WHERE a.action = 'key.created' "
+        "AND a.subject = api_keys.id AND a.actor <> 'system' ORDER BY a.seq LIMIT 1) WHERE created_by IS NULL"
+    )
 
 
 def downgrade() -> None:
@@ -48,6 +63,8 @@ def downgrade() -> None:
     with op.batch_alter_table("assets") as batch:
         for column in reversed(_ASSET_COLUMNS):
             batch.drop_column(column.name)
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("created_by")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("submitted_by")
     with op.batch_alter_table("tenants") as batch:
