@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +79,31 @@ class Settings(BaseSettings):
         description="Base of the delivery URLs handed out (e.g. https://media.example.com). "
         "Default: the URL the publish request came to.",
     )
+    worker_provider: str = Field(
+        "local", description="Who the worker devices are rented from (local, aws, coreweave, lambda): its prices."
+    )
+    worker_region: str | None = Field(None, description="Provider region (e.g. us-east-1). Default: its first price.")
+    worker_pricing_model: str = Field(
+        "on-demand", description="on-demand, spot, reserved, capacity-block … as the catalog lists for the device."
+    )
+    worker_device: str | None = Field(None, description="Device class (cpu, H100, A100-80GB …). Default: detected.")
+    worker_device_share: str = Field(
+        "1", description="Share of the device a worker holds: a fraction (0.5) or a MIG profile (1g.10gb = 1/7)."
+    )
+    worker_usd_per_device_hour: Decimal | None = Field(
+        None, ge=0, description="Your own price per device-hour (e.g. amortised on-premise), instead of the catalog's."
+    )
+    worker_tdp_w: float | None = Field(None, gt=0, description="Rated power of the device. Default: the catalog's.")
+    worker_pue: float | None = Field(None, ge=1, le=3, description="Facility PUE. Default: the provider's.")
+    carbon_region: str | None = Field(
+        None, description="Grid region for carbon (world, US, DE, aws:us-east-1 …). Default: from the provider region."
+    )
+    storage_provider: str | None = Field(None, description="Whose storage prices apply. Default: worker_provider.")
+    storage_tier: str | None = Field(None, description="Storage tier name from the catalog. Default: the first.")
+    attribute_idle: bool = Field(
+        True, description="Charge idle worker-device time to the next job (total = workload + idle)."
+    )
+    storage_retention_days: float = Field(30.0, ge=0, description="How long outputs are kept, for their storage cost.")
     policy_blocked_terms: list[str] = Field(
         default_factory=list, description="Prompts containing any of these (whole words, any case) are refused."
     )

@@ -14,11 +14,14 @@ from sqlalchemy.exc import OperationalError
 from reelfoundry.assets.delivery import DeliverySigner
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
-from reelfoundry.errors import ConfigurationError
+from reelfoundry.errors import ConfigurationError, ReelFoundryError
 from reelfoundry.events.notify import ChangeNotifier
 from reelfoundry.events.webhooks import WebhookDispatcher
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import LocalExecutor
+from reelfoundry.finops.catalog import load_catalog
+from reelfoundry.finops.meter import Rates
+from reelfoundry.finops.rates import worker_rates
 from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio
@@ -117,8 +120,17 @@ class Platform:
             ) from None
         self._lock_fd = fd
 
+    @functools.cached_property
+    def rates(self) -> Rates:
+        """What this node's worker device costs and where it runs (settings + the price catalog)."""
+        return worker_rates(self.settings, load_catalog())
+
     def start(self) -> None:
         """Lock the data dir, bootstrap, start the engine (if this server runs jobs) and the webhook dispatcher."""
+        try:
+            self.rates  # noqa: B018 - a price the catalog lacks is a start-up error, not a failed job later
+        except ReelFoundryError as exc:
+            raise ConfigurationError(f"pricing: {exc.detail}") from None
         self._lock_data_dir()
         self.bootstrap()
         if self.settings.worker_slots > 0:
@@ -126,7 +138,14 @@ class Platform:
                 self.settings.worker_slots, self.settings.job_timeout_s, self.settings.cancel_grace_s
             )
             self.engine = Engine(
-                self.settings, self.db, self.portfolio, self.storage, executor, self.node, self.credentials
+                self.settings,
+                self.db,
+                self.portfolio,
+                self.storage,
+                executor,
+                self.node,
+                self.credentials,
+                self.rates,
             )
             self.engine.start()
         self.webhooks = WebhookDispatcher(self.settings, self.db)

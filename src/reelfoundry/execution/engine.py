@@ -28,6 +28,8 @@ from reelfoundry.config import Settings
 from reelfoundry.errors import ReelFoundryError
 from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
+from reelfoundry.finops.energy import EnergySpec
+from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
 from reelfoundry.provenance.credentials import SigningCredentials
@@ -62,8 +64,12 @@ class Engine:
         executor: Executor,
         node: str,
         credentials: SigningCredentials,
+        rates: Rates | None = None,
     ) -> None:
         self.settings = settings
+        #: What the node's device costs; each claimed job keeps a copy, so its price never drifts.
+        self.rates = rates
+        self.idle = IdleLedger(settings.worker_slots)
         self.db = db
         self.portfolio = portfolio
         self.storage = storage
@@ -140,11 +146,13 @@ class Engine:
     def schedule(self) -> list[WorkItem]:
         """Claim queued jobs, highest priority and oldest first, for the free slots."""
         items: list[WorkItem] = []
+        self.idle.tick(busy=len(self._running))
         for _ in range(self.executor.free_slots()):
             with self.db.write() as session:
                 row = jobstore.claim_next(session, self.node, jobstore.lease_deadline(self.settings.lease_s))
                 if row is None:
                     break
+                self._meter(row)
                 item = self._prepare(session, row)
             if item is not None:
                 items.append(item)
@@ -167,6 +175,19 @@ class Engine:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _meter(self, row: JobRow) -> None:
+        """Stamp the node's rates on a claimed job and charge it the idle time that waited for it."""
+        if self.rates is None:
+            return
+        row.meter = self.rates.to_json()
+        if self.settings.attribute_idle:
+            row.idle_seconds = (row.idle_seconds or 0.0) + self.idle.take(busy=len(self._running))
+
+    def _energy(self) -> EnergySpec | None:
+        if self.rates is None:
+            return None
+        return EnergySpec(self.rates.device, float(self.rates.device_share), float(self.rates.tdp_w))
+
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
             card = self.portfolio.card(row.model)
@@ -179,7 +200,13 @@ class Engine:
         self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign, row.submitted_by)
         signing = signing_for(self.credentials, card, row.id, row.request_hash)
         return WorkItem(
-            job_id=row.id, attempt=row.attempts, card=card, params=params, out_dir=self.work_dir, signing=signing
+            job_id=row.id,
+            attempt=row.attempts,
+            card=card,
+            params=params,
+            out_dir=self.work_dir,
+            signing=signing,
+            energy=self._energy(),
         )
 
     def _on_progress(self, out: Progress) -> None:
@@ -210,10 +237,10 @@ class Engine:
             return
         with self.db.write() as session:
             if out.cancelled:
-                jobstore.mark_cancelled(session, out.job_id, out.attempt)
+                jobstore.mark_cancelled(session, out.job_id, out.attempt, _usage(out))
             else:
                 error = JobError(type=out.error_type or "about:blank", detail=out.error_detail or "unknown error")
-                jobstore.fail(session, out.job_id, out.attempt, error, retry=False)
+                jobstore.fail(session, out.job_id, out.attempt, error, retry=False, usage=_usage(out))
         self._cleanup(out)
 
     def _store_output(self, out: Finished, state: _Running) -> None:
@@ -260,7 +287,7 @@ class Engine:
             created_at=utcnow(),
         )
         with self.db.write() as session:
-            return jobstore.complete(session, out.job_id, out.attempt, asset)
+            return jobstore.complete(session, out.job_id, out.attempt, asset, _usage(out))
 
     def _cleanup(self, out: Finished) -> None:
         for path in (out.video_path, out.poster_path):
@@ -272,6 +299,7 @@ class Engine:
         if now - self._last_housekeeping < self.settings.poll_interval_s:
             return
         self._last_housekeeping = now
+        self.idle.tick(busy=len(self._running))
         running = self.executor.running()
         if running:
             with self.db.read() as session:
@@ -292,3 +320,8 @@ class Engine:
                 pass
         except BlockingIOError:
             pass
+
+
+def _usage(out: Finished) -> jobstore.AttemptUsage:
+    """What a finished attempt used, as its worker measured."""
+    return jobstore.AttemptUsage(out.seconds, out.energy_j, out.energy_method)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.media import MediaInfo
 from reelfoundry.portfolio.base import GenerationParams
 from reelfoundry.provenance.manifest import Signing
@@ -23,6 +24,8 @@ class WorkItem:
     out_dir: Path
     #: How to sign the video (C2PA); None leaves it unsigned.
     signing: Signing | None = None
+    #: How to measure (or model) the attempt's energy; None measures nothing.
+    energy: EnergySpec | None = None
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,11 @@ class Finished:
     cancelled: bool = False
     error_type: str | None = None
     error_detail: str | None = None
+    #: Seconds the attempt held its device (model load, generation, encoding, signing).
     seconds: float = 0.0
+    #: Energy of the attempt's share of the device, and how it was found (nvml, rapl, model).
+    energy_j: float = 0.0
+    energy_method: str = "none"
 
 
 WorkerOutput = Progress | Finished

@@ -6,6 +6,7 @@ itself; the executor notices and fails the job while the server keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -15,6 +16,7 @@ from multiprocessing.connection import Connection
 from reelfoundry.errors import BackendError, GenerationCancelled, ReelFoundryError
 from reelfoundry.execution.messages import Finished, Progress, WorkItem
 from reelfoundry.execution.produce import produce
+from reelfoundry.finops.energy import EnergyMeter
 from reelfoundry.portfolio.base import Backend
 from reelfoundry.portfolio.registry import backend_class
 
@@ -63,15 +65,19 @@ def run_item(conn: Connection, item: WorkItem, backends: dict[str, Backend]) -> 
                 raise GenerationCancelled(f"job {item.job_id} cancelled at step {step}/{total}")
         conn.send(Progress(item.job_id, item.attempt, step, total))
 
+    meter = EnergyMeter(item.energy) if item.energy is not None else None
+
     def done(**kw: object) -> Finished:
-        return Finished(item.job_id, item.attempt, seconds=time.perf_counter() - start, **kw)  # type: ignore[arg-type]
+        energy = {"energy_j": meter.joules, "energy_method": meter.method} if meter is not None else {}
+        return Finished(item.job_id, item.attempt, seconds=time.perf_counter() - start, **energy, **kw)  # type: ignore[arg-type]
 
     try:
-        backend = backends.get(item.card.id)
-        if backend is None or backend.card != item.card:
-            backend = backends[item.card.id] = backend_class(item.card.backend)(item.card)
-        video = item.out_dir / f"{item.job_id}-{item.attempt}.mp4"
-        result = produce(backend, item.params, video, callback, item.signing)
+        with meter if meter is not None else contextlib.nullcontext():
+            backend = backends.get(item.card.id)
+            if backend is None or backend.card != item.card:
+                backend = backends[item.card.id] = backend_class(item.card.backend)(item.card)
+            video = item.out_dir / f"{item.job_id}-{item.attempt}.mp4"
+            result = produce(backend, item.params, video, callback, item.signing)
         return done(media=result.media, video_path=result.video, poster_path=result.poster)
     except GenerationCancelled:
         return done(cancelled=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from reelfoundry.schema.cost import CostRecord
 from reelfoundry.schema.job import FINAL_STATES, TRANSITIONS, Asset, Event, Job, JobError, JobState, Problem
 from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
 from reelfoundry.schema.model_card import ModelCard
@@ -35,6 +36,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "ModelCard": ModelCard,
     "Problem": Problem,
     "Review": Review,
+    "CostRecord": CostRecord,
     "Publication": Publication,
     "TemplateSpec": TemplateSpec,
 }
@@ -73,6 +75,7 @@ __all__ = [
     "TRANSITIONS",
     "Asset",
     "Constraints",
+    "CostRecord",
     "DataClass",
     "Event",
     "Job",

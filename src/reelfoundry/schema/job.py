@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelfoundry.schema.cost import CostRecord, DecimalString
 from reelfoundry.schema.request import VideoRequest
 from reelfoundry.schema.review import Review, ReviewState
 
@@ -78,6 +79,10 @@ class Job(BaseModel):
     cancel_requested: bool
     error: JobError | None = None
     asset_id: str | None = Field(None, description="The output asset once succeeded.")
+    estimated_usd: DecimalString | None = Field(
+        None, description="Cost reserved against budgets at admission (decimal string); replaced by cost when done."
+    )
+    cost: CostRecord | None = Field(None, description="What the job cost, once it has ended.")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -123,7 +128,7 @@ class Event(BaseModel):
         ...,
         description=(
             "job.queued, job.running, job.progress, job.succeeded, job.failed, job.cancelled, "
-            "job.requeued, job.cancel_requested; for the job's asset: asset.approved, asset.rejected, "
+            "job.requeued, job.cancel_requested, budget.exceeded; for the job's asset: asset.approved, asset.rejected, "
             "asset.published."
         ),
     )

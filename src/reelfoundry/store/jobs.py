@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,9 +19,10 @@ from sqlalchemy.orm import Session
 from reelfoundry.errors import IdempotencyConflict, InvalidTransition, NotFound
 from reelfoundry.ids import is_id, new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, VideoRequest
+from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store.events import append_event
 from reelfoundry.store.pagination import page_of, paginate
-from reelfoundry.store.tables import AssetRow, JobRow, utcnow
+from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, utcnow
 
 PRIORITY = {"interactive": 0, "batch": 1}
 
@@ -135,6 +137,26 @@ def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | N
     return row
 
 
+@dataclass(frozen=True)
+class AttemptUsage:
+    """What one attempt used, as the worker measured it."""
+
+    seconds: float
+    energy_j: float = 0.0
+    energy_method: str = "model"
+
+
+def _with_usage(values: dict[str, Any], usage: AttemptUsage | None) -> dict[str, Any]:
+    if usage is None:
+        return values
+    return {
+        **values,
+        "device_seconds": JobRow.device_seconds + usage.seconds,
+        "energy_j": JobRow.energy_j + usage.energy_j,
+        "energy_method": usage.energy_method,
+    }
+
+
 def _running(session: Session, job_id: str, attempt: int, **values: Any) -> JobRow | None:
     """Update a job only if this attempt still holds it; the row, or None if stale."""
     if "state" in values and (JobState.running, JobState(values["state"])) not in TRANSITIONS:
@@ -172,28 +194,25 @@ def renew_leases(session: Session, node: str, job_ids: list[str], lease_until: d
         )
 
 
-def complete(session: Session, job_id: str, attempt: int, asset: AssetRow) -> JobRow | None:
-    """Mark the attempt succeeded and store its asset, once; None if the attempt was stale."""
+def complete(
+    session: Session, job_id: str, attempt: int, asset: AssetRow, usage: AttemptUsage | None = None
+) -> JobRow | None:
+    """Mark the attempt succeeded and store its asset and cost record, once; None if the attempt was stale."""
     now = utcnow()
-    row = _running(
-        session,
-        job_id,
-        attempt,
-        state=JobState.succeeded.value,
-        progress=1.0,
-        finished_at=now,
-        asset_id=asset.id,
-        lease_until=None,
-    )
+    values = dict(state=JobState.succeeded.value, progress=1.0, finished_at=now, asset_id=asset.id, lease_until=None)
+    row = _running(session, job_id, attempt, **_with_usage(values, usage))
     if row is None:
         return None
     session.add(asset)
     session.flush()
+    record_final(session, row, asset)
     append_event(session, row, "job.succeeded", {"asset_id": asset.id, "attempt": attempt})
     return row
 
 
-def fail(session: Session, job_id: str, attempt: int, error: JobError, *, retry: bool) -> JobRow | None:
+def fail(
+    session: Session, job_id: str, attempt: int, error: JobError, *, retry: bool, usage: AttemptUsage | None = None
+) -> JobRow | None:
     """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed.
 
     A job whose cancellation was requested is never re-queued: it ends cancelled.
@@ -202,33 +221,33 @@ def fail(session: Session, job_id: str, attempt: int, error: JobError, *, retry:
     if current is None or current.state != JobState.running.value or current.attempts != attempt:
         return None
     if current.cancel_requested:
-        return mark_cancelled(session, job_id, attempt)
+        return mark_cancelled(session, job_id, attempt, usage)
     if retry and current.attempts < current.max_attempts:
-        row = _running(
-            session, job_id, attempt, state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None
-        )
+        values = dict(state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None)
+        row = _running(session, job_id, attempt, **_with_usage(values, usage))
         assert row is not None
         append_event(session, row, "job.requeued", {"attempt": attempt, "error": error.model_dump()})
         return row
-    row = _running(
-        session,
-        job_id,
-        attempt,
+    values = dict(
         state=JobState.failed.value,
         finished_at=utcnow(),
         lease_until=None,
         error_type=error.type,
         error_detail=error.detail,
     )
+    row = _running(session, job_id, attempt, **_with_usage(values, usage))
     assert row is not None
+    record_final(session, row)
     append_event(session, row, "job.failed", {"attempt": attempt, "error": error.model_dump()})
     return row
 
 
-def mark_cancelled(session: Session, job_id: str, attempt: int) -> JobRow | None:
+def mark_cancelled(session: Session, job_id: str, attempt: int, usage: AttemptUsage | None = None) -> JobRow | None:
     """A running attempt stopped because its job was cancelled."""
-    row = _running(session, job_id, attempt, state=JobState.cancelled.value, finished_at=utcnow(), lease_until=None)
+    values = dict(state=JobState.cancelled.value, finished_at=utcnow(), lease_until=None)
+    row = _running(session, job_id, attempt, **_with_usage(values, usage))
     if row is not None:
+        record_final(session, row)
         append_event(session, row, "job.cancelled", {"attempt": attempt})
     return row
 
@@ -242,6 +261,7 @@ def request_cancel(session: Session, tenant_id: str, job_id: str) -> JobRow:
         row.state = JobState.cancelled.value
         row.finished_at = utcnow()
         session.flush()
+        record_final(session, row)
         append_event(session, row, "job.cancelled", {"attempt": row.attempts})
     elif state is JobState.running:
         if not row.cancel_requested:
@@ -297,8 +317,8 @@ def requeue_lost(session: Session, *, node: str | None, now: datetime | None = N
     return changed
 
 
-def to_job(row: JobRow) -> Job:
-    """The public schema of a job row."""
+def to_job(row: JobRow, cost: CostRecordRow | None = None) -> Job:
+    """The public schema of a job row (with its cost record once it has ended)."""
     return Job(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -312,6 +332,8 @@ def to_job(row: JobRow) -> Job:
         cancel_requested=row.cancel_requested,
         error=JobError(type=row.error_type, detail=row.error_detail or "") if row.error_type else None,
         asset_id=row.asset_id,
+        estimated_usd=row.estimated_usd,
+        cost=to_cost(cost) if cost is not None else None,
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -44,6 +45,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Fixed(TypeDecorator[Decimal]):
+    """An exact Decimal stored as an integer count of ``10**-scale`` units (SQLite has no exact decimals).
+
+    Money is ``Fixed(10)`` (1e-10 dollars), energy and carbon ``Fixed(9)``; sums stay exact on both databases.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self._unit = Decimal(1).scaleb(-scale)
+
+    def process_bind_param(self, value: Decimal | int | str | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int(Decimal(value).scaleb(self.scale).to_integral_value(ROUND_HALF_EVEN))
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return Decimal(int(value)).scaleb(-self.scale).quantize(self._unit)
+
+
+MONEY = Fixed(10)
+QUANTITY = Fixed(9)
 
 
 def utcnow() -> datetime:
@@ -118,6 +148,14 @@ class JobRow(Base):
     asset_id: Mapped[str | None] = mapped_column(ID)
     #: The API key that submitted the job.
     submitted_by: Mapped[str | None] = mapped_column(ID)
+    #: Cost reserved against budgets at admission (released when the job ends and its CostRecord is written).
+    estimated_usd: Mapped[Decimal | None] = mapped_column(MONEY)
+    #: The rates of the node that ran it (finops.meter.Rates as JSON) and what its attempts used.
+    meter: Mapped[dict[str, Any] | None]
+    device_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    idle_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    energy_j: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    energy_method: Mapped[str | None] = mapped_column(String(16))
     #: Node that holds the job while running, and until when its lease lasts.
     worker_node: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -220,3 +258,67 @@ class AuditRow(Base):
     data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class CostRecordRow(Base):
+    """The price of one finished job (exactly one per job: the unique job_id), in money, energy and carbon."""
+
+    __tablename__ = "cost_records"
+    __table_args__ = (Index("ix_cost_records_tenant_time", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    project: Mapped[str | None] = mapped_column(String(128))
+    campaign: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    node: Mapped[str | None] = mapped_column(String(64))
+    catalog_version: Mapped[str | None] = mapped_column(String(32))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    region: Mapped[str | None] = mapped_column(String(64))
+    pricing_model: Mapped[str | None] = mapped_column(String(32))
+    device: Mapped[str | None] = mapped_column(String(32))
+    device_share: Mapped[Decimal | None] = mapped_column(QUANTITY)
+    usd_per_device_hour: Mapped[Decimal | None] = mapped_column(MONEY)
+    device_seconds: Mapped[float] = mapped_column(Float)
+    idle_seconds: Mapped[float] = mapped_column(Float)
+    energy_method: Mapped[str | None] = mapped_column(String(16))
+    pue: Mapped[Decimal | None] = mapped_column(QUANTITY)
+    carbon_region: Mapped[str | None] = mapped_column(String(32))
+    g_co2e_per_kwh: Mapped[Decimal | None] = mapped_column(QUANTITY)
+    energy_kwh: Mapped[Decimal] = mapped_column(QUANTITY)
+    co2e_kg: Mapped[Decimal] = mapped_column(QUANTITY)
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
+    video_seconds: Mapped[float] = mapped_column(Float)
+    egress_bytes: Mapped[int] = mapped_column(BigInteger)
+    egress_usd_per_gb: Mapped[Decimal | None] = mapped_column(MONEY)
+    compute_usd: Mapped[Decimal] = mapped_column(MONEY)
+    idle_usd: Mapped[Decimal] = mapped_column(MONEY)
+    storage_usd: Mapped[Decimal] = mapped_column(MONEY)
+    egress_usd: Mapped[Decimal] = mapped_column(MONEY)
+    total_usd: Mapped[Decimal] = mapped_column(MONEY)
+    created_at: Mapped[datetime]
+
+
+class BudgetRow(Base):
+    """A spending limit for a tenant, or one project or campaign of it, per period."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (Index("ix_budgets_tenant", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    #: tenant | project | campaign, and for the latter two which one.
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_value: Mapped[str | None] = mapped_column(String(128))
+    #: day | week | month | total
+    period: Mapped[str] = mapped_column(String(8))
+    limit_usd: Mapped[Decimal] = mapped_column(MONEY)
+    #: hard: admission refuses (402); soft: an event and a webhook when crossed.
+    enforcement: Mapped[str] = mapped_column(String(8))
+    #: Start of the period a soft budget last warned about (one warning per period).
+    warned_period: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime]

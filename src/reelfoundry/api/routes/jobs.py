@@ -17,6 +17,7 @@ from reelfoundry.api.deps import Canceller, Cursor, Limit, PlatformDep, Reader, 
 from reelfoundry.errors import BadRequest
 from reelfoundry.platform import Platform
 from reelfoundry.schema import Event, Job, JobState, Page, VideoRequest
+from reelfoundry.store import costs as coststore
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store.events import events_after, to_event
 
@@ -53,14 +54,16 @@ def list_jobs(
     """A page of the tenant's jobs."""
     with platform.db.read() as session:
         rows, next_cursor = jobstore.list_jobs(session, principal.tenant_id, cursor=cursor, limit=limit, state=state)
-        return Page[Job](items=[jobstore.to_job(r) for r in rows], next_cursor=next_cursor)
+        costs = coststore.costs_of(session, [r.id for r in rows if JobState(r.state).final])
+        return Page[Job](items=[jobstore.to_job(r, costs.get(r.id)) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=Job, summary="Read a job")
 def get_job(job_id: str, platform: PlatformDep, principal: Reader) -> Job:
     """One job of the tenant."""
     with platform.db.read() as session:
-        return jobstore.to_job(jobstore.get_job(session, principal.tenant_id, job_id))
+        row = jobstore.get_job(session, principal.tenant_id, job_id)
+        return jobstore.to_job(row, coststore.costs_of(session, [row.id]).get(row.id))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=Job, summary="Cancel a job")
@@ -68,7 +71,7 @@ def cancel_job(job_id: str, platform: PlatformDep, principal: Canceller) -> Job:
     """Cancel a queued job now; a running one stops at its next step boundary."""
     with platform.db.write() as session:
         row = jobstore.request_cancel(session, principal.tenant_id, job_id)
-        return jobstore.to_job(row)
+        return jobstore.to_job(row, coststore.costs_of(session, [row.id]).get(row.id))
 
 
 def _fetch(platform: Platform, tenant_id: str, job_id: str, after: int) -> tuple[list[Event], bool]:

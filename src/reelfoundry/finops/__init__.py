@@ -1,0 +1,1 @@
+"""AI FinOps: prices, metering (money, energy, carbon), budgets and usage reports."""

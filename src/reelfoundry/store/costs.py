@@ -1,0 +1,131 @@
+"""Cost records: written once when a job ends, in the transaction that ends it; egress added as content is served."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from reelfoundry.finops.meter import Rates, Usage, egress_usd, price
+from reelfoundry.ids import new_id
+from reelfoundry.schema import CostRecord
+from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, utcnow
+
+
+def record_final(session: Session, job: JobRow, asset: AssetRow | None = None) -> CostRecordRow:
+    """The job's one CostRecord, priced from its usage and the rates it ran at (made once; later calls return it)."""
+    existing = session.scalar(select(CostRecordRow).where(CostRecordRow.job_id == job.id))
+    if existing is not None:
+        return existing
+    rates = Rates.from_json(job.meter) if job.meter else None
+    stored = (asset.bytes if asset is not None else 0) if job.state == "succeeded" else 0
+    usage = Usage(
+        device_seconds=job.device_seconds or 0.0,
+        idle_seconds=job.idle_seconds or 0.0,
+        energy_j=job.energy_j or 0.0,
+        energy_method=job.energy_method or "none",
+        stored_bytes=stored,
+        video_seconds=(asset.duration_s or 0.0) if asset is not None else 0.0,
+    )
+    figures = price(usage, rates)
+    row = CostRecordRow(
+        id=new_id(),
+        job_id=job.id,
+        tenant_id=job.tenant_id,
+        project=job.project,
+        campaign=job.campaign,
+        model=job.model,
+        state=job.state,
+        node=job.worker_node,
+        catalog_version=rates.catalog_version if rates else None,
+        provider=rates.provider if rates else None,
+        region=rates.region if rates else None,
+        pricing_model=rates.pricing_model if rates else None,
+        device=rates.device if rates else None,
+        device_share=rates.device_share if rates else None,
+        usd_per_device_hour=rates.usd_per_device_hour if rates else None,
+        device_seconds=usage.device_seconds,
+        idle_seconds=usage.idle_seconds,
+        energy_method=usage.energy_method if rates else None,
+        pue=rates.pue if rates else None,
+        carbon_region=rates.carbon_region if rates else None,
+        g_co2e_per_kwh=rates.g_co2e_per_kwh if rates else None,
+        energy_kwh=figures.energy_kwh,
+        co2e_kg=figures.co2e_kg,
+        stored_bytes=usage.stored_bytes,
+        video_seconds=usage.video_seconds,
+        egress_bytes=0,
+        egress_usd_per_gb=rates.egress_usd_per_gb if rates else None,
+        compute_usd=figures.compute_usd,
+        idle_usd=figures.idle_usd,
+        storage_usd=figures.storage_usd,
+        egress_usd=figures.egress_usd,
+        total_usd=figures.total_usd,
+        created_at=job.finished_at or utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_egress(session: Session, job_id: str, nbytes: int) -> None:
+    """Charge ``nbytes`` delivered from the job's output to its CostRecord (no record: nothing to charge)."""
+    row = session.scalar(select(CostRecordRow).where(CostRecordRow.job_id == job_id).with_for_update())
+    if row is None or nbytes <= 0:
+        return
+    extra = egress_usd(nbytes, row.egress_usd_per_gb or Decimal(0))
+    session.execute(
+        update(CostRecordRow)
+        .where(CostRecordRow.id == row.id)
+        .values(
+            egress_bytes=row.egress_bytes + nbytes,
+            egress_usd=row.egress_usd + extra,
+            total_usd=row.total_usd + extra,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def costs_of(session: Session, job_ids: list[str]) -> dict[str, CostRecordRow]:
+    """The cost records of these jobs, by job id."""
+    if not job_ids:
+        return {}
+    rows = session.scalars(select(CostRecordRow).where(CostRecordRow.job_id.in_(job_ids)))
+    return {r.job_id: r for r in rows}
+
+
+def to_cost(row: CostRecordRow) -> CostRecord:
+    """The public schema of a cost record."""
+    return CostRecord(
+        job_id=row.job_id,
+        tenant_id=row.tenant_id,
+        project=row.project,
+        campaign=row.campaign,
+        model=row.model,
+        state=row.state,
+        total_usd=row.total_usd,
+        compute_usd=row.compute_usd,
+        idle_usd=row.idle_usd,
+        storage_usd=row.storage_usd,
+        egress_usd=row.egress_usd,
+        energy_kwh=row.energy_kwh,
+        co2e_kg=row.co2e_kg,
+        device_seconds=row.device_seconds,
+        idle_seconds=row.idle_seconds,
+        energy_method=row.energy_method,
+        device=row.device,
+        device_share=row.device_share,
+        provider=row.provider,
+        region=row.region,
+        pricing_model=row.pricing_model,
+        usd_per_device_hour=row.usd_per_device_hour,
+        pue=row.pue,
+        carbon_region=row.carbon_region,
+        g_co2e_per_kwh=row.g_co2e_per_kwh,
+        catalog_version=row.catalog_version,
+        stored_bytes=row.stored_bytes,
+        egress_bytes=row.egress_bytes,
+        video_seconds=row.video_seconds,
+        created_at=row.created_at,
+    )
