@@ -885,6 +885,44 @@ def audit_verify(
 
 
 @app.command()
+@friendly
+def prices(
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="gpu, cpu, egress, storage, power, pue, carbon, onprem or video_api."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The price catalog the meter uses: every row with its source and date."""
+    from reelfoundry.finops.catalog import Catalog, load_catalog
+
+    if kind is not None and kind not in Catalog.SECTIONS:
+        raise CLIError(f"--kind must be one of {', '.join(Catalog.SECTIONS)}, got {kind!r}")
+    catalog = load_catalog()
+    rows = catalog.rows(kind)
+    if as_json:
+        _print_json({"version": catalog.version, "currency": catalog.currency, "rows": rows})
+        return
+    for section in [kind] if kind else Catalog.SECTIONS:
+        part = [r for r in rows if r["kind"] == section]
+        value = next(
+            k
+            for k in (
+                "usd_per_device_hour",
+                "usd_per_gb",
+                "usd_per_gb_month",
+                "watts",
+                "value",
+                "g_co2e_per_kwh",
+                "usd_per_second",
+            )
+            if k in part[0]
+        )
+        keys = [k for k in ("provider", "device", "pricing_model", "region", "tier", "item", "model") if k in part[0]]
+        _table(part, [*keys, value, "as_of"], f"{section} (catalog {catalog.version}; sources: --json)")
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     out.print(__version__)

@@ -149,8 +149,9 @@ class IdleLedger:
     """Idle device time of one node's worker slots, charged to the jobs that follow it (OpenCost-style:
     total = workload + idle, so what a video costs includes the time the device waited for it).
 
-    Each tick adds ``(slots - busy) × elapsed`` idle slot-seconds; a job claimed on the node takes
-    what has built up since the previous claim. What has built up after the last job waits for the next
+    Each tick adds ``(slots - busy) × elapsed`` idle slot-seconds, ``busy`` being the count the previous
+    tick reported (it held for the interval); a job claimed on the node takes what has built up since
+    the previous claim. What has built up after the last job waits for the next
     one (reports show it as unattributed idle until then).
     """
 
@@ -158,15 +159,16 @@ class IdleLedger:
     clock: Any = time.monotonic
     _pending: float = 0.0
     _last: float | None = None
+    _busy: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self, busy: int) -> None:
-        """Account the time since the last tick with ``busy`` slots running jobs."""
+        """Account the time since the last tick, then note that ``busy`` slots run jobs from now on."""
         with self._lock:
             now = self.clock()
             if self._last is not None:
-                self._pending += max(0, self.slots - busy) * max(0.0, now - self._last)
-            self._last = now
+                self._pending += max(0, self.slots - self._busy) * max(0.0, now - self._last)
+            self._last, self._busy = now, busy
 
     def take(self, busy: int) -> float:
         """Idle slot-seconds for the job being claimed now (and start a new gap)."""
