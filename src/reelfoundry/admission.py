@@ -7,13 +7,16 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from reelfoundry.errors import InvalidParameter, PolicyDenied
+from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied
+from reelfoundry.finops.estimate import estimate_usd
 from reelfoundry.platform import Platform
 from reelfoundry.portfolio.registry import resolve_params
 from reelfoundry.schema import VideoRequest
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import audit
+from reelfoundry.store import budgets as budgetstore
 from reelfoundry.store import jobs as jobstore
+from reelfoundry.store.events import append_event
 from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import JobRow
 
@@ -58,12 +61,21 @@ def admit(
         request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
     params = resolve_params(card, request, _input_paths(platform, principal.tenant_id, request.inputs))
     platform.portfolio.backend(card).check_inputs(params)
+    estimate = estimate_usd(card, params, platform.rates, timeout_s=platform.settings.job_timeout_s)
+    ceiling = request.constraints.max_cost_usd
+    if ceiling is not None and estimate > ceiling:
+        raise InvalidParameter(
+            "constraints.max_cost_usd",
+            f"this job is estimated at ${format(estimate, 'f')}, over constraints.max_cost_usd ${ceiling}",
+        )
+    labels = request.labels
     try:
         with platform.db.write() as session:
             if idempotency_key is not None:
                 existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
                 if existing is not None:
                     return existing, False
+            crossed = budgetstore.reserve(session, principal.tenant_id, labels.project, labels.campaign, estimate)
             row = jobstore.create_job(
                 session,
                 tenant_id=principal.tenant_id,
@@ -73,7 +85,25 @@ def admit(
                 body_hash=body_hash,
                 idempotency_key=idempotency_key,
                 submitted_by=principal.key_id,
+                estimated_usd=estimate,
             )
+            for budget, standing in crossed:
+                warning = {
+                    "budget_id": budget.id,
+                    "budget": budget.name,
+                    "limit_usd": format(budget.limit_usd, "f"),
+                    "spent_usd": format(standing.spent, "f"),
+                    "reserved_usd": format(standing.reserved + estimate, "f"),
+                }
+                append_event(session, row, "budget.exceeded", warning)
+                audit.append(
+                    session,
+                    "budget.exceeded",
+                    actor=principal.key_id,
+                    tenant_id=principal.tenant_id,
+                    subject=budget.id,
+                    data={**warning, "job_id": row.id},
+                )
             audit.append(
                 session,
                 "job.submitted",
@@ -82,6 +112,17 @@ def admit(
                 subject=row.id,
                 data={"model": card.id, "request_sha256": body_hash},
             )
+    except BudgetExceeded as refused:
+        with platform.db.write() as session:
+            audit.append(
+                session,
+                "budget.denied",
+                actor=principal.key_id,
+                tenant_id=principal.tenant_id,
+                subject=str(refused.extra.get("budget_id")),
+                data={"estimate_usd": refused.extra.get("estimate_usd"), "request_sha256": body_hash},
+            )
+        raise
     except IntegrityError:
         # Two requests with one new key raced; the other one won. Return its job.
         if idempotency_key is None:

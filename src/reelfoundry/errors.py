@@ -107,6 +107,14 @@ class NotFound(ReelFoundryError):
     title = "Not found"
 
 
+class BudgetExceeded(ReelFoundryError):
+    """A hard budget cannot cover the job's estimated cost."""
+
+    status = 402
+    type_slug = "budget-exceeded"
+    title = "Budget exceeded"
+
+
 class Conflict(ReelFoundryError):
     """The resource is in a state that forbids the operation."""
 

@@ -12,6 +12,7 @@ from reelfoundry import __version__
 from reelfoundry.api import problems
 from reelfoundry.api.routes import (
     assets,
+    budgets,
     delivery,
     health,
     jobs,
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = plat
     problems.install(app)
     v1 = APIRouter(prefix="/v1")
-    for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery):
+    for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery, budgets):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

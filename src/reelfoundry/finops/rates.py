@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
+from pathlib import Path
 
 from reelfoundry.config import Settings
 from reelfoundry.finops.catalog import Catalog
@@ -33,6 +35,8 @@ def gpu_class(name: str) -> str | None:
 
 def detect_device() -> str:
     """``cpu``, or the class of the first CUDA device (``unknown-gpu`` when the catalog has none)."""
+    if not Path("/proc/driver/nvidia").exists() and not shutil.which("nvidia-smi"):
+        return "cpu"  # no NVIDIA driver: spare the torch import
     try:
         import torch
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from reelfoundry.schema.budget import Budget, BudgetCreate, BudgetPeriod, BudgetScope, Enforcement
 from reelfoundry.schema.cost import CostRecord
 from reelfoundry.schema.job import FINAL_STATES, TRANSITIONS, Asset, Event, Job, JobError, JobState, Problem
 from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
@@ -37,6 +38,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "Problem": Problem,
     "Review": Review,
     "CostRecord": CostRecord,
+    "Budget": Budget,
     "Publication": Publication,
     "TemplateSpec": TemplateSpec,
 }
@@ -74,9 +76,14 @@ __all__ = [
     "REVIEW_TRANSITIONS",
     "TRANSITIONS",
     "Asset",
+    "Budget",
+    "BudgetCreate",
+    "BudgetPeriod",
+    "BudgetScope",
     "Constraints",
     "CostRecord",
     "DataClass",
+    "Enforcement",
     "Event",
     "Job",
     "JobError",

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, update
@@ -52,6 +53,7 @@ def create_job(
     body_hash: str,
     idempotency_key: str | None = None,
     submitted_by: str | None = None,
+    estimated_usd: Decimal | None = None,
 ) -> JobRow:
     """Insert a queued job and its ``job.queued`` event."""
     now = utcnow()
@@ -71,6 +73,7 @@ def create_job(
         progress=0.0,
         cancel_requested=False,
         submitted_by=submitted_by,
+        estimated_usd=estimated_usd,
         created_at=now,
     )
     session.add(row)
