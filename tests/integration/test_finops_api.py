@@ -1,0 +1,165 @@
+"""Costs, budgets and reconciliation over HTTP, and the budget race on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server import Server, server_env, wait_state
+
+COST_KEYS = {"total_usd", "compute_usd", "energy_kwh", "co2e_kg", "device_seconds"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir: Path = tmp_path_factory.mktemp("finops") / "data"
+    srv = Server(data_dir, server_env(job_timeout_s=20, cancel_grace_s=2)).start()
+    yield srv
+    srv.stop()
+
+
+def submit(c: httpx.Client, **body: Any) -> httpx.Response:
+    return c.post("/v1/jobs", json={"prompt": "Priced", "model": "template", "num_frames": 6, **body})
+
+
+def test_a_finished_job_carries_its_cost(server: Server) -> None:
+    with server.client() as c:
+        job = submit(c, labels={"project": "costs"}).json()
+        assert Decimal(job["estimated_usd"]) > 0 and job["cost"] is None
+        done = wait_state(c, job["id"], {"succeeded", "failed"})
+        assert done["state"] == "succeeded"
+        cost = done["cost"]
+    assert cost.keys() >= COST_KEYS
+    for key in ("total_usd", "compute_usd", "energy_kwh", "co2e_kg", "idle_usd", "storage_usd"):
+        assert isinstance(cost[key], str) and Decimal(cost[key]) >= 0, key
+    assert cost["device_seconds"] > 0 and Decimal(cost["compute_usd"]) > 0
+    total = sum(Decimal(cost[k]) for k in ("compute_usd", "idle_usd", "storage_usd", "egress_usd"))
+    assert Decimal(cost["total_usd"]) == total
+    # compute = device-seconds × the local CPU's $/hour (the catalog's c7i.large stand-in) × share 1
+    expected = Decimal(str(cost["device_seconds"])) * Decimal("0.08925") / 3600
+    assert abs(Decimal(cost["compute_usd"]) - expected) < Decimal("1e-9")
+    assert cost["device"] == "cpu" and cost["provider"] == "local" and cost["energy_method"] in {"rapl", "model"}
+    assert cost["project"] == "costs" and cost["model"] == "template" and cost["state"] == "succeeded"
+    assert cost["stored_bytes"] > 0 and cost["video_seconds"] > 0
+
+
+def test_failed_and_cancelled_jobs_are_charged_and_release_their_reservation(server: Server) -> None:
+    with server.client() as c:
+        budget = c.post(
+            "/v1/budgets", json={"name": "recon", "scope": "project", "scope_value": "recon", "limit_usd": "100"}
+        ).json()
+        failed = c.post("/v1/jobs", json={"prompt": "raise", "model": "faulty", "labels": {"project": "recon"}})
+        slow = c.post("/v1/jobs", json={"prompt": "slow:30", "model": "faulty", "labels": {"project": "recon"}})
+        queued = submit(c, labels={"project": "recon"}, priority="batch")
+        assert failed.status_code == slow.status_code == queued.status_code == 201
+        mid = c.get(f"/v1/budgets/{budget['id']}").json()
+        assert Decimal(mid["reserved_usd"]) > 0
+        wait_state(c, slow.json()["id"], {"running"})
+        assert c.post(f"/v1/jobs/{queued.json()['id']}/cancel").status_code == 202
+        assert c.post(f"/v1/jobs/{slow.json()['id']}/cancel").status_code == 202
+        ends = [wait_state(c, j.json()["id"], {"succeeded", "failed", "cancelled"}) for j in (failed, slow, queued)]
+        assert [e["state"] for e in ends] == ["failed", "cancelled", "cancelled"]
+        for end in ends:
+            assert end["cost"] is not None and end["cost"]["state"] == end["state"]
+        assert ends[1]["cost"]["device_seconds"] > 0  # it ran before it was cancelled: charged
+        assert Decimal(ends[2]["cost"]["total_usd"]) == 0  # cancelled in the queue: never ran
+        after = c.get(f"/v1/budgets/{budget['id']}").json()
+    assert Decimal(after["reserved_usd"]) == 0
+    assert Decimal(after["spent_usd"]) == sum(Decimal(e["cost"]["total_usd"]) for e in ends)
+
+
+def test_a_hard_budget_refuses_with_a_402_naming_it_and_a_soft_one_warns(server: Server) -> None:
+    with server.client() as c:
+        hard = c.post(
+            "/v1/budgets",
+            json={"name": "tiny", "scope": "campaign", "scope_value": "tiny", "period": "day", "limit_usd": "0.000001"},
+        )
+        assert hard.status_code == 201, hard.text
+        r = submit(c, labels={"campaign": "tiny"})
+        assert r.status_code == 402 and r.headers["content-type"] == "application/problem+json"
+        body = r.json()
+        assert body["type"].endswith("/budget-exceeded") and body["budget"] == "tiny"
+        assert body["budget_id"] == hard.json()["id"] and body["period"] == "day"
+        assert Decimal(body["remaining_usd"]) == Decimal("0.000001") < Decimal(body["estimate_usd"])
+        assert "tiny" in body["detail"] and "left" in body["detail"]
+        assert submit(c, labels={"campaign": "other"}).status_code == 201  # other campaigns are not limited
+
+        soft = c.post(
+            "/v1/budgets",
+            json={
+                "name": "watch",
+                "scope": "campaign",
+                "scope_value": "watch",
+                "limit_usd": "0.000001",
+                "enforcement": "soft",
+            },
+        ).json()
+        job = submit(c, labels={"campaign": "watch"})
+        assert job.status_code == 201
+        events = c.get(f"/v1/jobs/{job.json()['id']}/events", timeout=30).text
+        assert "event: budget.exceeded" in events and soft["id"] in events
+        second = submit(c, labels={"campaign": "watch"}).json()
+        assert "budget.exceeded" not in c.get(f"/v1/jobs/{second['id']}/events", timeout=30).text  # once a period
+        capped = submit(c, constraints={"max_cost_usd": "0.0000001"})
+        assert capped.status_code == 422 and capped.json()["parameter"] == "constraints.max_cost_usd"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "limit_usd": "-1"},
+        {"name": "x", "limit_usd": "1", "scope": "project"},
+        {"name": "x", "limit_usd": "1", "scope_value": "p"},
+        {"name": "x", "limit_usd": "1", "period": "fortnight"},
+        {"name": "x", "limit_usd": "1", "enforcement": "maybe"},
+        {"name": "x", "limit_usd": "lots"},
+    ],
+)
+def test_bad_budgets_are_422(server: Server, body: dict[str, Any]) -> None:
+    with server.client() as c:
+        r = c.post("/v1/budgets", json=body)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+
+
+@pytest.mark.postgres
+def test_fifty_concurrent_submissions_never_overspend_a_nearly_spent_budget(tmp_path: Path, pg_url: str) -> None:
+    # API only: the jobs stay queued, so every accepted job keeps its reservation.
+    srv = Server(tmp_path / "data", server_env(database_url=pg_url, worker_slots=0)).start()
+    try:
+        with srv.client() as c:
+            probe = submit(c, labels={"campaign": "probe"}).json()
+            estimate = Decimal(probe["estimated_usd"])
+            room = 7
+            limit = (estimate * room + estimate / 2).quantize(Decimal("1e-10"))  # room for 7 jobs and a half
+            budget = c.post(
+                "/v1/budgets",
+                json={"name": "race", "scope": "campaign", "scope_value": "race", "limit_usd": format(limit, "f")},
+            )
+            assert budget.status_code == 201, budget.text
+            budget_id = budget.json()["id"]
+        statuses: list[int] = []
+        barrier = threading.Barrier(50)
+
+        def one() -> None:
+            with srv.client() as client:
+                barrier.wait()
+                statuses.append(submit(client, labels={"campaign": "race"}).status_code)
+
+        threads = [threading.Thread(target=one) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert len(statuses) == 50 and set(statuses) <= {201, 402}
+        assert statuses.count(201) == room
+        with srv.client() as c:
+            standing = c.get(f"/v1/budgets/{budget_id}").json()
+        assert Decimal(standing["reserved_usd"]) == estimate * room <= limit
+        assert Decimal(standing["remaining_usd"]) >= 0
+    finally:
+        srv.stop()
