@@ -6,6 +6,7 @@ import fcntl
 import functools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -29,6 +30,7 @@ from reelfoundry.provenance.credentials import SigningCredentials, configured_cr
 from reelfoundry.schema import Role
 from reelfoundry.server_secret import derive, load_server_secret
 from reelfoundry.store import Database, audit
+from reelfoundry.store import costs as coststore
 from reelfoundry.store import keys as keystore
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,20 @@ class Platform:
     def rates(self) -> Rates:
         """What this node's worker device costs and where it runs (settings + the price catalog)."""
         return worker_rates(self.settings, load_catalog())
+
+    def egress_meter(self, job_id: str | None) -> Callable[[int], None] | None:
+        """A callback that charges bytes served from a job's output to its CostRecord (None for uploads)."""
+        if job_id is None:
+            return None
+
+        def charge(nbytes: int) -> None:
+            try:
+                with self.db.write() as session:
+                    coststore.add_egress(session, job_id, nbytes)
+            except Exception:  # the bytes are sent; a failed charge is logged, never the client's problem
+                log.exception("could not charge %d egress bytes to job %s", nbytes, job_id)
+
+        return charge
 
     def start(self) -> None:
         """Lock the data dir, bootstrap, start the engine (if this server runs jobs) and the webhook dispatcher."""

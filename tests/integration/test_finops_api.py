@@ -163,3 +163,22 @@ def test_fifty_concurrent_submissions_never_overspend_a_nearly_spent_budget(tmp_
         assert Decimal(standing["remaining_usd"]) >= 0
     finally:
         srv.stop()
+
+
+def test_served_bytes_are_charged_as_egress_at_the_providers_rate(tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", server_env(worker_provider="aws", worker_region="us-east-1")).start()
+    try:
+        with srv.client() as c:
+            done = wait_state(c, submit(c).json()["id"], {"succeeded", "failed"})
+            assert done["cost"]["provider"] == "aws" and done["cost"]["carbon_region"] == "aws:us-east-1"
+            whole = c.get(f"/v1/assets/{done['asset_id']}/content").content
+            part = c.get(f"/v1/assets/{done['asset_id']}/content", headers={"Range": "bytes=0-99"}).content
+            assert len(part) == 100
+            cost = c.get(f"/v1/jobs/{done['id']}").json()["cost"]
+    finally:
+        srv.stop()
+    sent = len(whole) + 100
+    assert cost["egress_bytes"] == sent
+    assert Decimal(cost["egress_usd"]) == (Decimal(sent) / 10**9 * Decimal("0.09")).quantize(Decimal("1e-10"))
+    parts = ("compute_usd", "idle_usd", "storage_usd", "egress_usd")
+    assert Decimal(cost["total_usd"]) == sum(Decimal(cost[k]) for k in parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fastapi import Response
@@ -16,15 +16,21 @@ from reelfoundry.store.tables import AssetRow
 CHUNK = 256 * 1024
 
 
-def _file_chunks(path: Path, start: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        fh.seek(start)
-        while length > 0:
-            data = fh.read(min(CHUNK, length))
-            if not data:
-                return
-            length -= len(data)
-            yield data
+def _file_chunks(path: Path, start: int, length: int, on_sent: Callable[[int], None] | None) -> Iterator[bytes]:
+    sent = 0
+    try:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            while length > 0:
+                data = fh.read(min(CHUNK, length))
+                if not data:
+                    return
+                length -= len(data)
+                yield data
+                sent += len(data)
+    finally:
+        if on_sent is not None and sent:
+            on_sent(sent)
 
 
 def file_response(
@@ -35,8 +41,9 @@ def file_response(
     cache_control: str,
     range_: str | None,
     if_none_match: str | None,
+    on_sent: Callable[[int], None] | None = None,
 ) -> Response:
-    """A streaming response for ``path`` honouring Range and If-None-Match."""
+    """A streaming response for ``path`` honouring Range and If-None-Match; ``on_sent`` gets the bytes sent."""
     size = path.stat().st_size
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": cache_control}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
@@ -47,13 +54,20 @@ def file_response(
             start, end = span
             length = end - start + 1
             headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
-            return StreamingResponse(_file_chunks(path, start, length), 206, headers=headers, media_type=media_type)
+            return StreamingResponse(
+                _file_chunks(path, start, length, on_sent), 206, headers=headers, media_type=media_type
+            )
     headers["Content-Length"] = str(size)
-    return StreamingResponse(_file_chunks(path, 0, size), 200, headers=headers, media_type=media_type)
+    return StreamingResponse(_file_chunks(path, 0, size, on_sent), 200, headers=headers, media_type=media_type)
 
 
 def original_response(
-    storage: LocalStorage, row: AssetRow, *, range_: str | None, if_none_match: str | None
+    storage: LocalStorage,
+    row: AssetRow,
+    *,
+    range_: str | None,
+    if_none_match: str | None,
+    on_sent: Callable[[int], None] | None = None,
 ) -> Response:
     """An asset's original file, for the tenant's own eyes (review, the creator's preview).
 
@@ -69,6 +83,7 @@ def original_response(
         cache_control="private, no-store",
         range_=range_,
         if_none_match=if_none_match,
+        on_sent=on_sent,
     )
 
 

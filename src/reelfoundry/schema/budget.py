@@ -47,7 +47,9 @@ class BudgetCreate(BaseModel):
         None, min_length=1, max_length=128, pattern=PRINTABLE, description="The project or campaign name."
     )
     period: BudgetPeriod = BudgetPeriod.month
-    limit_usd: Decimal = Field(..., gt=0, max_digits=20, decimal_places=10, description="US dollars (up to 10 decimals).")
+    limit_usd: Decimal = Field(
+        ..., gt=0, max_digits=20, decimal_places=10, description="US dollars (up to 10 decimals)."
+    )
     enforcement: Enforcement = Enforcement.hard
 
     @model_validator(mode="after")

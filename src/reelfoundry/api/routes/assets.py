@@ -161,7 +161,13 @@ def asset_content(
     """
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
-    return original_response(platform.storage, row, range_=range_, if_none_match=if_none_match)
+    return original_response(
+        platform.storage,
+        row,
+        range_=range_,
+        if_none_match=if_none_match,
+        on_sent=platform.egress_meter(row.job_id),
+    )
 
 
 @router.get(

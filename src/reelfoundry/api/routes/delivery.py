@@ -58,4 +58,5 @@ def deliver(
         cache_control=f"public, max-age={min(remaining, 86400)}",
         range_=range_,
         if_none_match=if_none_match,
+        on_sent=platform.egress_meter(row.job_id),
     )
