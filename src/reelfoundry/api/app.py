@@ -21,6 +21,7 @@ from reelfoundry.api.routes import (
     provenance,
     schemas,
     tenant,
+    usage,
     webhooks,
 )
 from reelfoundry.config import Settings
@@ -102,7 +103,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = plat
     problems.install(app)
     v1 = APIRouter(prefix="/v1")
-    for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery, budgets):
+    for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery, budgets, usage):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -886,6 +886,96 @@ def audit_verify(
 
 @app.command()
 @friendly
+def usage(
+    by: Annotated[
+        str | None, typer.Option("--by", help="Comma-separated: tenant, project, campaign, model, device, day.")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Start date (YYYY-MM-DD) or datetime.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End date (inclusive) or datetime.")] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Draw spend per day by the first group as a PNG.")
+    ] = None,
+    server: Server = DEFAULT_SERVER,
+    data_dir: DataDir = DEFAULT_DIR,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """What jobs cost, in money, energy and carbon, with cost per video. Reads the server, or the data dir
+    directly when no server answers there."""
+    from reelfoundry.api.routes.usage import parse_when
+    from reelfoundry.finops import usage as report
+
+    keys = report.parse_by(by)
+    if chart is not None and not chart.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
+    params = {k: v for k, v in {"by": by, "from": start, "to": end}.items() if v}
+    rows = _usage_rows(
+        server, data_dir, api_key, params, keys, parse_when("from", start, end=False), parse_when("to", end, end=True)
+    )
+    if chart is not None:
+        first = keys[0] if keys else "model"
+        daily_keys = [first, "day"] if first != "day" else ["day"]
+        daily = _usage_rows(
+            server,
+            data_dir,
+            api_key,
+            {**params, "by": ",".join(daily_keys)},
+            daily_keys,
+            parse_when("from", start, end=False),
+            parse_when("to", end, end=True),
+        )
+        from reelfoundry.finops.chart import spend_chart
+
+        spend_chart(daily, first, chart)
+        console.print(f"wrote {chart}", highlight=False)
+    if as_json:
+        _print_json(rows)
+    elif as_csv:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif chart is None or rows:
+        money = ["jobs", "video_seconds", "total_usd", "energy_kwh", "co2e_kg", "cost_per_video_usd"]
+        _table(rows, [*keys, *money, "cost_per_approved_video_usd"], "Usage")
+
+
+def _usage_rows(
+    server: str,
+    data_dir: Path,
+    api_key: str | None,
+    params: dict[str, str],
+    keys: list[str],
+    start: Any,
+    end: Any,
+) -> list[dict[str, Any]]:
+    """Rows from the server, or from the data dir's database when no server answers."""
+    try:
+        client = _client(server, data_dir, api_key)
+        return list(client.json("GET", "/v1/usage", params=params)["rows"])
+    except CLIError as exc:
+        if "cannot reach" not in exc.detail:
+            raise
+    from reelfoundry.config import Settings
+    from reelfoundry.finops import usage as report
+    from reelfoundry.store import Database
+
+    settings = Settings(data_dir=data_dir)
+    if settings.database_url is None and not (data_dir / "reelfoundry.db").is_file():
+        raise CLIError(f"no server at {server} and no database in {str(data_dir)!r}", 1)
+    console.print(f"[dim]no server at {server}; reading {settings.data_dir} directly[/dim]", highlight=False)
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.read() as session:
+            return report.to_json(report.report(session, tenant_id=None, by=keys, start=start, end=end))
+    finally:
+        db.dispose()
+
+
+@app.command()
+@friendly
 def prices(
     kind: Annotated[
         str | None,

@@ -27,6 +27,7 @@ from reelfoundry.schema.review import (
     TenantUpdate,
 )
 from reelfoundry.schema.template import TemplateSpec
+from reelfoundry.schema.usage import UsageReport, UsageRow
 
 #: Types published as JSON Schema, by the name used in files and URLs.
 EXPORTED: dict[str, type[BaseModel]] = {
@@ -105,6 +106,8 @@ __all__ = [
     "TemplateSpec",
     "TenantSettings",
     "TenantUpdate",
+    "UsageReport",
+    "UsageRow",
     "VideoRequest",
     "export_all",
     "json_schema",
