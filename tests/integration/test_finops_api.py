@@ -126,6 +126,34 @@ def test_bad_budgets_are_422(server: Server, body: dict[str, Any]) -> None:
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
 
 
+def test_usage_over_http_groups_filters_and_refuses_bad_parameters(server: Server) -> None:
+    with server.client() as c:
+        wait_state(c, submit(c, labels={"project": "usage"}).json()["id"], {"succeeded"})
+        report = c.get("/v1/usage", params={"by": "model,day"}).json()
+        assert report["by"] == ["model", "day"] and report["rows"]
+        row = report["rows"][0]
+        assert {"model", "day", "jobs", "total_usd", "energy_kwh", "co2e_kg", "cost_per_video_usd"} <= row.keys()
+        assert "project" not in row and isinstance(row["total_usd"], str)
+        csv = c.get("/v1/usage", params={"by": "project", "format": "csv"})
+        assert csv.headers["content-type"].startswith("text/csv") and csv.text.startswith("project,jobs,")
+        future = c.get("/v1/usage", params={"from": "2099-01-01"}).json()
+        assert future["rows"] == []
+        for params, name in [
+            ({"by": "colour"}, "by"),
+            ({"from": "yesterday"}, "from"),
+            ({"from": "2026-11-02", "to": "2026-11-01"}, "to"),
+            ({"format": "xml"}, "format"),
+        ]:
+            r = c.get("/v1/usage", params=params)
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", params
+            assert r.json()["parameter"] == name, r.json()
+        assert c.get("/v1/usage", params={"all_tenants": "true"}).status_code == 200  # the operator's admin
+        other = c.post("/v1/keys", json={"name": "o", "role": "admin", "tenant": "other-co"}).json()["secret"]
+    with server.client(other) as o:
+        assert o.get("/v1/usage", params={"all_tenants": "true"}).status_code == 403
+        assert o.get("/v1/usage").json()["rows"] == []
+
+
 @pytest.mark.postgres
 def test_fifty_concurrent_submissions_never_overspend_a_nearly_spent_budget(tmp_path: Path, pg_url: str) -> None:
     # API only: the jobs stay queued, so every accepted job keeps its reservation.
