@@ -25,6 +25,7 @@ from reelfoundry.finops.meter import Rates
 from reelfoundry.finops.rates import worker_rates
 from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
+from reelfoundry.observability.metrics import Metrics
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.provenance.credentials import SigningCredentials, configured_credentials
 from reelfoundry.schema import Role
@@ -123,6 +124,11 @@ class Platform:
         self._lock_fd = fd
 
     @functools.cached_property
+    def metrics(self) -> Metrics:
+        """This server's Prometheus registry (histograms it observes, totals read from the database)."""
+        return Metrics(self)
+
+    @functools.cached_property
     def rates(self) -> Rates:
         """What this node's worker device costs and where it runs (settings + the price catalog)."""
         return worker_rates(self.settings, load_catalog())
@@ -162,6 +168,7 @@ class Platform:
                 self.node,
                 self.credentials,
                 self.rates,
+                self.metrics,
             )
             self.engine.start()
         self.webhooks = WebhookDispatcher(self.settings, self.db)

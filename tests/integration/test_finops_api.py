@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -210,3 +211,36 @@ def test_served_bytes_are_charged_as_egress_at_the_providers_rate(tmp_path: Path
     assert Decimal(cost["egress_usd"]) == (Decimal(sent) / 10**9 * Decimal("0.09")).quantize(Decimal("1e-10"))
     parts = ("compute_usd", "idle_usd", "storage_usd", "egress_usd")
     assert Decimal(cost["total_usd"]) == sum(Decimal(cost[k]) for k in parts)
+
+
+def test_metrics_parse_as_prometheus_text_and_carry_the_platforms_figures(server: Server) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with server.client() as c:
+        wait_state(c, submit(c, labels={"project": "metrics"}).json()["id"], {"succeeded"})
+        c.post("/v1/budgets", json={"name": "observed", "limit_usd": "1000"})
+    r = httpx.get(f"{server.url}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert {
+        "reelfoundry_jobs",
+        "reelfoundry_job_queue_wait_seconds",
+        "reelfoundry_job_run_seconds",
+        "reelfoundry_device_utilisation",
+        "reelfoundry_cost_usd",
+        "reelfoundry_energy_kwh",
+        "reelfoundry_co2e_kg",
+        "reelfoundry_budget_remaining_usd",
+    } <= families.keys()
+
+    def sample(name: str, **labels: str) -> float:
+        family = families[re.sub(r"_(total|count|sum|bucket)$", "", name)]
+        match = [s for s in family.samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+        return float(match[0].value)
+
+    assert sample("reelfoundry_jobs", state="succeeded") >= 1
+    assert sample("reelfoundry_cost_usd_total", tenant="default", model="template") > 0
+    assert sample("reelfoundry_energy_kwh_total", tenant="default", model="template") > 0
+    assert sample("reelfoundry_job_run_seconds_count", model="template", outcome="succeeded") >= 1
+    assert 0 < sample("reelfoundry_budget_remaining_usd", budget="observed") <= 1000
+    assert 0 <= sample("reelfoundry_device_utilisation") <= 1

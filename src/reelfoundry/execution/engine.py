@@ -31,6 +31,7 @@ from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, Wor
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
+from reelfoundry.observability.metrics import Metrics
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
@@ -49,6 +50,7 @@ class _Running:
     project: str | None
     campaign: str | None
     submitted_by: str | None
+    model: str = ""
     last_progress_write: float = 0.0
 
 
@@ -65,11 +67,13 @@ class Engine:
         node: str,
         credentials: SigningCredentials,
         rates: Rates | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         #: What the node's device costs; each claimed job keeps a copy, so its price never drifts.
         self.rates = rates
         self.idle = IdleLedger(settings.worker_slots)
+        self.metrics = metrics
         self.db = db
         self.portfolio = portfolio
         self.storage = storage
@@ -197,7 +201,9 @@ class Engine:
         except ReelFoundryError as exc:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
-        self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign, row.submitted_by)
+        self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign, row.submitted_by, row.model)
+        if self.metrics is not None and row.started_at is not None:
+            self.metrics.queue_wait.labels(row.model).observe((row.started_at - row.created_at).total_seconds())
         signing = signing_for(self.credentials, card, row.id, row.request_hash)
         return WorkItem(
             job_id=row.id,
@@ -232,6 +238,9 @@ class Engine:
 
     def _on_finished(self, out: Finished) -> None:
         state = self._running.pop(out.job_id, None)
+        if self.metrics is not None and state is not None:
+            outcome = "succeeded" if out.media is not None else "cancelled" if out.cancelled else "failed"
+            self.metrics.run_time.labels(state.model, outcome).observe(out.seconds)
         if out.media is not None and out.video_path is not None and state is not None:
             self._store_output(out, state)
             return

@@ -160,6 +160,9 @@ class IdleLedger:
     _pending: float = 0.0
     _last: float | None = None
     _busy: int = 0
+    #: Slot-seconds since start, idle and busy (for utilisation metrics).
+    idle_total: float = 0.0
+    busy_total: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self, busy: int) -> None:
@@ -167,7 +170,11 @@ class IdleLedger:
         with self._lock:
             now = self.clock()
             if self._last is not None:
-                self._pending += max(0, self.slots - self._busy) * max(0.0, now - self._last)
+                elapsed = max(0.0, now - self._last)
+                idle = max(0, self.slots - self._busy) * elapsed
+                self._pending += idle
+                self.idle_total += idle
+                self.busy_total += min(self._busy, self.slots) * elapsed
             self._last, self._busy = now, busy
 
     def take(self, busy: int) -> float:
@@ -181,3 +188,8 @@ class IdleLedger:
     def pending(self) -> float:
         """Idle slot-seconds not yet charged to any job."""
         return self._pending
+
+    @property
+    def busy(self) -> int:
+        """Slots running jobs as of the last tick."""
+        return self._busy

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from reelfoundry import __version__
 from reelfoundry.api.deps import PlatformDep
+from reelfoundry.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 
@@ -32,3 +34,15 @@ def readyz(platform: PlatformDep) -> JSONResponse:
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: jobs, queue wait, run time, utilisation, cost, energy, carbon, budgets",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(platform: PlatformDep) -> Response:
+    """Text exposition format 0.0.4 (for Prometheus or any OpenMetrics scraper)."""
+    body = await run_in_threadpool(platform.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE)
