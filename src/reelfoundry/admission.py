@@ -18,7 +18,7 @@ from reelfoundry.store import budgets as budgetstore
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store.events import append_event
 from reelfoundry.store.keys import Principal
-from reelfoundry.store.tables import JobRow
+from reelfoundry.store.tables import JobRow, utcnow
 
 
 def _input_paths(platform: Platform, tenant_id: str, asset_ids: list[str]) -> tuple[Path, ...]:
@@ -33,6 +33,7 @@ def admit(
     platform: Platform, principal: Principal, request: VideoRequest, idempotency_key: str | None
 ) -> tuple[JobRow, bool]:
     """Validate and queue; returns (job, created). A replayed Idempotency-Key returns the earlier job."""
+    started = utcnow()
     body_hash = jobstore.request_hash(request.model_dump(mode="json"))
     if idempotency_key is not None:
         with platform.db.read() as session:
@@ -133,4 +134,5 @@ def admit(
         return existing, False
     if platform.engine is not None:
         platform.engine.wake()
+    platform.tracer.record("job.admit", row.id, started, utcnow(), model=card.id, tenant=principal.tenant_name)
     return row, True

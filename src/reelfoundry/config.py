@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         True, description="Charge idle worker-device time to the next job (total = workload + idle)."
     )
     storage_retention_days: float = Field(30.0, ge=0, description="How long outputs are kept, for their storage cost.")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318) for job-stage traces; also read from "
+        "OTEL_EXPORTER_OTLP_ENDPOINT. Default: off (no tracing code loaded).",
+    )
     policy_blocked_terms: list[str] = Field(
         default_factory=list, description="Prompts containing any of these (whole words, any case) are refused."
     )

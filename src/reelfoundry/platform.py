@@ -26,6 +26,7 @@ from reelfoundry.finops.rates import worker_rates
 from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
 from reelfoundry.observability.metrics import Metrics
+from reelfoundry.observability.tracing import Tracer
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.provenance.credentials import SigningCredentials, configured_credentials
 from reelfoundry.schema import Role
@@ -124,6 +125,11 @@ class Platform:
         self._lock_fd = fd
 
     @functools.cached_property
+    def tracer(self) -> Tracer:
+        """Job-stage spans over OTLP when configured; a no-op otherwise."""
+        return Tracer(self.settings.otlp_endpoint)
+
+    @functools.cached_property
     def metrics(self) -> Metrics:
         """This server's Prometheus registry (histograms it observes, totals read from the database)."""
         return Metrics(self)
@@ -153,6 +159,7 @@ class Platform:
             self.rates  # noqa: B018 - a price the catalog lacks is a start-up error, not a failed job later
         except ReelFoundryError as exc:
             raise ConfigurationError(f"pricing: {exc.detail}") from None
+        self.tracer  # noqa: B018 - a tracing set-up that cannot work fails the start, not the first job
         self._lock_data_dir()
         self.bootstrap()
         if self.settings.worker_slots > 0:
@@ -169,6 +176,7 @@ class Platform:
                 self.credentials,
                 self.rates,
                 self.metrics,
+                self.tracer,
             )
             self.engine.start()
         self.webhooks = WebhookDispatcher(self.settings, self.db)
@@ -180,6 +188,8 @@ class Platform:
             self.engine.stop()
         if self.webhooks is not None:
             self.webhooks.stop()
+        if "tracer" in self.__dict__:  # only if it was ever made
+            self.tracer.shutdown()
         self.db.dispose()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

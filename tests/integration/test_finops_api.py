@@ -244,3 +244,35 @@ def test_metrics_parse_as_prometheus_text_and_carry_the_platforms_figures(server
     assert sample("reelfoundry_job_run_seconds_count", model="template", outcome="succeeded") >= 1
     assert 0 < sample("reelfoundry_budget_remaining_usd", budget="observed") <= 1000
     assert 0 <= sample("reelfoundry_device_utilisation") <= 1
+
+
+def test_job_stages_are_exported_as_otlp_traces_when_configured(tmp_path: Path) -> None:
+    import http.server
+
+    bodies: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            assert self.path == "/v1/traces"
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{receiver.server_address[1]}"
+    srv = Server(tmp_path / "data", server_env(otlp_endpoint=endpoint)).start()
+    try:
+        with srv.client() as c:
+            job = submit(c).json()
+            wait_state(c, job["id"], {"succeeded"})
+    finally:
+        srv.stop()  # flushes the batch
+        receiver.shutdown()
+    payload = b"".join(bodies)
+    for stage in (b"job.admit", b"job.queue", b"job.run", b"job.store"):
+        assert stage in payload, stage
+    assert job["id"].encode() in payload

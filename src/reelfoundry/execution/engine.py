@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -32,6 +33,7 @@ from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
 from reelfoundry.observability.metrics import Metrics
+from reelfoundry.observability.tracing import Tracer
 from reelfoundry.portfolio.registry import Portfolio, resolve_params
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
@@ -68,12 +70,14 @@ class Engine:
         credentials: SigningCredentials,
         rates: Rates | None = None,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
         #: What the node's device costs; each claimed job keeps a copy, so its price never drifts.
         self.rates = rates
         self.idle = IdleLedger(settings.worker_slots)
         self.metrics = metrics
+        self.tracer = tracer or Tracer()
         self.db = db
         self.portfolio = portfolio
         self.storage = storage
@@ -202,8 +206,10 @@ class Engine:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
         self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign, row.submitted_by, row.model)
-        if self.metrics is not None and row.started_at is not None:
-            self.metrics.queue_wait.labels(row.model).observe((row.started_at - row.created_at).total_seconds())
+        if row.started_at is not None:
+            if self.metrics is not None:
+                self.metrics.queue_wait.labels(row.model).observe((row.started_at - row.created_at).total_seconds())
+            self.tracer.record("job.queue", row.id, row.created_at, row.started_at, model=row.model, node=self.node)
         signing = signing_for(self.credentials, card, row.id, row.request_hash)
         return WorkItem(
             job_id=row.id,
@@ -238,11 +244,25 @@ class Engine:
 
     def _on_finished(self, out: Finished) -> None:
         state = self._running.pop(out.job_id, None)
+        outcome = "succeeded" if out.media is not None else "cancelled" if out.cancelled else "failed"
         if self.metrics is not None and state is not None:
-            outcome = "succeeded" if out.media is not None else "cancelled" if out.cancelled else "failed"
             self.metrics.run_time.labels(state.model, outcome).observe(out.seconds)
+        if self.tracer.enabled:
+            end = utcnow()
+            self.tracer.record(
+                "job.run",
+                out.job_id,
+                end - timedelta(seconds=out.seconds),
+                end,
+                attempt=out.attempt,
+                outcome=outcome,
+                energy_j=out.energy_j,
+                energy_method=out.energy_method,
+                error_type=out.error_type,
+            )
         if out.media is not None and out.video_path is not None and state is not None:
-            self._store_output(out, state)
+            with self.tracer.span("job.store", out.job_id, bytes=out.media.bytes):
+                self._store_output(out, state)
             return
         with self.db.write() as session:
             if out.cancelled:
