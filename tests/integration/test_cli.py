@@ -187,6 +187,32 @@ def test_review_commands(server: Server) -> None:
         assert r.returncode == 2 and "not a valid asset id" in r.stderr, r.stderr
 
 
+def test_usage_and_prices_commands(server: Server, tmp_path: Path) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    rf("submit", "Costed", "--model", "template", "--frames", "6", "--wait", *common)
+    r = rf("usage", "--by", "model", "--json", *common)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert isinstance(rows, list) and rows
+    for row in rows:
+        assert {"model", "jobs", "total_usd", "energy_kwh", "co2e_kg", "cost_per_video_usd"} <= row.keys()
+    template = next(row for row in rows if row["model"] == "template")
+    assert template["jobs"] >= 1 and float(template["total_usd"]) > 0
+    chart = tmp_path / "spend.png"
+    r = rf("usage", "--by", "model", "--chart", str(chart), *common)
+    assert r.returncode == 0 and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", r.stderr
+    csv = rf("usage", "--by", "model,day", "--csv", *common).stdout
+    assert csv.splitlines()[0].startswith("model,day,jobs,")
+    # No server there: the data dir's database is read directly.
+    r = rf("usage", "--by", "model", "--json", "--server", "http://127.0.0.1:9", "--data-dir", str(server.data_dir))
+    assert r.returncode == 0 and {row["model"] for row in json.loads(r.stdout)} >= {"template"}, r.stderr
+    for bad in (["--by", "colour"], ["--from", "someday"], ["--chart", str(tmp_path / "no" / "x.png")]):
+        r = rf("usage", *bad, *common)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (bad, r.stderr)
+    r = rf("prices", "--kind", "gpu", "--json")
+    assert r.returncode == 0 and all(row["source"] and row["as_of"] for row in json.loads(r.stdout)["rows"])
+
+
 def test_server_errors_are_one_line(server: Server) -> None:
     common = ["--server", server.url, "--api-key", server.admin_key]
     r = rf("jobs", "show", "01ARZ3NDEKTSV4RRFFQ69G5FAV", *common)

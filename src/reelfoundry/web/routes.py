@@ -32,9 +32,10 @@ from reelfoundry.provenance.manifest import GENERATION_LABEL, verify
 from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState
 from reelfoundry.server_secret import derive
 from reelfoundry.store import assets as assetstore
+from reelfoundry.store import costs as coststore
 from reelfoundry.store import keys as keystore
 from reelfoundry.store.keys import Principal
-from reelfoundry.store.tables import AssetRow, JobRow
+from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow
 from reelfoundry.web.session import COOKIE, SESSION_S, SessionSigner
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -231,8 +232,10 @@ def _anchor(platform: Platform) -> bytes | None:
 def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
     anchor = _anchor(platform)
     cards = []
+    job_ids = [r.job_id for r in rows if r.job_id]
     with platform.db.read() as session:
-        jobs = {j.id: j for j in session.query(JobRow).filter(JobRow.id.in_([r.job_id for r in rows if r.job_id]))}
+        jobs = {j.id: j for j in session.query(JobRow).filter(JobRow.id.in_(job_ids))}
+        costs = coststore.costs_of(session, job_ids)
     for row in rows:
         job = jobs.get(row.job_id) if row.job_id else None
         path = platform.storage.path(row.storage_key)
@@ -242,11 +245,19 @@ def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
                 asset=assetstore.to_asset(row),
                 prompt=job.request.get("prompt") if job else None,
                 model=job.model if job else None,
-                cost=None,  # priced once metering lands (CostRecord); shown as "not metered yet" until then
+                cost=_cost_line(costs.get(row.job_id)) if row.job_id else None,
                 provenance=summary,
             )
         )
     return cards
+
+
+def _cost_line(record: CostRecordRow | None) -> str | None:
+    """ "$0.000288 · 0.000055 kWh · 0.000026 kg CO2e" (6 significant places: these are small numbers)."""
+    if record is None:
+        return None
+    usd, kwh, co2 = (f"{v:.6g}" for v in (record.total_usd, record.energy_kwh, record.co2e_kg))
+    return f"${usd} · {kwh} kWh · {co2} kg CO2e"
 
 
 def _label(value: str | None) -> str | None:
