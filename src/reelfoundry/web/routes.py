@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -252,12 +253,19 @@ def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
     return cards
 
 
+def _sig(value: Decimal, digits: int = 3) -> str:
+    """A small decimal to ``digits`` significant figures, never in exponent notation."""
+    if value == 0:
+        return "0"
+    return format(value.quantize(Decimal(1).scaleb(value.adjusted() - digits + 1)), "f")
+
+
 def _cost_line(record: CostRecordRow | None) -> str | None:
-    """ "$0.000288 · 0.000055 kWh · 0.000026 kg CO2e" (6 significant places: these are small numbers)."""
+    """ "$0.000288 · 0.0548 Wh · 0.0264 g CO2e" (per video these are small numbers: Wh and grams)."""
     if record is None:
         return None
-    usd, kwh, co2 = (f"{v:.6g}" for v in (record.total_usd, record.energy_kwh, record.co2e_kg))
-    return f"${usd} · {kwh} kWh · {co2} kg CO2e"
+    wh, grams = record.energy_kwh * 1000, record.co2e_kg * 1000
+    return f"${_sig(record.total_usd)} · {_sig(wh)} Wh · {_sig(grams)} g CO2e"
 
 
 def _label(value: str | None) -> str | None:
