@@ -29,6 +29,25 @@ def record_final(session: Session, job: JobRow, asset: AssetRow | None = None) -
         video_seconds=(asset.duration_s or 0.0) if asset is not None else 0.0,
     )
     figures = price(usage, rates)
+    # Where it ran and at what rates (absent for a job that never ran: it costs nothing).
+    rated = (
+        {
+            "catalog_version": rates.catalog_version,
+            "provider": rates.provider,
+            "region": rates.region,
+            "pricing_model": rates.pricing_model,
+            "device": rates.device,
+            "device_share": rates.device_share,
+            "usd_per_device_hour": rates.usd_per_device_hour,
+            "energy_method": usage.energy_method,
+            "pue": rates.pue,
+            "carbon_region": rates.carbon_region,
+            "g_co2e_per_kwh": rates.g_co2e_per_kwh,
+            "egress_usd_per_gb": rates.egress_usd_per_gb,
+        }
+        if rates
+        else {}
+    )
     row = CostRecordRow(
         id=new_id(),
         job_id=job.id,
@@ -38,31 +57,20 @@ def record_final(session: Session, job: JobRow, asset: AssetRow | None = None) -
         model=job.model,
         state=job.state,
         node=job.worker_node,
-        catalog_version=rates.catalog_version if rates else None,
-        provider=rates.provider if rates else None,
-        region=rates.region if rates else None,
-        pricing_model=rates.pricing_model if rates else None,
-        device=rates.device if rates else None,
-        device_share=rates.device_share if rates else None,
-        usd_per_device_hour=rates.usd_per_device_hour if rates else None,
         device_seconds=usage.device_seconds,
         idle_seconds=usage.idle_seconds,
-        energy_method=usage.energy_method if rates else None,
-        pue=rates.pue if rates else None,
-        carbon_region=rates.carbon_region if rates else None,
-        g_co2e_per_kwh=rates.g_co2e_per_kwh if rates else None,
         energy_kwh=figures.energy_kwh,
         co2e_kg=figures.co2e_kg,
         stored_bytes=usage.stored_bytes,
         video_seconds=usage.video_seconds,
         egress_bytes=0,
-        egress_usd_per_gb=rates.egress_usd_per_gb if rates else None,
         compute_usd=figures.compute_usd,
         idle_usd=figures.idle_usd,
         storage_usd=figures.storage_usd,
         egress_usd=figures.egress_usd,
         total_usd=figures.total_usd,
         created_at=job.finished_at or utcnow(),
+        **rated,
     )
     session.add(row)
     session.flush()
