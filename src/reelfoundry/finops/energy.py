@@ -64,7 +64,7 @@ class _Rapl:
 
 def _nvml_probe(index: int) -> _Nvml | None:
     try:
-        import pynvml  # type: ignore[import-not-found,unused-ignore]
+        import pynvml  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         pynvml.nvmlInit()
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
