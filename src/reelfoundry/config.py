@@ -104,6 +104,9 @@ class Settings(BaseSettings):
         True, description="Charge idle worker-device time to the next job (total = workload + idle)."
     )
     storage_retention_days: float = Field(30.0, ge=0, description="How long outputs are kept, for their storage cost.")
+    audit_seal_interval_s: float = Field(
+        0.2, gt=0, le=60, description="How often pending audit entries are sealed into the hash chain."
+    )
     otlp_endpoint: str | None = Field(
         None,
         description="OTLP/HTTP collector (e.g. http://127.0.0.1:4318) for job-stage traces; also read from "

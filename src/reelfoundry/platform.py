@@ -62,6 +62,7 @@ class Platform:
         self.engine: Engine | None = None
         self.webhooks: WebhookDispatcher | None = None
         self._lock_fd: int | None = None
+        self.sealer = audit.Sealer(self.db, settings.audit_seal_interval_s)
 
     @property
     def node(self) -> str:
@@ -100,12 +101,14 @@ class Platform:
                 audit.record_model(session, card)
         key_path = self.settings.admin_key_path
         if key_path.exists():
+            self.sealer.seal_now()
             return
         with self.db.write() as session:
             tenant = keystore.get_or_create_tenant(session, keystore.OPERATOR_TENANT, is_operator=True)
             _, token = keystore.create_key(session, tenant, "bootstrap-admin", Role.admin)
         write_secret(key_path, token)
         log.info("created admin key in %s", key_path)
+        self.sealer.seal_now()
 
     def _lock_data_dir(self) -> None:
         """Hold an exclusive lock on the data dir for this process's life.
@@ -179,6 +182,7 @@ class Platform:
                 self.tracer,
             )
             self.engine.start()
+        self.sealer.start()
         self.webhooks = WebhookDispatcher(self.settings, self.db)
         self.webhooks.start()
 
@@ -188,6 +192,7 @@ class Platform:
             self.engine.stop()
         if self.webhooks is not None:
             self.webhooks.stop()
+        self.sealer.stop()
         if "tracer" in self.__dict__:  # only if it was ever made
             self.tracer.shutdown()
         self.db.dispose()

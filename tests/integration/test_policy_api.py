@@ -9,7 +9,7 @@ import pytest
 from faulty_backend import CARD as FAULTY_CARD
 from server import Server, server_env
 
-from reelfoundry.store import Database
+from reelfoundry.store import Database, audit
 from reelfoundry.store.tables import AuditRow
 
 # A vendor's remote API cannot run here; this card only stands in for one (it is never run: the
@@ -61,6 +61,7 @@ def test_allowed_requests_pass_and_denials_are_audited(policy_server: Server, tm
         assert ok.status_code == 201, ok.text
         assert c.post("/v1/jobs", json={"prompt": "gore", "model": "template"}).status_code == 422
     db = Database(f"sqlite:///{policy_server.data_dir / 'reelfoundry.db'}")
+    audit.Sealer(db, 1.0).seal_now()  # what the server wrote moments ago may still be pending
     try:
         with db.read() as session:
             rules = [r.data.get("rule") for r in session.query(AuditRow) if r.action == "policy.denied"]

@@ -95,9 +95,7 @@ def test_a_reviewer_approves_in_the_page_and_the_api_sees_it(
         card = page.locator(f"#asset-{target['id']}")
         assert "A red circle moving left, take 0" in card.inner_text()
         assert "C2PA Trusted" in card.inner_text() and "template" in card.inner_text()
-        assert re.search(r"Cost\s+\$[0-9.]+ · [0-9.]+ Wh · [0-9.]+ g CO2e", card.inner_text()), (
-            card.inner_text()
-        )
+        assert re.search(r"Cost\s+\$[0-9.]+ · [0-9.]+ Wh · [0-9.]+ g CO2e", card.inner_text()), card.inner_text()
         # The inline player fetched the video (through the session cookie) and decoded its first frame.
         page.wait_for_function(
             "id => { const v = document.querySelector(`#asset-${id} video`); return v && v.readyState >= 2; }",

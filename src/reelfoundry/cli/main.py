@@ -867,6 +867,7 @@ def audit_verify(
         raise CLIError(f"no database in {str(settings.data_dir)!r}: start `reelfoundry serve` there first")
     db = Database(settings.resolved_database_url)
     try:
+        audit.Sealer(db, 1.0).seal_now()  # entries written but not yet chained: chain them, then check all
         with db.read() as session:
             check = audit.verify(session)
     except SQLAlchemyError as exc:

@@ -4,23 +4,35 @@ An entry's hash is the SHA-256 of its canonical JSON, which includes the previou
 and its own sequence number. Editing an entry breaks its hash; inserting or deleting one breaks
 the sequence or the chain at the next entry. Removing entries from the end leaves a shorter valid
 chain: compare ``head`` with a copy kept elsewhere to catch that.
+
+Entries are written in two steps so the chain never serialises the work it records: ``append`` adds
+the entry to ``audit_pending`` in the caller's transaction (it commits, or not, with the change; no
+lock), and ``seal`` — run by each server every fraction of a second, one sealer at a time — moves
+pending entries in order into the chain. Until sealed (well under a second) an entry is not yet
+covered by the chain; ``verify`` reports how many are pending.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from reelfoundry.schema import ModelCard
-from reelfoundry.store.tables import AuditRow, utcnow
+from reelfoundry.store.db import Database
+from reelfoundry.store.tables import AuditPendingRow, AuditRow, utcnow
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-#: pg_advisory_xact_lock key that serialises appends on PostgreSQL (SQLite writers already queue).
+#: pg_advisory_xact_lock key that lets one sealer at a time extend the chain on PostgreSQL (SQLite writers
+#: already queue).
 _LOCK = 0x5245_4146_4155_4454 & 0x7FFF_FFFF_FFFF_FFFF
 
 
@@ -47,28 +59,45 @@ def append(
     tenant_id: str | None = None,
     subject: str | None = None,
     data: dict[str, Any] | None = None,
-) -> AuditRow:
+) -> AuditPendingRow:
     """Add an entry in the caller's transaction, so it commits (or not) with what it records."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-    last = session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).scalar_one_or_none()
-    row = AuditRow(
-        seq=last.seq + 1 if last else 1,
-        at=utcnow(),
-        tenant_id=tenant_id,
-        actor=actor,
-        action=action,
-        subject=subject,
-        data=data or {},
-        prev_hash=last.hash if last else GENESIS,
+    row = AuditPendingRow(
+        at=utcnow(), tenant_id=tenant_id, actor=actor, action=action, subject=subject, data=data or {}
     )
-    row.hash = entry_hash(row)
     session.add(row)
     session.flush()
     return row
 
 
-def record_model(session: Session, card: ModelCard) -> AuditRow | None:
+def seal(session: Session, limit: int = 5000) -> int:
+    """Chain up to ``limit`` pending entries, oldest first; returns how many. One sealer at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    pending = list(session.scalars(select(AuditPendingRow).order_by(AuditPendingRow.id).limit(limit)))
+    if not pending:
+        return 0
+    last = session.execute(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).scalar_one_or_none()
+    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    for entry in pending:
+        seq += 1
+        row = AuditRow(
+            seq=seq,
+            at=entry.at,
+            tenant_id=entry.tenant_id,
+            actor=entry.actor,
+            action=entry.action,
+            subject=entry.subject,
+            data=entry.data,
+            prev_hash=prev,
+        )
+        row.hash = prev = entry_hash(row)
+        session.add(row)
+    session.execute(delete(AuditPendingRow).where(AuditPendingRow.id.in_([e.id for e in pending])))
+    session.flush()
+    return len(pending)
+
+
+def record_model(session: Session, card: ModelCard) -> AuditPendingRow | None:
     """Log a model's registration when it is new or its card changed since the last one logged."""
     facts = {
         "version": card.version,
@@ -77,12 +106,21 @@ def record_model(session: Session, card: ModelCard) -> AuditRow | None:
         "files_sha256": card.options.get("sha256"),
         "path": card.options.get("path"),
     }
-    last = session.execute(
-        select(AuditRow.data)
-        .where(AuditRow.action == "model.registered", AuditRow.subject == card.id)
-        .order_by(AuditRow.seq.desc())
+    pending = session.execute(
+        select(AuditPendingRow.data)
+        .where(AuditPendingRow.action == "model.registered", AuditPendingRow.subject == card.id)
+        .order_by(AuditPendingRow.id.desc())
         .limit(1)
     ).scalar_one_or_none()
+    last = (
+        pending
+        or session.execute(
+            select(AuditRow.data)
+            .where(AuditRow.action == "model.registered", AuditRow.subject == card.id)
+            .order_by(AuditRow.seq.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    )
     if last == facts:
         return None
     return append(session, "model.registered", actor="system", subject=card.id, data=facts)
@@ -95,6 +133,8 @@ class AuditCheck:
     entries: int = 0
     head: str = GENESIS
     problems: list[str] = field(default_factory=list)
+    #: Entries written but not yet sealed into the chain (not covered by this check).
+    pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -122,4 +162,47 @@ def verify(session: Session, batch: int = 1000) -> AuditCheck:
             expected_seq, prev, after = row.seq + 1, row.hash, row.seq
             check.entries += 1
     check.head = prev
+    check.pending = session.scalar(select(func.count()).select_from(AuditPendingRow)) or 0
     return check
+
+
+class Sealer:
+    """A background thread that seals pending entries every ``interval_s`` (each server runs one)."""
+
+    def __init__(self, db: Database, interval_s: float) -> None:
+        self.db = db
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def seal_now(self) -> int:
+        """Seal everything pending now; returns how many entries."""
+        total = 0
+        while True:
+            with self.db.write() as session:
+                n = seal(session)
+            total += n
+            if n == 0:
+                return total
+
+    def start(self) -> None:
+        """Run the loop in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="reelfoundry-audit-sealer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.seal_now()
+            except Exception:  # a database hiccup: the entries stay pending and are sealed next time
+                log.exception("sealing the audit log failed")
+
+    def stop(self) -> None:
+        """Stop the loop and seal what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        try:
+            self.seal_now()
+        except Exception:
+            log.exception("sealing the audit log at stop failed")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from reelfoundry.errors import BudgetExceeded, NotFound
@@ -21,6 +21,8 @@ from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import BudgetRow, CostRecordRow, JobRow, utcnow
 
 _OPEN = (JobState.queued.value, JobState.running.value)
+# Built once: every submission asks it, and most tenants have no budgets (then nothing else runs).
+_ANY_BUDGET = select(BudgetRow.id).where(BudgetRow.tenant_id == bindparam("tenant_id")).limit(1)
 
 
 def period_start(period: str, now: datetime) -> datetime | None:
@@ -122,7 +124,9 @@ def reserve(
 ) -> list[tuple[BudgetRow, Standing]]:
     """Check a job's estimate against every budget it counts against; BudgetExceeded (402) for a hard one
     it would overrun. Returns the soft budgets it crosses now (each warns once per period)."""
-    crossed = []
+    crossed: list[tuple[BudgetRow, Standing]] = []
+    if session.execute(_ANY_BUDGET, {"tenant_id": tenant_id}).first() is None:
+        return crossed
     for budget in applicable(session, tenant_id, project, campaign, lock=True):
         now = standing(session, budget)
         remaining = now.remaining(budget.limit_usd)

@@ -242,6 +242,24 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None]
 
 
+class AuditPendingRow(Base):
+    """An audit entry written with the change it records, waiting to be sealed into the chain.
+
+    Appending here takes no lock, so concurrent submissions do not queue on the chain; one sealer at a time
+    moves pending entries, in id order, into ``audit_log`` (see ``store.audit.seal``).
+    """
+
+    __tablename__ = "audit_pending"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    tenant_id: Mapped[str | None] = mapped_column(String(26))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]]
+
+
 class AuditRow(Base):
     """One audit-log entry. Append-only; each entry's hash covers the previous entry's hash."""
 

@@ -19,6 +19,7 @@ from reelfoundry.media.encode import encode_mp4
 from reelfoundry.platform import Platform
 from reelfoundry.provenance.manifest import TRAINED_ALGORITHMIC, sign_mp4
 from reelfoundry.schema import ReviewCreate, ReviewDecision, Role
+from reelfoundry.store import audit
 from reelfoundry.store import keys as keystore
 from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import AssetRow, AuditRow, utcnow
@@ -125,6 +126,7 @@ def test_concurrent_reviews_have_one_winner_and_concurrent_publishes_one_file(pl
     assert len({p.sha256 for p in pubs}) == 1 and len({p.published_at for p in pubs}) == 1
     published = sorted(p.name for p in (platform.storage.root / tenant_id).iterdir() if "published" in p.name)
     assert len(published) == 1
+    audit.Sealer(platform.db, 1.0).seal_now()
     with platform.db.read() as s:
         actions = [r.action for r in s.scalars(select(AuditRow).where(AuditRow.subject == asset_id))]
     assert actions.count("asset.reviewed") == 1 and actions.count("asset.published") == 1

@@ -17,10 +17,12 @@ from reelfoundry.store import keys as keystore
 from reelfoundry.store.tables import AuditRow
 
 
-def _log(db: Database, n: int) -> None:
+def _log(db: Database, n: int, *, seal: bool = True) -> None:
     for i in range(n):
         with db.write() as s:
             audit.append(s, "test.event", actor="tester", subject=f"thing-{i}", data={"i": i})
+    if seal:
+        audit.Sealer(db, 1.0).seal_now()
 
 
 def test_entries_chain_and_key_changes_are_recorded(database: Database) -> None:
@@ -28,7 +30,7 @@ def test_entries_chain_and_key_changes_are_recorded(database: Database) -> None:
         tenant = keystore.get_or_create_tenant(s, "acme")
         row, _ = keystore.create_key(s, tenant, "designer", Role.creator, actor="admin-key")
         keystore.revoke_key(s, tenant.id, row.id, actor="admin-key")
-    _log(database, 3)
+    _log(database, 3)  # seals the key entries too, in the order they were written
     with database.read() as s:
         rows = list(s.execute(select(AuditRow).order_by(AuditRow.seq)).scalars())
         check = audit.verify(s)
@@ -38,15 +40,29 @@ def test_entries_chain_and_key_changes_are_recorded(database: Database) -> None:
     assert check.ok and check.entries == 5 and check.head == rows[-1].hash
 
 
-def test_concurrent_appends_keep_one_chain(database: Database) -> None:
-    threads = [threading.Thread(target=_log, args=(database, 5)) for _ in range(4)]
+def test_concurrent_appends_and_sealers_keep_one_chain(database: Database) -> None:
+    sealer = audit.Sealer(database, 1.0)
+    threads = [threading.Thread(target=_log, args=(database, 5), kwargs={"seal": False}) for _ in range(4)]
+    threads += [threading.Thread(target=sealer.seal_now) for _ in range(3)]  # sealers racing the writers
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    sealer.seal_now()
     with database.read() as s:
         check = audit.verify(s)
-    assert check.ok and check.entries == 20, check.problems
+    assert check.ok and check.entries == 20 and check.pending == 0, check.problems
+
+
+def test_pending_entries_are_reported_until_sealed(database: Database) -> None:
+    _log(database, 2, seal=False)
+    with database.read() as s:
+        check = audit.verify(s)
+    assert check.ok and (check.entries, check.pending) == (0, 2)
+    assert audit.Sealer(database, 1.0).seal_now() == 2
+    with database.read() as s:
+        check = audit.verify(s)
+    assert (check.entries, check.pending) == (2, 0)
 
 
 def test_an_edited_entry_is_found(database: Database) -> None:
@@ -119,5 +135,8 @@ def test_model_registrations_are_logged_once_per_card_change(database: Database)
         assert audit.record_model(s, TEMPLATE_CARD) is None  # a restart with the same card adds nothing
         entry = audit.record_model(s, changed)
         assert entry is not None and entry.subject == "template" and entry.data["version"] == "2"
+    audit.Sealer(database, 1.0).seal_now()
+    with database.write() as s:
+        assert audit.record_model(s, changed) is None  # sealed, still known
     with database.read() as s:
         assert audit.verify(s).entries == 2
