@@ -875,7 +875,15 @@ def audit_verify(
     finally:
         db.dispose()
     if as_json:
-        _print_json({"ok": check.ok, "entries": check.entries, "head": check.head, "problems": check.problems})
+        _print_json(
+            {
+                "ok": check.ok,
+                "entries": check.entries,
+                "head": check.head,
+                "pending": check.pending,
+                "problems": check.problems,
+            }
+        )
     elif check.ok:
         console.print(f"[green]intact[/green]: {check.entries} entries, head {check.head}", highlight=False)
     else:
