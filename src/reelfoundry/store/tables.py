@@ -242,7 +242,18 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None]
 
 
-class AuditPendingRow(Base):
+class _AuditEntry:
+    """What an audit entry says: when, in which tenant, who did what to what, and the facts."""
+
+    at: Mapped[datetime]
+    tenant_id: Mapped[str | None] = mapped_column(String(26))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]]
+
+
+class AuditPendingRow(_AuditEntry, Base):
     """An audit entry written with the change it records, waiting to be sealed into the chain.
 
     Appending here takes no lock, so concurrent submissions do not queue on the chain; one sealer at a time
@@ -252,15 +263,9 @@ class AuditPendingRow(Base):
     __tablename__ = "audit_pending"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    at: Mapped[datetime]
-    tenant_id: Mapped[str | None] = mapped_column(String(26))
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str | None] = mapped_column(String(128))
-    data: Mapped[dict[str, Any]]
 
 
-class AuditRow(Base):
+class AuditRow(_AuditEntry, Base):
     """One audit-log entry. Append-only; each entry's hash covers the previous entry's hash."""
 
     __tablename__ = "audit_log"
@@ -268,12 +273,6 @@ class AuditRow(Base):
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     )
-    at: Mapped[datetime]
-    tenant_id: Mapped[str | None] = mapped_column(String(26))
-    actor: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64))
-    subject: Mapped[str | None] = mapped_column(String(128))
-    data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
