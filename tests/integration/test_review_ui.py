@@ -65,6 +65,14 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def login_csrf(client: httpx.Client) -> str:
+    """What a browser gets with the sign-in form: the cookie (kept by the client) and the form's token."""
+    page = client.get("/ui/login")
+    match = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
+    assert page.status_code == 200 and match, page.text
+    return match.group(1)
+
+
 def sign_in(page: Any, server: Server, key: str) -> None:
     page.goto(server.url + "/ui/")
     assert "/ui/login" in page.url
@@ -153,7 +161,16 @@ def test_forms_need_the_session_and_its_csrf_token(server: Server, world: dict[s
     anonymous = httpx.post(url, data=form)
     assert anonymous.status_code == 303 and "/ui/login" in anonymous.headers["location"]
     with httpx.Client(base_url=server.url) as browser_like:
-        r = browser_like.post("/ui/login", data={"api_key": world["keys"]["reviewer"], "next": "https://evil.example/"})
+        cross_site = browser_like.post("/ui/login", data={"api_key": world["keys"]["reviewer"], "next": "/ui/"})
+        assert cross_site.status_code == 403 and "rf_session" not in cross_site.cookies  # no form, no sign-in
+        r = browser_like.post(
+            "/ui/login",
+            data={
+                "api_key": world["keys"]["reviewer"],
+                "next": "https://evil.example/",
+                "csrf": login_csrf(browser_like),
+            },
+        )
         assert r.status_code == 303 and r.headers["location"] == "/ui/"  # never off-site
         assert r.cookies.get("rf_session") and world["keys"]["reviewer"] not in r.headers["set-cookie"]
         forged = browser_like.post(f"/ui/assets/{asset['id']}/review", data={**form, "csrf": "0" * 64})
@@ -183,6 +200,7 @@ def test_a_card_whose_file_is_gone_still_shows(server: Server, world: dict[str, 
     victim = world["assets"][1]
     (server.data_dir / "media" / victim["tenant_id"] / f"{victim['id']}.mp4").unlink()
     with httpx.Client(base_url=server.url) as browser_like:
-        browser_like.post("/ui/login", data={"api_key": world["keys"]["reviewer"], "next": "/ui/"})
+        csrf = login_csrf(browser_like)
+        browser_like.post("/ui/login", data={"api_key": world["keys"]["reviewer"], "next": "/ui/", "csrf": csrf})
         page = browser_like.get("/ui/", params={"state": "all"})
     assert page.status_code == 200 and "C2PA file missing" in page.text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -37,7 +38,7 @@ from reelfoundry.store import costs as coststore
 from reelfoundry.store import keys as keystore
 from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow
-from reelfoundry.web.session import COOKIE, SESSION_S, SessionSigner
+from reelfoundry.web.session import COOKIE, LOGIN_COOKIE, SESSION_S, SessionSigner
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -122,9 +123,28 @@ def stylesheet() -> Response:
 
 
 @router.get("/login")
-def login_page(next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None) -> HTMLResponse:
-    """The sign-in form."""
-    return _page("login.html", next=_safe_next(next_), error=None)
+def login_page(
+    request: Request,
+    platform: PlatformDep,
+    next_: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
+) -> HTMLResponse:
+    """The sign-in form (with a token that ties the post to this form: no signing someone in from elsewhere)."""
+    return _login_form(platform, request, _safe_next(next_), None, 200)
+
+
+def _login_form(platform: Platform, request: Request, target: str, error: str | None, status: int) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(24)
+    page = _page("login.html", status, next=target, error=error, csrf=_signer(platform).csrf(f"login:{nonce}"))
+    page.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        max_age=3600,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(platform, request),
+    )
+    return page
 
 
 @router.post("/login")
@@ -132,15 +152,19 @@ async def login(request: Request, platform: PlatformDep) -> Response:
     """Check the API key; on success set the session cookie and go on."""
     form = await _form(request)
     target = _safe_next(form.get("next"))
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not nonce or not _signer(platform).csrf_ok(f"login:{nonce}", form.get("csrf")):
+        return _login_form(platform, request, target, "This sign-in form has expired; please try again.", 403)
     token = form.get("api_key", "").strip()
     try:
         principal = await run_in_threadpool(_check_key, platform, token)
     except Unauthenticated:
-        return _page("login.html", 401, next=target, error="That API key is not valid (or was revoked).")
+        return _login_form(platform, request, target, "That API key is not valid (or was revoked).", 401)
     with platform.db.read() as session:
         found = keystore.principal_by_id(session, principal.key_id)
     assert found is not None
     response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/ui")
     response.set_cookie(
         COOKIE,
         _signer(platform).issue(principal.key_id, found[1]),

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 
 COOKIE = "rf_session"
+#: A random value set with the sign-in form; the form posts its MAC back (login CSRF).
+LOGIN_COOKIE = "rf_login"
 _TOKEN = re.compile(r"(?P<key>[0-9A-HJKMNP-TV-Z]{26})\.(?P<expires>[0-9]{1,12})\.(?P<mac>[0-9a-f]{64})")
 #: How long a sign-in lasts.
 SESSION_S = 8 * 3600
