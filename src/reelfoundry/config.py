@@ -87,8 +87,10 @@ class Settings(BaseSettings):
         "on-demand", description="on-demand, spot, reserved, capacity-block … as the catalog lists for the device."
     )
     worker_device: str | None = Field(None, description="Device class (cpu, H100, A100-80GB …). Default: detected.")
-    worker_device_share: str = Field(
-        "1", description="Share of the device a worker holds: a fraction (0.5) or a MIG profile (1g.10gb = 1/7)."
+    worker_device_share: str | None = Field(
+        None,
+        description="Share of the device each worker slot holds: a fraction (0.5) or a MIG profile (1g.10gb = 1/7). "
+        "Default: 1 / worker_slots (slots share one device).",
     )
     worker_usd_per_device_hour: Decimal | None = Field(
         None, ge=0, description="Your own price per device-hour (e.g. amortised on-premise), instead of the catalog's."
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
         True, description="Charge idle worker-device time to the next job (total = workload + idle)."
     )
     storage_retention_days: float = Field(30.0, ge=0, description="How long outputs are kept, for their storage cost.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token GET /metrics requires (it shows tenant names and spend). Default: open, for a "
+        "scraper on a private network; required in production.",
+    )
     audit_seal_interval_s: float = Field(
         0.2, gt=0, le=60, description="How often pending audit entries are sealed into the hash chain."
     )
@@ -142,6 +149,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production sets secret_key (shared by every API node: it signs delivery URLs and UI sessions)"
             )
+        if self.environment == "production" and self.metrics_token is None:
+            raise ValueError("production protects /metrics (tenant names and spend): set metrics_token")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
             raise ValueError("secret_key must be at least 16 characters")
         if self.executor != "local":

@@ -119,6 +119,7 @@ def test_a_hard_budget_refuses_with_a_402_naming_it_and_a_soft_one_warns(server:
         {"name": "x", "limit_usd": "1", "period": "fortnight"},
         {"name": "x", "limit_usd": "1", "enforcement": "maybe"},
         {"name": "x", "limit_usd": "lots"},
+        {"name": "x", "limit_usd": "1000000000"},
     ],
 )
 def test_bad_budgets_are_422(server: Server, body: dict[str, Any]) -> None:
@@ -144,6 +145,8 @@ def test_usage_over_http_groups_filters_and_refuses_bad_parameters(server: Serve
             ({"from": "yesterday"}, "from"),
             ({"from": "2026-11-02", "to": "2026-11-01"}, "to"),
             ({"format": "xml"}, "format"),
+            ({"to": "9999-12-31"}, "to"),
+            ({"from": "0001-01-01T00:00:00+01:00"}, "from"),
         ]:
             r = c.get("/v1/usage", params=params)
             assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", params
@@ -195,7 +198,8 @@ def test_fifty_concurrent_submissions_never_overspend_a_nearly_spent_budget(tmp_
 
 
 def test_served_bytes_are_charged_as_egress_at_the_providers_rate(tmp_path: Path) -> None:
-    srv = Server(tmp_path / "data", server_env(worker_provider="aws", worker_region="us-east-1")).start()
+    env = server_env(worker_provider="aws", worker_region="us-east-1", metrics_token="scrape-token-0123456789")
+    srv = Server(tmp_path / "data", env).start()
     try:
         with srv.client() as c:
             done = wait_state(c, submit(c).json()["id"], {"succeeded", "failed"})
@@ -204,6 +208,11 @@ def test_served_bytes_are_charged_as_egress_at_the_providers_rate(tmp_path: Path
             part = c.get(f"/v1/assets/{done['asset_id']}/content", headers={"Range": "bytes=0-99"}).content
             assert len(part) == 100
             cost = c.get(f"/v1/jobs/{done['id']}").json()["cost"]
+        # With a metrics token, /metrics answers only the scraper that sends it.
+        assert httpx.get(f"{srv.url}/metrics").status_code == 401
+        assert httpx.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        scraped = httpx.get(f"{srv.url}/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})
+        assert scraped.status_code == 200 and "reelfoundry_cost_usd_total" in scraped.text
     finally:
         srv.stop()
     sent = len(whole) + 100

@@ -27,10 +27,12 @@ def test_settings_refuse_contradictions() -> None:
         Settings(storage_url="s3://bucket")
     pem = {k: Path("/x.pem") for k in ("signing_cert_chain", "signing_key", "signing_trust_anchor")}
     with pytest.raises(ValidationError, match="secret_key"):
-        Settings(environment="production", **pem)
+        Settings(environment="production", metrics_token="m" * 20, **pem)
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings(environment="production", secret_key="s" * 32, **pem)
     with pytest.raises(ValidationError, match="at least 16"):
         Settings(secret_key="short")
-    assert Settings(environment="production", secret_key="s" * 32, **pem).secret_key is not None
+    assert Settings(environment="production", secret_key="s" * 32, metrics_token="m" * 20, **pem).secret_key
     with pytest.raises(ValidationError, match="public_base_url"):
         Settings(public_base_url="javascript:alert(1)")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ CHUNK = 256 * 1024
 
 
 def _file_chunks(path: Path, start: int, length: int, on_sent: Callable[[int], None] | None) -> Iterator[bytes]:
+    """Read the span in chunks; report the bytes sent when done (from a thread if the client went away,
+    since the generator is then closed wherever it happens to be, perhaps on the event loop)."""
     sent = 0
     try:
         with path.open("rb") as fh:
@@ -24,13 +27,16 @@ def _file_chunks(path: Path, start: int, length: int, on_sent: Callable[[int], N
             while length > 0:
                 data = fh.read(min(CHUNK, length))
                 if not data:
-                    return
+                    break
                 length -= len(data)
                 yield data
                 sent += len(data)
-    finally:
+    except GeneratorExit:
         if on_sent is not None and sent:
-            on_sent(sent)
+            threading.Thread(target=on_sent, args=(sent,), daemon=True).start()
+        raise
+    if on_sent is not None and sent:
+        on_sent(sent)
 
 
 def file_response(

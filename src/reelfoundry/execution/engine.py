@@ -187,9 +187,11 @@ class Engine:
         """Stamp the node's rates on a claimed job and charge it the idle time that waited for it."""
         if self.rates is None:
             return
-        row.meter = self.rates.to_json()
+        if row.meter is None:  # a retry keeps the rates of its first attempt: one price per job
+            row.meter = self.rates.to_json()
         if self.settings.attribute_idle:
-            row.idle_seconds = (row.idle_seconds or 0.0) + self.idle.take(busy=len(self._running))
+            # The slot being claimed is busy from now on.
+            row.idle_seconds = (row.idle_seconds or 0.0) + self.idle.take(busy=len(self._running) + 1)
 
     def _energy(self) -> EnergySpec | None:
         if self.rates is None:
@@ -244,6 +246,7 @@ class Engine:
 
     def _on_finished(self, out: Finished) -> None:
         state = self._running.pop(out.job_id, None)
+        self.idle.tick(busy=len(self._running))  # its slot is idle from now
         outcome = "succeeded" if out.media is not None else "cancelled" if out.cancelled else "failed"
         if self.metrics is not None and state is not None:
             self.metrics.run_time.labels(state.model, outcome).observe(out.seconds)

@@ -2,9 +2,9 @@
 
 Device-seconds are guessed from the backend's speed (a card may state its own in
 ``options["estimate_s"] = {"fixed": s, "per_frame_step": s}``), times a safety factor, capped by the job
-timeout × attempts. Storage is the raw frame size over a compression ratio. Idle time charged to the
-job later is not in the estimate (it depends on what the node did before), so one job may end a
-little over its reservation; the next admission sees the real figure.
+timeout. Storage is the raw frame size over a compression ratio. The estimate covers one attempt and
+no idle time (both depend on what happens later), so a retried job, or one that follows a quiet spell,
+can end above its reservation; the next admission sees the real figure.
 """
 
 from __future__ import annotations

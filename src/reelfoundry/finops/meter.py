@@ -24,6 +24,7 @@ from reelfoundry.errors import InvalidParameter
 
 USD = Decimal("0.0000000001")  # stored precision: 1e-10 dollars
 KWH = Decimal("0.000000001")
+SHARE = Decimal("0.000000001")  # device shares keep 9 places (as the store keeps them)
 DAYS_PER_MONTH = Decimal("30.436875")  # 365.25 / 12
 J_PER_KWH = Decimal(3_600_000)
 #: MIG profiles by compute slices out of 7 (A100/H100/H200: "1g.10gb", "3g.40gb", ...).
@@ -35,7 +36,7 @@ def parse_share(value: str | float | Decimal) -> Decimal:
     if isinstance(value, str):
         match = _MIG.match(value.strip().lower())
         if match:
-            return Decimal(match["slices"]) / Decimal(7)
+            return (Decimal(match["slices"]) / Decimal(7)).quantize(SHARE)
         try:
             value = Decimal(value)
         except ArithmeticError:
@@ -45,7 +46,7 @@ def parse_share(value: str | float | Decimal) -> Decimal:
     share = Decimal(str(value))
     if not Decimal(0) < share <= Decimal(1):
         raise InvalidParameter("worker_device_share", f"device share must be in (0, 1], got {share}")
-    return share
+    return share.quantize(SHARE)  # as stored, so a record can be recomputed exactly
 
 
 @dataclass(frozen=True)

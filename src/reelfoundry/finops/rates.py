@@ -67,7 +67,9 @@ def worker_rates(settings: Settings, catalog: Catalog, device: str | None = None
         region=region,
         pricing_model=settings.worker_pricing_model,
         device=device,
-        device_share=parse_share(settings.worker_device_share),
+        device_share=parse_share(settings.worker_device_share)
+        if settings.worker_device_share is not None
+        else parse_share(Decimal(1) / Decimal(max(settings.worker_slots, 1))),
         usd_per_device_hour=Decimal(usd),
         tdp_w=tdp,
         pue=pue,

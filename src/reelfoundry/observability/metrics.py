@@ -31,7 +31,7 @@ class Metrics:
     """One registry per platform (several platforms in one process, as in tests, never collide)."""
 
     def __init__(self, platform: Platform) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         self.queue_wait = Histogram(
             "reelfoundry_job_queue_wait_seconds",
             "Seconds from submission to a worker starting the job.",
@@ -101,7 +101,7 @@ class _DatabaseCollector(Collector):
             remaining = GaugeMetricFamily(
                 "reelfoundry_budget_remaining_usd",
                 "What is left of each budget in its current period (negative once overrun).",
-                labels=["tenant", "budget", "scope", "period", "enforcement"],
+                labels=["tenant", "budget_id", "budget", "scope", "period", "enforcement"],
             )
             budgets = session.execute(
                 select(BudgetRow, TenantRow.name).join(TenantRow, TenantRow.id == BudgetRow.tenant_id)
@@ -109,7 +109,8 @@ class _DatabaseCollector(Collector):
             for budget, tenant in budgets:
                 left = budgetstore.standing(session, budget).remaining(budget.limit_usd)
                 scope = budget.scope + (f":{budget.scope_value}" if budget.scope_value else "")
-                remaining.add_metric([tenant, budget.name, scope, budget.period, budget.enforcement], float(left))
+                labels = [tenant, budget.id, budget.name, scope, budget.period, budget.enforcement]
+                remaining.add_metric(labels, float(left))
             yield remaining
 
     def _devices(self) -> Iterator[Metric]:

@@ -48,7 +48,12 @@ class BudgetCreate(BaseModel):
     )
     period: BudgetPeriod = BudgetPeriod.month
     limit_usd: Decimal = Field(
-        ..., gt=0, max_digits=20, decimal_places=10, description="US dollars (up to 10 decimals)."
+        ...,
+        gt=0,
+        le=Decimal("900000000"),
+        max_digits=20,
+        decimal_places=10,
+        description="US dollars (up to 10 decimals).",
     )
     enforcement: Enforcement = Enforcement.hard
 

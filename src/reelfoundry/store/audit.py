@@ -8,8 +8,10 @@ chain: compare ``head`` with a copy kept elsewhere to catch that.
 Entries are written in two steps so the chain never serialises the work it records: ``append`` adds
 the entry to ``audit_pending`` in the caller's transaction (it commits, or not, with the change; no
 lock), and ``seal`` — run by each server every fraction of a second, one sealer at a time — moves
-pending entries in order into the chain. Until sealed (well under a second) an entry is not yet
-covered by the chain; ``verify`` reports how many are pending.
+committed pending entries into the chain in id order. Ids are handed out before commit, so an entry
+whose transaction commits late is sealed after later ids: chain order is sealing order, and ``at``
+keeps when each change happened. Until sealed (well under a second) an entry is not yet covered by
+the chain; ``verify`` reports how many are pending.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def append(
 
 
 def seal(session: Session, limit: int = 5000) -> int:
-    """Chain up to ``limit`` pending entries, oldest first; returns how many. One sealer at a time."""
+    """Chain up to ``limit`` committed pending entries in id order; returns how many. One sealer at a time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
     pending = list(session.scalars(select(AuditPendingRow).order_by(AuditPendingRow.id).limit(limit)))

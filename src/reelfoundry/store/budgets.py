@@ -101,22 +101,24 @@ class Standing:
 
 
 def standing(session: Session, budget: BudgetRow, now: datetime | None = None) -> Standing:
-    """Spend (cost records) and reservations (open jobs' estimates) in the budget's current period."""
+    """Spend in the budget's current period (cost records of jobs that ended in it) and what every open job
+    in scope holds (its estimate: it will be billed when it ends, so in this period or a later one).
+
+    Both sums come from one statement, so a job ending meanwhile is counted once, never zero times.
+    """
     start = period_start(budget.period, now or utcnow())
     spent_q = select(func.sum(CostRecordRow.total_usd)).where(CostRecordRow.tenant_id == budget.tenant_id)
     held_q = select(func.sum(JobRow.estimated_usd)).where(JobRow.tenant_id == budget.tenant_id, JobRow.state.in_(_OPEN))
     if start is not None:
         spent_q = spent_q.where(CostRecordRow.created_at >= start)
-        held_q = held_q.where(JobRow.created_at >= start)
     if budget.scope == BudgetScope.project.value:
         spent_q = spent_q.where(CostRecordRow.project == budget.scope_value)
         held_q = held_q.where(JobRow.project == budget.scope_value)
     elif budget.scope == BudgetScope.campaign.value:
         spent_q = spent_q.where(CostRecordRow.campaign == budget.scope_value)
         held_q = held_q.where(JobRow.campaign == budget.scope_value)
-    spent = session.scalar(spent_q) or Decimal(0)
-    reserved = session.scalar(held_q) or Decimal(0)
-    return Standing(start, Decimal(spent), Decimal(reserved))
+    spent, reserved = session.execute(select(spent_q.scalar_subquery(), held_q.scalar_subquery())).one()
+    return Standing(start, Decimal(spent or 0), Decimal(reserved or 0))
 
 
 def reserve(

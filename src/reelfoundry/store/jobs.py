@@ -160,6 +160,13 @@ def _with_usage(values: dict[str, Any], usage: AttemptUsage | None) -> dict[str,
     }
 
 
+def _cut_short(row: JobRow, now: datetime | None = None) -> AttemptUsage:
+    """An attempt that ended without its worker's report (crash, lost lease, shutdown): the device was held
+    from its start until now, so that time is charged; its energy is unknown."""
+    held = ((now or utcnow()) - row.started_at).total_seconds() if row.started_at else 0.0
+    return AttemptUsage(seconds=max(0.0, held), energy_j=0.0, energy_method="unmeasured")
+
+
 def _running(session: Session, job_id: str, attempt: int, **values: Any) -> JobRow | None:
     """Update a job only if this attempt still holds it; the row, or None if stale."""
     if "state" in values and (JobState.running, JobState(values["state"])) not in TRANSITIONS:
@@ -282,19 +289,14 @@ def release_node(session: Session, node: str) -> list[JobRow]:
     released = []
     for row in list(session.scalars(stmt.with_for_update())):
         attempt = row.attempts
+        usage = _cut_short(row)
         if row.cancel_requested:
-            done = mark_cancelled(session, row.id, attempt)
+            done = mark_cancelled(session, row.id, attempt, usage)
         else:
-            done = _running(
-                session,
-                row.id,
-                attempt,
-                state=JobState.queued.value,
-                attempts=attempt - 1,
-                progress=0.0,
-                lease_until=None,
-                worker_node=None,
+            values = dict(
+                state=JobState.queued.value, attempts=attempt - 1, progress=0.0, lease_until=None, worker_node=None
             )
+            done = _running(session, row.id, attempt, **_with_usage(values, usage))
             if done is not None:
                 append_event(session, done, "job.requeued", {"attempt": attempt, "reason": "server stopped"})
         if done is not None:
@@ -314,7 +316,7 @@ def requeue_lost(session: Session, *, node: str | None, now: datetime | None = N
         error = JobError(
             type="https://reelfoundry.dev/problems/worker-lost", detail=f"worker {row.worker_node} was lost"
         )
-        result = fail(session, row.id, row.attempts, error, retry=True)
+        result = fail(session, row.id, row.attempts, error, retry=True, usage=_cut_short(row, now))
         if result is not None:
             changed.append(result)
     return changed

@@ -72,11 +72,11 @@ def test_each_pricing_model_prices_from_its_catalog_row(
 
 
 def test_a_mig_slice_pays_its_share_of_the_gpu_and_its_energy() -> None:
-    share = parse_share("1g.10gb")
-    assert share == D(1) / D(7) and parse_share("3g.40gb") == D(3) / D(7) and parse_share("0.5") == D("0.5")
+    share = parse_share("1g.10gb")  # 1/7, kept to 9 places as the record stores it
+    assert share == D("0.142857143") and parse_share("3g.40gb") == D("0.428571429") and parse_share("0.5") == D("0.5")
     r = rates(device_share=share)
-    # 700 s of a 1/7 slice at $6.88/h = 100 slice-seconds of a whole GPU = $0.19111...
-    assert price(Usage(device_seconds=700), r).compute_usd == D("0.1911111111")
+    # 700 s × $6.88/h × 0.142857143 = $0.19111111129… → $0.1911111113 (≈ 100 s of the whole GPU)
+    assert price(Usage(device_seconds=700), r).compute_usd == D("0.1911111113")
     for bad in ("0", "1.5", "8g.80gb", "half"):
         with pytest.raises(InvalidParameter):
             parse_share(bad)
@@ -103,6 +103,16 @@ def test_egress_and_a_job_that_never_ran() -> None:
     assert price(Usage(), rates(), egress_bytes=5 * 10**8).egress_usd == D("0.045")
     nothing = price(Usage(device_seconds=99), None)
     assert nothing.total_usd == 0 and nothing.energy_kwh == 0
+
+
+def test_worker_slots_share_one_device_unless_a_share_is_set() -> None:
+    two = worker_rates(Settings(worker_slots=2), load_catalog(), device="cpu")
+    assert two.device_share == D("0.5")
+    mig = worker_rates(
+        Settings(worker_slots=7, worker_device="H100", worker_provider="aws", worker_device_share="1g.10gb"),
+        load_catalog(),
+    )
+    assert mig.device_share == D("0.142857143")
 
 
 def test_rates_round_trip_through_json_and_defaults_follow_the_provider() -> None:

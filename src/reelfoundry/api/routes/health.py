@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from reelfoundry import __version__
 from reelfoundry.api.deps import PlatformDep
+from reelfoundry.errors import Unauthenticated
 from reelfoundry.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
@@ -42,7 +46,16 @@ def readyz(platform: PlatformDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
-async def metrics(platform: PlatformDep) -> Response:
-    """Text exposition format 0.0.4 (for Prometheus or any OpenMetrics scraper)."""
+async def metrics(
+    platform: PlatformDep, authorization: Annotated[str | None, Header(max_length=500)] = None
+) -> Response:
+    """Text exposition format 0.0.4 (for Prometheus or any OpenMetrics scraper). With
+    ``REELFOUNDRY_METRICS_TOKEN`` set, the scraper sends ``Authorization: Bearer <token>``."""
+    token = platform.settings.metrics_token
+    if token is not None:
+        scheme, _, given = (authorization or "").partition(" ")
+        expected = token.get_secret_value()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+            raise Unauthenticated("GET /metrics needs 'Authorization: Bearer <metrics token>'")
     body = await run_in_threadpool(platform.metrics.render)
     return Response(body, media_type=CONTENT_TYPE)

@@ -26,11 +26,11 @@ def parse_when(name: str, value: str | None, *, end: bool) -> datetime | None:
             day = date.fromisoformat(value)
             return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
         when = datetime.fromisoformat(value)
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidParameter(
-            name, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime, got {value!r}"
+            name, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime in range, got {value!r}"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @router.get(
