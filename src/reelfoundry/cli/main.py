@@ -947,8 +947,25 @@ def usage(
         writer.writeheader()
         writer.writerows(rows)
     elif chart is None or rows:
-        money = ["jobs", "video_seconds", "total_usd", "energy_kwh", "co2e_kg", "cost_per_video_usd"]
-        _table(rows, [*keys, *money, "cost_per_approved_video_usd"], "Usage")
+        figures = {
+            "total_usd": "$",
+            "energy_kwh": "kWh",
+            "co2e_kg": "kg CO2e",
+            "cost_per_video_usd": "$/video",
+            "cost_per_approved_video_usd": "$/approved",
+        }
+        shown = [{**r, **{k: _short(r.get(k)) for k in figures}} for r in rows]
+        _table(shown, [*keys, "jobs", "video_seconds", *figures], "Usage (--json for exact figures)")
+
+
+def _short(value: Any) -> str | None:
+    """A decimal string to 4 significant figures for a table (exact values are in --json and --csv)."""
+    if value is None:
+        return None
+    from decimal import Decimal
+
+    d = Decimal(str(value))
+    return "0" if d == 0 else format(d.quantize(Decimal(1).scaleb(d.adjusted() - 3)), "f")
 
 
 def _usage_rows(
