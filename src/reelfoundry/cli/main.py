@@ -947,13 +947,7 @@ def usage(
         writer.writeheader()
         writer.writerows(rows)
     elif chart is None or rows:
-        figures = {
-            "total_usd": "$",
-            "energy_kwh": "kWh",
-            "co2e_kg": "kg CO2e",
-            "cost_per_video_usd": "$/video",
-            "cost_per_approved_video_usd": "$/approved",
-        }
+        figures = ["total_usd", "energy_kwh", "co2e_kg", "cost_per_video_usd", "cost_per_approved_video_usd"]
         shown = [{**r, **{k: _short(r.get(k)) for k in figures}} for r in rows]
         _table(shown, [*keys, "jobs", "video_seconds", *figures], "Usage (--json for exact figures)")
 
