@@ -29,6 +29,14 @@ def _input_paths(platform: Platform, tenant_id: str, asset_ids: list[str]) -> tu
     return tuple(platform.storage.path(key) for key in keys)
 
 
+def _log_refusal(
+    platform: Platform, principal: Principal, action: str, subject: str | None, data: dict[str, object]
+) -> None:
+    """Audit a refused submission in a transaction of its own (the submission's own is rolled back)."""
+    with platform.db.write() as session:
+        audit.append_by(session, principal, action, subject=subject, data=data)
+
+
 def admit(
     platform: Platform, principal: Principal, request: VideoRequest, idempotency_key: str | None
 ) -> tuple[JobRow, bool]:
@@ -49,14 +57,7 @@ def admit(
         platform.policy.check(request)
         card = platform.portfolio.choose(request)
     except PolicyDenied as denied:
-        with platform.db.write() as session:
-            audit.append(
-                session,
-                "policy.denied",
-                actor=principal.key_id,
-                tenant_id=principal.tenant_id,
-                data={"rule": denied.rule, "request_sha256": body_hash},
-            )
+        _log_refusal(platform, principal, "policy.denied", None, {"rule": denied.rule, "request_sha256": body_hash})
         raise
     if request.seed is None:
         request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
@@ -97,32 +98,23 @@ def admit(
                     "reserved_usd": format(standing.reserved + estimate, "f"),
                 }
                 append_event(session, row, "budget.exceeded", warning)
-                audit.append(
+                audit.append_by(
                     session,
+                    principal,
                     "budget.exceeded",
-                    actor=principal.key_id,
-                    tenant_id=principal.tenant_id,
                     subject=budget.id,
                     data={**warning, "job_id": row.id},
                 )
-            audit.append(
+            audit.append_by(
                 session,
+                principal,
                 "job.submitted",
-                actor=principal.key_id,
-                tenant_id=principal.tenant_id,
                 subject=row.id,
                 data={"model": card.id, "request_sha256": body_hash},
             )
     except BudgetExceeded as refused:
-        with platform.db.write() as session:
-            audit.append(
-                session,
-                "budget.denied",
-                actor=principal.key_id,
-                tenant_id=principal.tenant_id,
-                subject=str(refused.extra.get("budget_id")),
-                data={"estimate_usd": refused.extra.get("estimate_usd"), "request_sha256": body_hash},
-            )
+        facts = {"estimate_usd": refused.extra.get("estimate_usd"), "request_sha256": body_hash}
+        _log_refusal(platform, principal, "budget.denied", str(refused.extra.get("budget_id")), facts)
         raise
     except IntegrityError:
         # Two requests with one new key raced; the other one won. Return its job.

@@ -70,15 +70,18 @@ def review_asset(platform: Platform, principal: Principal, asset_id: str, body: 
                 reviewer_key and row.created_by and reviewer_key.created_by == row.created_by
             ),
         }
-        audit.append(
-            session, "asset.reviewed", actor=principal.key_id, tenant_id=principal.tenant_id, subject=row.id, data=facts
-        )
+        audit.append_by(session, principal, "asset.reviewed", subject=row.id, data=facts)
         _job_event(session, row, f"asset.{target.value}", {"asset_id": row.id, **facts})
         return assetstore.to_asset(row)
 
 
-def publish_asset(platform: Platform, principal: Principal, asset_id: str, base_url: str) -> Publication:
-    """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published."""
+def publish_asset(platform: Platform, principal: Principal, asset_id: str, request_base_url: str) -> Publication:
+    """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published.
+
+    The URL starts with ``public_base_url`` when set (a proxy or CDN in front), else with the address the
+    request came to.
+    """
+    base_url = platform.settings.public_base_url or request_base_url
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
     first = False
@@ -87,11 +90,10 @@ def publish_asset(platform: Platform, principal: Principal, asset_id: str, base_
         row, first = _publish(platform, principal, row)
     if not first:
         with platform.db.write() as session:
-            audit.append(
+            audit.append_by(
                 session,
+                principal,
                 "asset.delivery_url_issued",
-                actor=principal.key_id,
-                tenant_id=principal.tenant_id,
                 subject=row.id,
                 data={"published_sha256": row.published_sha256},
             )
@@ -143,9 +145,7 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
             check_transition(ReviewState(current.review_state), ReviewState.published)
             assetstore.record_publication(session, current, key=key, sha256=digest, size=size, at=published_at)
             facts = {"published_sha256": digest, "bytes": size}
-            audit.append(
-                session, "asset.published", actor=principal.key_id, tenant_id=row.tenant_id, subject=row.id, data=facts
-            )
+            audit.append_by(session, principal, "asset.published", subject=row.id, data=facts)
             _job_event(session, current, "asset.published", {"asset_id": row.id, **facts})
             return current, True
     except InvalidTransition:

@@ -912,28 +912,18 @@ def usage(
 ) -> None:
     """What jobs cost, in money, energy and carbon, with cost per video. Reads the server, or the data dir
     directly when no server answers there."""
-    from reelfoundry.api.routes.usage import parse_when
     from reelfoundry.finops import usage as report
 
     keys = report.parse_by(by)
     if chart is not None and not chart.parent.resolve().is_dir():
         raise CLIError(f"directory {str(chart.parent)!r} does not exist")
     params = {k: v for k, v in {"by": by, "from": start, "to": end}.items() if v}
-    rows = _usage_rows(
-        server, data_dir, api_key, params, keys, parse_when("from", start, end=False), parse_when("to", end, end=True)
-    )
+    span = report.parse_when("from", start, end=False), report.parse_when("to", end, end=True)
+    rows = _usage_rows(server, data_dir, api_key, params, keys, *span)
     if chart is not None:
         first = keys[0] if keys else "model"
         daily_keys = [first, "day"] if first != "day" else ["day"]
-        daily = _usage_rows(
-            server,
-            data_dir,
-            api_key,
-            {**params, "by": ",".join(daily_keys)},
-            daily_keys,
-            parse_when("from", start, end=False),
-            parse_when("to", end, end=True),
-        )
+        daily = _usage_rows(server, data_dir, api_key, {**params, "by": ",".join(daily_keys)}, daily_keys, *span)
         from reelfoundry.finops.chart import spend_chart
 
         spend_chart(daily, first, chart)
@@ -948,18 +938,15 @@ def usage(
         writer.writerows(rows)
     elif chart is None or rows:
         figures = ["total_usd", "energy_kwh", "co2e_kg", "cost_per_video_usd", "cost_per_approved_video_usd"]
-        shown = [{**r, **{k: _short(r.get(k)) for k in figures}} for r in rows]
+        from decimal import Decimal
+
+        from reelfoundry.finops.meter import significant
+
+        def short(value: Any) -> str | None:  # exact figures are in --json and --csv
+            return None if value is None else significant(Decimal(str(value)), 4)
+
+        shown = [{**r, **{k: short(r.get(k)) for k in figures}} for r in rows]
         _table(shown, [*keys, "jobs", "video_seconds", *figures], "Usage (--json for exact figures)")
-
-
-def _short(value: Any) -> str | None:
-    """A decimal string to 4 significant figures for a table (exact values are in --json and --csv)."""
-    if value is None:
-        return None
-    from decimal import Decimal
-
-    d = Decimal(str(value))
-    return "0" if d == 0 else format(d.quantize(Decimal(1).scaleb(d.adjusted() - 3)), "f")
 
 
 def _usage_rows(

@@ -75,6 +75,8 @@ class Engine:
         self.settings = settings
         #: What the node's device costs; each claimed job keeps a copy, so its price never drifts.
         self.rates = rates
+        #: What workers need to measure each attempt's energy (the same for every job on this node).
+        self.energy = EnergySpec(rates.device, float(rates.device_share), float(rates.tdp_w)) if rates else None
         self.idle = IdleLedger(settings.worker_slots)
         self.metrics = metrics
         self.tracer = tracer or Tracer()
@@ -193,11 +195,6 @@ class Engine:
             # The slot being claimed is busy from now on.
             row.idle_seconds = (row.idle_seconds or 0.0) + self.idle.take(busy=len(self._running) + 1)
 
-    def _energy(self) -> EnergySpec | None:
-        if self.rates is None:
-            return None
-        return EnergySpec(self.rates.device, float(self.rates.device_share), float(self.rates.tdp_w))
-
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
             card = self.portfolio.card(row.model)
@@ -220,7 +217,7 @@ class Engine:
             params=params,
             out_dir=self.work_dir,
             signing=signing,
-            energy=self._energy(),
+            energy=self.energy,
         )
 
     def _on_progress(self, out: Progress) -> None:

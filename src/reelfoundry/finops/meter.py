@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -80,16 +80,7 @@ class Rates:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Rates:
         """The inverse of :meth:`to_json`."""
-        decimals = {
-            "device_share",
-            "usd_per_device_hour",
-            "tdp_w",
-            "pue",
-            "g_co2e_per_kwh",
-            "storage_usd_per_gb_month",
-            "retention_days",
-            "egress_usd_per_gb",
-        }
+        decimals = {f.name for f in fields(cls) if f.type == "Decimal"}  # annotations are strings here
         values: dict[str, Any] = {k: Decimal(v) if k in decimals else v for k, v in data.items()}
         return cls(**values)
 
@@ -122,6 +113,18 @@ class CostFigures:
 
 def _usd(value: Decimal) -> Decimal:
     return value.quantize(USD)
+
+
+def usd_text(value: Decimal) -> str:
+    """Dollars as exact fixed-point text at the stored precision ("0.0001717009", never "1.7E-4")."""
+    return format(_usd(value), "f")
+
+
+def significant(value: Decimal, digits: int) -> str:
+    """A decimal to ``digits`` significant figures, never in exponent notation (for people, not records)."""
+    if value == 0:
+        return "0"
+    return format(value.quantize(Decimal(1).scaleb(value.adjusted() - digits + 1)), "f")
 
 
 def price(usage: Usage, rates: Rates | None, egress_bytes: int = 0) -> CostFigures:

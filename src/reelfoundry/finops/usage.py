@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,13 +17,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelfoundry.errors import InvalidParameter
+from reelfoundry.finops.meter import USD
 from reelfoundry.schema import ReviewState
 from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, TenantRow
 
 GROUPS = ("tenant", "project", "campaign", "model", "device", "day")
 MONEY = ("compute_usd", "idle_usd", "storage_usd", "egress_usd", "total_usd")
 _APPROVED = (ReviewState.approved.value, ReviewState.published.value)
-_USD = Decimal("0.0000000001")
+
+
+def parse_when(name: str, value: str | None, *, end: bool) -> datetime | None:
+    """A date (YYYY-MM-DD; as ``to``, the whole day is included) or an ISO datetime, as UTC."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+        when = datetime.fromisoformat(value)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidParameter(
+            name, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime in range, got {value!r}"
+        ) from None
 
 
 def parse_by(value: str | None) -> list[str]:
@@ -53,7 +69,7 @@ class _Acc:
 
 
 def _per(total: Decimal, count: float) -> Decimal | None:
-    return (total / Decimal(str(count))).quantize(_USD) if count else None
+    return (total / Decimal(str(count))).quantize(USD) if count else None
 
 
 def report(

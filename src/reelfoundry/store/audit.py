@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
@@ -69,6 +69,23 @@ def append(
     session.add(row)
     session.flush()
     return row
+
+
+class Caller(Protocol):
+    """Who did it: an API key of a tenant (``store.keys.Principal``)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def tenant_id(self) -> str: ...
+
+
+def append_by(
+    session: Session, caller: Caller, action: str, *, subject: str | None = None, data: dict[str, Any] | None = None
+) -> AuditPendingRow:
+    """:func:`append` for an entry made by an API key, in that key's tenant."""
+    return append(session, action, actor=caller.key_id, tenant_id=caller.tenant_id, subject=subject, data=data)
 
 
 def seal(session: Session, limit: int = 5000) -> int:

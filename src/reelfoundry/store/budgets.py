@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from reelfoundry.errors import BudgetExceeded, NotFound
+from reelfoundry.finops.meter import usd_text
 from reelfoundry.ids import is_id, new_id
 from reelfoundry.schema import Budget, BudgetCreate, BudgetPeriod, BudgetScope, Enforcement, JobState
 from reelfoundry.store.pagination import page_of, paginate
@@ -137,27 +138,23 @@ def reserve(
         if budget.enforcement == "hard":
             raise BudgetExceeded(
                 f"budget {budget.name!r} ({budget.scope}{' ' + budget.scope_value if budget.scope_value else ''}, "
-                f"{budget.period}) has ${_fmt(remaining)} left; this job is estimated at ${_fmt(estimate)}",
+                f"{budget.period}) has ${usd_text(remaining)} left; this job is estimated at ${usd_text(estimate)}",
                 budget_id=budget.id,
                 budget=budget.name,
                 scope=budget.scope,
                 scope_value=budget.scope_value,
                 period=budget.period,
-                limit_usd=_fmt(budget.limit_usd),
-                spent_usd=_fmt(now.spent),
-                reserved_usd=_fmt(now.reserved),
-                remaining_usd=_fmt(remaining),
-                estimate_usd=_fmt(estimate),
+                limit_usd=usd_text(budget.limit_usd),
+                spent_usd=usd_text(now.spent),
+                reserved_usd=usd_text(now.reserved),
+                remaining_usd=usd_text(remaining),
+                estimate_usd=usd_text(estimate),
             )
         marker = now.period_start or budget.created_at  # a total budget warns once
         if budget.warned_period != marker:
             budget.warned_period = marker
             crossed.append((budget, now))
     return crossed
-
-
-def _fmt(value: Decimal) -> str:
-    return format(value.quantize(Decimal("0.0000000001")), "f")
 
 
 def to_budget(session: Session, row: BudgetRow) -> Budget:

@@ -104,36 +104,5 @@ def costs_of(session: Session, job_ids: list[str]) -> dict[str, CostRecordRow]:
 
 
 def to_cost(row: CostRecordRow) -> CostRecord:
-    """The public schema of a cost record."""
-    return CostRecord(
-        job_id=row.job_id,
-        tenant_id=row.tenant_id,
-        project=row.project,
-        campaign=row.campaign,
-        model=row.model,
-        state=row.state,
-        total_usd=row.total_usd,
-        compute_usd=row.compute_usd,
-        idle_usd=row.idle_usd,
-        storage_usd=row.storage_usd,
-        egress_usd=row.egress_usd,
-        energy_kwh=row.energy_kwh,
-        co2e_kg=row.co2e_kg,
-        device_seconds=row.device_seconds,
-        idle_seconds=row.idle_seconds,
-        energy_method=row.energy_method,
-        device=row.device,
-        device_share=row.device_share,
-        provider=row.provider,
-        region=row.region,
-        pricing_model=row.pricing_model,
-        usd_per_device_hour=row.usd_per_device_hour,
-        pue=row.pue,
-        carbon_region=row.carbon_region,
-        g_co2e_per_kwh=row.g_co2e_per_kwh,
-        catalog_version=row.catalog_version,
-        stored_bytes=row.stored_bytes,
-        egress_bytes=row.egress_bytes,
-        video_seconds=row.video_seconds,
-        created_at=row.created_at,
-    )
+    """The public schema of a cost record (its fields are the row's columns of the same names)."""
+    return CostRecord.model_validate(row, from_attributes=True)

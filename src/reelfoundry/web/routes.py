@@ -11,7 +11,6 @@ import functools
 import re
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,10 +25,10 @@ from reelfoundry import __version__, publishing
 from reelfoundry.api.deps import PlatformDep
 from reelfoundry.api.files import original_response, poster_response
 from reelfoundry.errors import ReelFoundryError, Unauthenticated
+from reelfoundry.finops.meter import significant
 from reelfoundry.governance.roles import ALLOWED, Action
 from reelfoundry.ids import is_id
 from reelfoundry.platform import Platform
-from reelfoundry.provenance.credentials import trust_anchor_path
 from reelfoundry.provenance.manifest import GENERATION_LABEL, verify
 from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState
 from reelfoundry.server_secret import derive
@@ -249,13 +248,8 @@ def _provenance_missing() -> dict[str, Any]:
     }
 
 
-def _anchor(platform: Platform) -> bytes | None:
-    path = trust_anchor_path(platform.settings)
-    return path.read_bytes() if path.is_file() else None
-
-
 def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
-    anchor = _anchor(platform)
+    anchor = platform.credentials.trust_anchor_pem  # the CA /v1/verify trusts, read once per server
     cards = []
     job_ids = [r.job_id for r in rows if r.job_id]
     with platform.db.read() as session:
@@ -277,19 +271,12 @@ def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
     return cards
 
 
-def _sig(value: Decimal, digits: int = 3) -> str:
-    """A small decimal to ``digits`` significant figures, never in exponent notation."""
-    if value == 0:
-        return "0"
-    return format(value.quantize(Decimal(1).scaleb(value.adjusted() - digits + 1)), "f")
-
-
 def _cost_line(record: CostRecordRow | None) -> str | None:
     """ "$0.000288 · 0.0548 Wh · 0.0264 g CO2e" (per video these are small numbers: Wh and grams)."""
     if record is None:
         return None
     wh, grams = record.energy_kwh * 1000, record.co2e_kg * 1000
-    return f"${_sig(record.total_usd)} · {_sig(wh)} Wh · {_sig(grams)} g CO2e"
+    return f"${significant(record.total_usd, 3)} · {significant(wh, 3)} Wh · {significant(grams, 3)} g CO2e"
 
 
 def _label(value: str | None) -> str | None:
@@ -410,7 +397,7 @@ async def publish(asset_id: str, request: Request, platform: PlatformDep) -> Res
     post = await _post(platform, request, Action.publish)
     if not isinstance(post, _Post):
         return post
-    base = platform.settings.public_base_url or str(request.base_url)
+    base = str(request.base_url)
     try:
         pub = await run_in_threadpool(publishing.publish_asset, platform, post.principal, asset_id, base)
     except ReelFoundryError as exc:

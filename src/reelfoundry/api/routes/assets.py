@@ -133,7 +133,7 @@ def review_asset(asset_id: str, body: ReviewCreate, platform: PlatformDep, princ
 def publish_asset(asset_id: str, request: Request, platform: PlatformDep, principal: Publisher) -> Publication:
     """``approved → published``: the published file carries a second C2PA manifest recording the review.
     Calling it again on a published asset hands out a fresh URL."""
-    base = platform.settings.public_base_url or str(request.base_url)
+    base = str(request.base_url)
     return publishing.publish_asset(platform, principal, asset_id, base)
 
 

@@ -17,11 +17,10 @@ def create_budget(body: BudgetCreate, platform: PlatformDep, principal: TenantAd
     """A hard budget makes admission refuse jobs it cannot cover (402); a soft one only warns (event, webhook)."""
     with platform.db.write() as session:
         row = budgetstore.create(session, principal.tenant_id, body, principal.key_id)
-        audit.append(
+        audit.append_by(
             session,
+            principal,
             "budget.created",
-            actor=principal.key_id,
-            tenant_id=principal.tenant_id,
             subject=row.id,
             data=body.model_dump(mode="json"),
         )
@@ -50,5 +49,5 @@ def delete_budget(budget_id: str, platform: PlatformDep, principal: TenantAdmin)
         row = budgetstore.get(session, principal.tenant_id, budget_id)
         out = budgetstore.to_budget(session, row)
         session.delete(row)
-        audit.append(session, "budget.deleted", actor=principal.key_id, tenant_id=principal.tenant_id, subject=row.id)
+        audit.append_by(session, principal, "budget.deleted", subject=row.id)
         return out

@@ -35,7 +35,5 @@ def update_tenant(body: TenantUpdate, platform: PlatformDep, principal: TenantAd
         for name, value in changes.items():
             setattr(row, name, value)
         if changes:
-            audit.append(
-                session, "tenant.updated", actor=principal.key_id, tenant_id=row.id, subject=row.id, data=changes
-            )
+            audit.append_by(session, principal, "tenant.updated", subject=row.id, data=changes)
         return _settings(row)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -15,22 +14,6 @@ from reelfoundry.finops import usage
 from reelfoundry.schema import Role, UsageReport, UsageRow
 
 router = APIRouter(prefix="/usage", tags=["usage"])
-
-
-def parse_when(name: str, value: str | None, *, end: bool) -> datetime | None:
-    """A date (YYYY-MM-DD; as ``to``, the whole day is included) or an ISO datetime, as UTC."""
-    if value is None:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
-        when = datetime.fromisoformat(value)
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidParameter(
-            name, f"{name} must be a date (YYYY-MM-DD) or an ISO 8601 datetime in range, got {value!r}"
-        ) from None
 
 
 @router.get(
@@ -52,7 +35,7 @@ def get_usage(
 ) -> UsageReport | Response:
     """Jobs, seconds of video, device-seconds, money, energy and carbon, and unit economics per group."""
     keys = usage.parse_by(by)
-    start, end = parse_when("from", from_, end=False), parse_when("to", to, end=True)
+    start, end = usage.parse_when("from", from_, end=False), usage.parse_when("to", to, end=True)
     if start is not None and end is not None and start >= end:
         raise InvalidParameter("to", "to must be after from")
     if all_tenants and not (principal.is_operator and principal.role == Role.admin):
