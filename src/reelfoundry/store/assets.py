@@ -10,16 +10,14 @@ from sqlalchemy.orm import Session
 from reelfoundry.errors import InvalidParameter, InvalidTransition, NotFound
 from reelfoundry.ids import is_id
 from reelfoundry.schema import Asset, Review, ReviewDecision, ReviewState, Role
+from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import AssetRow, utcnow
 
 
 def get_asset(session: Session, tenant_id: str, asset_id: str) -> AssetRow:
     """An asset of this tenant, or NotFound (also for other tenants' assets)."""
-    row = session.get(AssetRow, asset_id) if is_id(asset_id) else None
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"asset {asset_id!r} not found")
-    return row
+    return owned(session, AssetRow, tenant_id, asset_id, "asset")
 
 
 def input_keys(session: Session, tenant_id: str, asset_ids: list[str]) -> list[str]:

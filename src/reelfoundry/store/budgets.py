@@ -14,10 +14,11 @@ from decimal import Decimal
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from reelfoundry.errors import BudgetExceeded, NotFound
+from reelfoundry.errors import BudgetExceeded
 from reelfoundry.finops.meter import usd_text
-from reelfoundry.ids import is_id, new_id
+from reelfoundry.ids import new_id
 from reelfoundry.schema import Budget, BudgetCreate, BudgetPeriod, BudgetScope, Enforcement, JobState
+from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import BudgetRow, CostRecordRow, JobRow, utcnow
 
@@ -59,10 +60,7 @@ def create(session: Session, tenant_id: str, body: BudgetCreate, actor: str) -> 
 
 def get(session: Session, tenant_id: str, budget_id: str) -> BudgetRow:
     """A budget of this tenant, or NotFound."""
-    row = session.get(BudgetRow, budget_id) if is_id(budget_id) else None
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"budget {budget_id!r} not found")
-    return row
+    return owned(session, BudgetRow, tenant_id, budget_id, "budget")
 
 
 def list_budgets(

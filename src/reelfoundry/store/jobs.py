@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reelfoundry.errors import IdempotencyConflict, InvalidTransition, NotFound
-from reelfoundry.ids import is_id, new_id
+from reelfoundry.errors import IdempotencyConflict, InvalidTransition
+from reelfoundry.ids import new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, VideoRequest
 from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store.events import append_event
+from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, utcnow
 
@@ -84,10 +85,7 @@ def create_job(
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> JobRow:
     """A job of this tenant, or NotFound (also for other tenants' jobs)."""
-    row = session.get(JobRow, job_id) if is_id(job_id) else None
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"job {job_id!r} not found")
-    return row
+    return owned(session, JobRow, tenant_id, job_id, "job")
 
 
 def list_jobs(

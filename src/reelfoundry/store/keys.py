@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from reelfoundry.errors import NotFound, Unauthenticated
+from reelfoundry.errors import Unauthenticated
 from reelfoundry.ids import is_id, new_id
 from reelfoundry.schema import KeyPublic, Role
 from reelfoundry.store import audit
+from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import ApiKeyRow, TenantRow, utcnow
 
@@ -140,9 +141,7 @@ class PrincipalCache:
 
 def revoke_key(session: Session, tenant_id: str, key_id: str, *, actor: str = "system") -> ApiKeyRow:
     """Revoke a key of this tenant (idempotent)."""
-    row = session.get(ApiKeyRow, key_id) if is_id(key_id) else None
-    if row is None or row.tenant_id != tenant_id:
-        raise NotFound(f"key {key_id!r} not found")
+    row = owned(session, ApiKeyRow, tenant_id, key_id, "key")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.append(session, "key.revoked", actor=actor, tenant_id=tenant_id, subject=row.id)
