@@ -48,11 +48,9 @@ def admit(
             existing = jobstore.find_idempotent(session, principal.tenant_id, idempotency_key, body_hash)
         if existing is not None:
             return existing, False
-    allowed = platform.settings.webhook_allowed_hosts
-    if request.webhook_url is not None and allowed is not None and request.webhook_url.host not in allowed:
-        raise InvalidParameter(
-            "webhook_url", f"webhook host {request.webhook_url.host!r} is not allowed here (allowed: {allowed})"
-        )
+    if request.webhook_url is not None:
+        # Refused here with a 422 naming the field; the dispatcher checks the address again before each send.
+        platform.outbound.check(str(request.webhook_url), "webhook_url")
     try:
         platform.policy.check(request)
         card = platform.portfolio.choose(request)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
+import limits
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,16 +51,55 @@ class Settings(BaseSettings):
     max_verify_bytes: int = Field(
         256 * 1_048_576, ge=1024, description="Largest file accepted for verification (POST /v1/verify)."
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Time a webhook receiver has to answer.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Total time one delivery attempt may take (connect, send, answer)."
+    )
     webhook_backoff_base_s: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt.")
     webhook_backoff_max_s: float = Field(300.0, gt=0, description="Longest delay between two attempts.")
-    webhook_allowed_hosts: list[str] | None = Field(
-        None,
-        description="Hosts a request's webhook_url may name (JSON list); others are refused at admission. "
-        "Default: any host.",
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (names or addresses, JSON list) that webhooks may reach even though they are loopback, "
+        "private or link-local, e.g. an internal service or a test receiver on 127.0.0.1. Public hosts need no "
+        "entry. Default: none.",
     )
     webhook_max_attempts: int = Field(
         25, ge=1, description="Attempts before a delivery is given up (≈ 2 h at defaults)."
+    )
+    webhook_max_response_bytes: int = Field(
+        65_536, ge=0, le=1_048_576, description="Bytes of a receiver's answer read (then discarded); the rest is cut."
+    )
+    webhook_concurrency: int = Field(32, ge=1, le=512, description="Deliveries in flight at once, in all.")
+    webhook_concurrency_per_receiver: int = Field(
+        4, ge=1, le=64, description="Deliveries in flight at once to one receiver (host and port)."
+    )
+    webhook_concurrency_per_tenant: int = Field(
+        8, ge=1, le=256, description="Deliveries in flight at once for one tenant."
+    )
+    webhook_secret_grace_s: float = Field(
+        86400.0,
+        ge=0,
+        le=30 * 86400,
+        description="After a secret rotation, how long the old secret keeps signing beside the new one.",
+    )
+    rate_limit_submit: str | None = Field(
+        "120/minute",
+        description="Job submissions per API key (limits syntax: '120/minute', '10 per second'); empty = no limit.",
+    )
+    rate_limit_read: str | None = Field(
+        "3000/minute", description="Every other API request per API key (limits syntax); empty = no limit."
+    )
+    rate_limit_storage_url: str = Field(
+        "memory://",
+        description="Where rate-limit counters live: memory:// (this process) or redis://host:port/db (shared by "
+        "several API processes).",
+    )
+    max_concurrent_uploads: int = Field(
+        4, ge=1, le=256, description="Uploads (POST /v1/assets, POST /v1/verify) received at once; more get 503."
+    )
+    worker_memory_limit_mb: int = Field(
+        4096,
+        ge=0,
+        description="Memory each worker process may use (MiB; 0 = no limit). A job over it fails; the server lives on.",
     )
     signing_cert_chain: Path | None = Field(
         None, description="PEM certificate chain (leaf first) that signs C2PA manifests. Default: a development CA."
@@ -77,7 +118,7 @@ class Settings(BaseSettings):
         None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
         description="Base of the delivery URLs handed out (e.g. https://media.example.com). "
-        "Default: the URL the publish request came to.",
+        "Default: http://<host>:<port> of this server (required in production).",
     )
     worker_provider: str = Field(
         "local", description="Who the worker devices are rented from (local, aws, coreweave, lambda): its prices."
@@ -149,6 +190,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "production sets secret_key (shared by every API node: it signs delivery URLs and UI sessions)"
             )
+        if self.environment == "production" and self.public_base_url is None:
+            raise ValueError("production sets public_base_url (the address delivery URLs are handed out under)")
+        for name in ("rate_limit_submit", "rate_limit_read"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    limits.parse(value)
+                except ValueError:
+                    raise ValueError(f"{name} {value!r} is not a rate limit such as '120/minute'") from None
+        if not self.rate_limit_storage_url.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError(
+                f"rate_limit_storage_url {self.rate_limit_storage_url!r}: use memory:// or redis://host:port/db"
+            )
         if self.environment == "production" and self.metrics_token is None:
             raise ValueError("production protects /metrics (tenant names and spend): set metrics_token")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
@@ -161,6 +215,22 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the data dir."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'reelfoundry.db').resolve()}"
+
+    @property
+    def delivery_base_url(self) -> str:
+        """Where delivery URLs point: public_base_url, else this server's own bind address.
+
+        Never the request's Host header: anyone can send one, and a URL built from it would hand a
+        reviewer a link to a host of the sender's choosing.
+        """
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):  # every interface: name the machine
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def media_dir(self) -> Path:

@@ -37,6 +37,10 @@ class ReelFoundryError(Exception):
         """Stable URI naming the kind of problem."""
         return self.problem_type()
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error's response (none by default)."""
+        return {}
+
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         """The RFC 9457 body for this error."""
         body: dict[str, Any] = {
@@ -89,6 +93,9 @@ class Unauthenticated(ReelFoundryError):
     status = 401
     type_slug = "unauthenticated"
     title = "Unauthenticated"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(ReelFoundryError):
@@ -152,6 +159,9 @@ class RangeNotSatisfiable(ReelFoundryError):
     type_slug = "range-not-satisfiable"
     title = "Range not satisfiable"
 
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.extra['size']}"} if "size" in self.extra else {}
+
 
 class PayloadTooLarge(ReelFoundryError):
     """A request body over the configured limit."""
@@ -167,6 +177,39 @@ class UnsupportedMediaType(ReelFoundryError):
     status = 415
     type_slug = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class RateLimited(ReelFoundryError):
+    """An API key sent more requests than its rate limit allows; ``retry_after_s`` says when to try again."""
+
+    status = 429
+    type_slug = "rate-limited"
+    title = "Too many requests"
+    recoverable = True
+
+    def __init__(self, detail: str, *, retry_after_s: int, limit_headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
+        self.limit_headers = limit_headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s), **self.limit_headers}
+
+
+class ServiceBusy(ReelFoundryError):
+    """The server is at a capacity limit (e.g. uploads in progress); ``retry_after_s`` says when to try again."""
+
+    status = 503
+    type_slug = "busy"
+    title = "Busy"
+    recoverable = True
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class UnknownModel(InvalidParameter):

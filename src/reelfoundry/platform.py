@@ -7,17 +7,17 @@ import functools
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from reelfoundry.api.ratelimit import RateLimits
 from reelfoundry.assets.delivery import DeliverySigner
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError, ReelFoundryError
 from reelfoundry.events.notify import ChangeNotifier
-from reelfoundry.events.webhooks import WebhookDispatcher
+from reelfoundry.events.webhooks import WebhookDispatcher, webhook_client
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import LocalExecutor
 from reelfoundry.finops.catalog import load_catalog
@@ -25,8 +25,10 @@ from reelfoundry.finops.meter import Rates
 from reelfoundry.finops.rates import worker_rates
 from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.ids import new_id
+from reelfoundry.localfiles import private_dir, write_private
 from reelfoundry.observability.metrics import Metrics
 from reelfoundry.observability.tracing import Tracer
+from reelfoundry.outbound import OutboundPolicy
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.provenance.credentials import SigningCredentials, configured_credentials
 from reelfoundry.schema import Role
@@ -38,20 +40,12 @@ from reelfoundry.store import keys as keystore
 log = logging.getLogger(__name__)
 
 
-def write_secret(path: Path, value: str) -> None:
-    """Write a secret file readable only by its owner (created 0600, never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-
-
 class Platform:
     """Database, storage, portfolio, engine and webhook dispatcher of one server."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         self.db = Database(settings.resolved_database_url)
         self.changes = ChangeNotifier()
         self.db.on_commit(self.changes.notify)
@@ -69,7 +63,7 @@ class Platform:
         """This data dir's node id, made once and kept (so a restart knows its own orphans)."""
         path = self.settings.data_dir / "node.id"
         if not path.exists():
-            path.write_text(new_id() + "\n")
+            write_private(path, new_id() + "\n", exclusive=False)
         return path.read_text().strip()
 
     @functools.cached_property
@@ -106,7 +100,7 @@ class Platform:
         with self.db.write() as session:
             tenant = keystore.get_or_create_tenant(session, keystore.OPERATOR_TENANT, is_operator=True)
             _, token = keystore.create_key(session, tenant, "bootstrap-admin", Role.admin)
-        write_secret(key_path, token)
+        write_private(key_path, token + "\n")
         log.info("created admin key in %s", key_path)
         self.sealer.seal_now()
 
@@ -126,6 +120,16 @@ class Platform:
                 f"another reelfoundry server is using {self.settings.data_dir}; give each server its own --data-dir"
             ) from None
         self._lock_fd = fd
+
+    @functools.cached_property
+    def rate_limits(self) -> RateLimits:
+        """Per-key request counters (this process, or Redis shared by several API processes)."""
+        return RateLimits(self.settings)
+
+    @functools.cached_property
+    def outbound(self) -> OutboundPolicy:
+        """Where the server may send requests for users (public addresses, plus the allowed hosts)."""
+        return OutboundPolicy(self.settings.webhook_allowed_hosts)
 
     @functools.cached_property
     def tracer(self) -> Tracer:
@@ -163,6 +167,7 @@ class Platform:
         except ReelFoundryError as exc:
             raise ConfigurationError(f"pricing: {exc.detail}") from None
         self.tracer  # noqa: B018 - a tracing set-up that cannot work fails the start, not the first job
+        self.rate_limits  # noqa: B018 - likewise a rate-limit storage URL whose client is missing
         self._lock_data_dir()
         self.bootstrap()
         if self.settings.worker_slots > 0:
@@ -183,7 +188,7 @@ class Platform:
             )
             self.engine.start()
         self.sealer.start()
-        self.webhooks = WebhookDispatcher(self.settings, self.db)
+        self.webhooks = WebhookDispatcher(self.settings, self.db, webhook_client(self.outbound, self.settings))
         self.webhooks.start()
 
     def stop(self) -> None:

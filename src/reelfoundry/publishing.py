@@ -75,13 +75,13 @@ def review_asset(platform: Platform, principal: Principal, asset_id: str, body: 
         return assetstore.to_asset(row)
 
 
-def publish_asset(platform: Platform, principal: Principal, asset_id: str, request_base_url: str) -> Publication:
+def publish_asset(platform: Platform, principal: Principal, asset_id: str) -> Publication:
     """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published.
 
-    The URL starts with ``public_base_url`` when set (a proxy or CDN in front), else with the address the
-    request came to.
+    The URL starts with ``public_base_url`` when set (a proxy or CDN in front), else with this server's
+    own address (``Settings.delivery_base_url``), never with the Host header the request came with.
     """
-    base_url = platform.settings.public_base_url or request_base_url
+    base_url = platform.settings.delivery_base_url
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
     first = False

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelfoundry import __version__
 from reelfoundry.api import problems
+from reelfoundry.api.ratelimit import RateLimitHeaders
 from reelfoundry.api.routes import (
     assets,
     budgets,
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(web.router)
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -7,11 +7,15 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from reelfoundry.api.ratelimit import STATE_KEY
 from reelfoundry.errors import Unauthenticated
 from reelfoundry.governance.roles import Action, check
 from reelfoundry.platform import Platform
 from reelfoundry.store.keys import Principal, authenticate
 from reelfoundry.store.pagination import MAX_LIMIT
+
+#: Job submissions count against REELFOUNDRY_RATE_LIMIT_SUBMIT; every other authenticated request against _READ.
+SUBMIT_PATH = "/v1/jobs"
 
 # Trivial dependencies are ``async def``: FastAPI runs a sync dependency in the thread pool,
 # and a thread hop costs more than these functions do.
@@ -37,6 +41,13 @@ async def get_principal(request: Request, platform: PlatformDep) -> Principal:
     if principal is None:
         principal = await run_in_threadpool(_authenticate, platform, token)
         platform.principals.put(token, principal)
+    kind = "submit" if request.method == "POST" and request.url.path.rstrip("/") == SUBMIT_PATH else "read"
+    limiter = platform.rate_limits
+    if limiter.remote:  # a round trip to Redis must not block the event loop
+        headers = await run_in_threadpool(limiter.hit, principal.key_id, kind)
+    else:
+        headers = limiter.hit(principal.key_id, kind)
+    setattr(request.state, STATE_KEY, headers)
     return principal
 
 

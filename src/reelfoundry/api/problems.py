@@ -31,12 +31,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ReelFoundryError)
     async def _domain(request: Request, exc: ReelFoundryError) -> JSONResponse:
-        headers = None
-        if exc.status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        elif exc.status == 416 and "size" in exc.extra:
-            headers = {"Content-Range": f"bytes */{exc.extra['size']}"}
-        return problem_response(exc.to_problem(instance=request.url.path), headers)
+        return problem_response(exc.to_problem(instance=request.url.path), exc.headers() or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -239,6 +239,12 @@ def serve(
         f"(admin key: {settings.admin_key_path}); review UI at http://{host}:{port}/ui/",
         highlight=False,
     )
+    if settings.public_base_url is None:
+        console.print(
+            f"Delivery URLs point at {settings.delivery_base_url} (set REELFOUNDRY_PUBLIC_BASE_URL to the address "
+            "your audience reaches).",
+            highlight=False,
+        )
     # The app's lifespan stops the platform when uvicorn shuts down.
     uvicorn.run(create_app(settings, platform), host=host, port=port, log_level=log_level, access_log=False)
 

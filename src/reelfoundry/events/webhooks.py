@@ -1,52 +1,30 @@
-"""Webhook delivery from the outbox table: at least once, signed, retried with backoff.
+"""Webhook delivery from the outbox table: at least once, signed (Standard Webhooks), retried with backoff.
 
-Each POST carries three headers::
-
-    ReelFoundry-Delivery:  <delivery id>            (the same on every retry; dedupe on it)
-    ReelFoundry-Timestamp: <unix seconds>
-    ReelFoundry-Signature: v1=<hex HMAC-SHA256(tenant secret, "<timestamp>.<body>")>
+Deliveries go out through the guarded outbound client (public addresses only unless allowed, one
+deadline per attempt, answers capped) and fairly: at most ``webhook_concurrency_per_receiver`` in flight
+to one receiver and ``webhook_concurrency_per_tenant`` for one tenant, each send on its own thread, so a
+slow or dead receiver holds only its own share while everyone else's deliveries go on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
-
-import httpx
-from sqlalchemy import select
+from datetime import timedelta
 
 from reelfoundry.config import Settings
+from reelfoundry.events import signing
+from reelfoundry.outbound import GuardedClient, OutboundError, OutboundPolicy, RefusedDestination
 from reelfoundry.store import Database
-from reelfoundry.store.events import to_event
-from reelfoundry.store.tables import EventRow, TenantRow, WebhookDeliveryRow, utcnow
+from reelfoundry.store import webhooks as outbox
+from reelfoundry.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "ReelFoundry-Signature"
-TIMESTAMP_HEADER = "ReelFoundry-Timestamp"
-DELIVERY_HEADER = "ReelFoundry-Delivery"
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value for a body sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
-
-
-def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance_s: int = 300) -> bool:
-    """For receivers: whether a delivery is authentic and fresh."""
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        return False
-    if abs(time.time() - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, ts, body), signature)
+USER_AGENT = "ReelFoundry-Webhooks/2"
 
 
 def backoff_s(attempts: int, base: float, cap: float) -> float:
@@ -54,101 +32,137 @@ def backoff_s(attempts: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2 ** max(0, attempts - 1)))
 
 
-class WebhookDispatcher:
-    """A background thread that sends due deliveries."""
+def webhook_client(policy: OutboundPolicy, settings: Settings) -> GuardedClient:
+    """The guarded client webhooks use: the platform's policy, the attempt deadline and the answer cap."""
+    return GuardedClient(
+        policy,
+        deadline_s=settings.webhook_timeout_s,
+        max_response_bytes=settings.webhook_max_response_bytes,
+    )
 
-    def __init__(self, settings: Settings, db: Database, batch: int = 20) -> None:
+
+class WebhookDispatcher:
+    """A background thread that claims due deliveries within the fair shares and sends each on a pool thread."""
+
+    def __init__(self, settings: Settings, db: Database, client: GuardedClient) -> None:
         self.settings = settings
         self.db = db
-        self.batch = batch
+        self.client = client
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._client = httpx.Client(
-            timeout=settings.webhook_timeout_s, follow_redirects=False, limits=httpx.Limits(max_connections=batch)
-        )
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reelfoundry-webhook")
+        self._lock = threading.Lock()
+        self._receivers: Counter[str] = Counter()
+        self._tenants: Counter[str] = Counter()
+        self._in_flight = 0
+        self._pool = ThreadPoolExecutor(max_workers=settings.webhook_concurrency, thread_name_prefix="rf-webhook")
 
     def start(self) -> None:
-        """Run the delivery loop in a daemon thread."""
+        """Run the claim loop in a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="reelfoundry-webhooks", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the loop; undelivered rows stay pending for the next start."""
+        """Stop claiming; sends in flight finish within their deadline, the rest stay pending for the next start."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
-            self._thread.join(self.settings.webhook_timeout_s * 2 + 5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+            self._thread.join(5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def in_flight(self) -> int:
+        """Deliveries being sent now."""
+        with self._lock:
+            return self._in_flight
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                sent = self.deliver_due()
+                started = self.dispatch_due()
             except Exception:
-                log.exception("webhook delivery round failed")
-                sent = 0
-            if not sent:
-                self._stop.wait(self.settings.poll_interval_s)
+                log.exception("webhook claim round failed")
+                started = 0
+            if not started:
+                self._wake.wait(self.settings.poll_interval_s)
+                self._wake.clear()
 
-    def deliver_due(self) -> int:
-        """Send every delivery that is due now, several at once; returns how many were tried."""
+    def dispatch_due(self) -> int:
+        """Claim the deliveries that are due and fit the shares, and start sending them; returns how many."""
+        s = self.settings
+        with self._lock:
+            room = s.webhook_concurrency - self._in_flight
+            receivers, tenants = dict(self._receivers), dict(self._tenants)
+        if room <= 0:
+            return 0
         now = utcnow()
-        # A claim: other dispatchers skip these rows until the lease passes; one send fits in it.
-        lease = now + timedelta(seconds=self.settings.webhook_timeout_s * 3)
+        # The claim outlasts a send (one deadline) with room to record it; after that another
+        # dispatcher may take the delivery over.
+        lease = now + timedelta(seconds=s.webhook_timeout_s * 3)
         with self.db.write() as session:
-            stmt = (
-                select(WebhookDeliveryRow)
-                .where(WebhookDeliveryRow.state == "pending", WebhookDeliveryRow.next_attempt_at <= now)
-                .order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.id)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
+            claimed = outbox.claim_due(
+                session,
+                now=now,
+                lease=lease,
+                room=room,
+                in_flight_receivers=receivers,
+                in_flight_tenants=tenants,
+                per_receiver=s.webhook_concurrency_per_receiver,
+                per_tenant=s.webhook_concurrency_per_tenant,
             )
-            work = []
-            for row in session.scalars(stmt):
-                row.next_attempt_at = lease
-                event = session.get(EventRow, row.event_id)
-                tenant = session.get(TenantRow, row.tenant_id)
-                assert event is not None and tenant is not None
-                body = to_event(event).model_dump_json().encode()
-                work.append((row.id, row.url, body, tenant.webhook_secret))
-        # One slow receiver must not hold up the others: send concurrently.
-        list(self._pool.map(lambda w: self._send(*w, lease=lease), work))
-        return len(work)
+        for item in claimed:
+            with self._lock:
+                self._in_flight += 1
+                self._receivers[item.receiver] += 1
+                self._tenants[item.tenant_id] += 1
+            self._pool.submit(self._deliver, item)
+        return len(claimed)
 
-    def _send(self, delivery_id: str, url: str, body: bytes, secret: str, *, lease: datetime) -> None:
-        ts = int(time.time())
+    def _deliver(self, item: outbox.Claimed) -> None:
+        try:
+            self.send(item)
+        except Exception:
+            log.exception("webhook delivery %s could not be recorded", item.id)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._receivers[item.receiver] -= 1
+                self._tenants[item.tenant_id] -= 1
+                for counter, key in ((self._receivers, item.receiver), (self._tenants, item.tenant_id)):
+                    if counter[key] <= 0:
+                        del counter[key]
+            self._wake.set()
+
+    def send(self, item: outbox.Claimed) -> None:
+        """One attempt of one claimed delivery, and its outcome recorded."""
+        s = self.settings
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": "ReelFoundry-Webhooks/1",
-            DELIVERY_HEADER: delivery_id,
-            TIMESTAMP_HEADER: str(ts),
-            SIGNATURE_HEADER: sign(secret, ts, body),
+            "User-Agent": USER_AGENT,
+            **signing.headers(item.secrets, item.id, int(time.time()), item.body),
         }
         status: int | None = None
         error: str | None = None
+        give_up = False
         try:
-            response = self._client.post(url, content=body, headers=headers)
-            status = response.status_code
+            response = self.client.post(item.url, item.body, headers, parameter="webhook_url")
+            status = response.status
             if not 200 <= status < 300:
-                error = f"receiver answered {status}"
-        except Exception as exc:  # any failure to send (bad host name, TLS, timeout) is a failed attempt
-            error = f"{type(exc).__name__}: {exc}"[:500]
+                error = f"receiver answered {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
+        except RefusedDestination as exc:
+            # The host resolved somewhere it may not go (it passed at submission: DNS changed). Retrying
+            # would only probe again.
+            error, give_up = f"refused: {exc.detail}", True
+        except OutboundError as exc:
+            error = str(exc)
+        if error is not None:
+            log.info("webhook delivery %s to %s failed: %s", item.id, item.receiver, error)
+
+        def retry_in(attempts: int) -> float | None:
+            if give_up or attempts >= s.webhook_max_attempts:
+                return None
+            return backoff_s(attempts, s.webhook_backoff_base_s, s.webhook_backoff_max_s)
+
         with self.db.write() as session:
-            row = session.get(WebhookDeliveryRow, delivery_id, with_for_update=True, populate_existing=True)
-            # Only the holder of the claim records the outcome (another dispatcher may have taken over).
-            if row is None or row.state != "pending" or row.next_attempt_at != lease:
-                return
-            row.attempts += 1
-            row.last_status = status
-            row.last_error = error
-            if error is None:
-                row.state = "delivered"
-                row.delivered_at = utcnow()
-            elif row.attempts >= self.settings.webhook_max_attempts:
-                row.state = "failed"
-            else:
-                delay = backoff_s(
-                    row.attempts, self.settings.webhook_backoff_base_s, self.settings.webhook_backoff_max_s
-                )
-                row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            outbox.record_attempt(
+                session, item, status=status, error=error and error[:500], retry_in_s=retry_in, now=utcnow()
+            )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints, field_validator, model_validator
 
 from reelfoundry.schema.template import TemplateSpec
 from reelfoundry.schema.text import PRINTABLE
@@ -13,6 +14,7 @@ from reelfoundry.schema.text import PRINTABLE
 MAX_PROMPT_CHARS = 4000
 MAX_FRAMES = 2880
 MAX_SIDE = 3840
+MAX_URL_CHARS = 2048
 
 
 class Priority(StrEnum):
@@ -108,8 +110,11 @@ class VideoRequest(BaseModel):
     priority: Priority = Field(Priority.interactive, description="interactive or batch. Default interactive.")
     constraints: Constraints = Field(default_factory=Constraints, description="Cost, deadline and data-class limits.")
     labels: Labels = Field(default_factory=Labels, description="Project and campaign for attribution.")
-    webhook_url: AnyHttpUrl | None = Field(
-        None, description="URL that receives signed job events (at least once). Default none."
+    webhook_url: Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_CHARS)] | None = Field(
+        None,
+        description="http(s) URL (at most 2048 characters, no user:password@) that receives the job's events, "
+        "signed as Standard Webhooks, at least once. Only public addresses unless the server allows the host. "
+        "Default none.",
     )
     consent_reference: str | None = Field(
         None,
@@ -119,6 +124,14 @@ class VideoRequest(BaseModel):
         description="Reference to the recorded consent of a person the prompt names (required for protected "
         "identities). Default none.",
     )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _no_credentials(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # Credentials in a URL end up in logs and in the delivery log that viewer keys read.
+        if url is not None and (url.username or url.password):
+            raise ValueError("webhook_url must not carry credentials (user:password@host)")
+        return url
 
     @model_validator(mode="after")
     def _check(self) -> VideoRequest:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from reelfoundry.errors import ConfigurationError
+from reelfoundry.localfiles import private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -46,6 +47,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # SQLite would create it 0644 under umask 022; its WAL and shared-memory files copy this mode.
+            private_file(Path(parsed.database))
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=16
         )

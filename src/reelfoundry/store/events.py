@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelfoundry.ids import new_id
+from reelfoundry.outbound.policy import receiver_of
 from reelfoundry.schema import Event
 from reelfoundry.store.tables import EventRow, JobRow, WebhookDeliveryRow, utcnow
 
@@ -28,7 +29,7 @@ def append_event(session: Session, job: JobRow, type_: str, data: dict[str, Any]
                 tenant_id=job.tenant_id,
                 event_id=row.id,
                 job_id=job.id,
-                url=url,
+                receiver=receiver_of(url),
                 state="pending",
                 attempts=0,
                 next_attempt_at=row.created_at,

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from reelfoundry.errors import Unauthenticated
+from reelfoundry.events import signing
 from reelfoundry.ids import is_id, new_id
 from reelfoundry.schema import KeyPublic, Role
 from reelfoundry.store import audit
@@ -52,7 +53,7 @@ def get_or_create_tenant(session: Session, name: str, *, is_operator: bool = Fal
     row = session.scalar(select(TenantRow).where(TenantRow.name == name))
     if row is None:
         row = TenantRow(
-            id=new_id(), name=name, is_operator=is_operator, webhook_secret=secrets.token_hex(32), created_at=utcnow()
+            id=new_id(), name=name, is_operator=is_operator, webhook_secret=signing.new_secret(), created_at=utcnow()
         )
         session.add(row)
         session.flush()

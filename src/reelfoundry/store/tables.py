@@ -96,7 +96,11 @@ class TenantRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     #: The operator tenant (made at bootstrap) may provision keys for other tenants.
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Standard Webhooks signing secret (``whsec_<base64>``).
     webhook_secret: Mapped[str] = mapped_column(String(128))
+    #: After a rotation the previous secret signs too, until ``webhook_secret_previous_until``.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(128))
+    webhook_secret_previous_until: Mapped[datetime | None]
     #: Whether the key that submitted a job may approve its asset.
     allow_self_approval: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
@@ -222,7 +226,11 @@ class EventRow(Base):
 
 
 class WebhookDeliveryRow(Base):
-    """The webhook outbox and delivery log: one row per (event, URL)."""
+    """The webhook outbox and delivery log: one row per event of a job with a webhook_url.
+
+    The URL itself is stored once, in the job's request; ``receiver`` (its host:port) is what the
+    dispatcher's fair-share limits count against.
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_due", "state", "next_attempt_at"),)
@@ -231,7 +239,7 @@ class WebhookDeliveryRow(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id"))
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
-    url: Mapped[str] = mapped_column(Text)
+    receiver: Mapped[str] = mapped_column(String(300))
     #: pending → delivered | failed
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

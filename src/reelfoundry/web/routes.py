@@ -397,9 +397,8 @@ async def publish(asset_id: str, request: Request, platform: PlatformDep) -> Res
     post = await _post(platform, request, Action.publish)
     if not isinstance(post, _Post):
         return post
-    base = str(request.base_url)
     try:
-        pub = await run_in_threadpool(publishing.publish_asset, platform, post.principal, asset_id, base)
+        pub = await run_in_threadpool(publishing.publish_asset, platform, post.principal, asset_id)
     except ReelFoundryError as exc:
         return _error(exc.status, exc.detail, post.back)
     return _page("published.html", publication=pub, back=post.back)

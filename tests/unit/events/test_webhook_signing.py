@@ -1,30 +1,72 @@
-"""Webhook signatures and the retry schedule."""
+"""Webhook signatures are Standard Webhooks: the reference ``standardwebhooks`` package verifies them."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
+from datetime import timedelta
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from reelfoundry.config import Settings
-from reelfoundry.events.webhooks import backoff_s, sign, verify
+from reelfoundry.events import signing
+from reelfoundry.events.webhooks import backoff_s
+from reelfoundry.store import Database
+from reelfoundry.store import webhooks as outbox
+from reelfoundry.store.tables import TenantRow, utcnow
 
 
-def test_signature_is_hmac_sha256_over_timestamp_and_body() -> None:
+def test_secrets_are_whsec_and_verify_with_the_reference_library() -> None:
+    secret = signing.new_secret()
+    assert secret.startswith("whsec_")
     body = b'{"type":"job.succeeded"}'
-    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign("s3cret", 1700000000, body) == f"v1={expected}"
+    headers = signing.headers([secret], "01JDELIVERY", int(time.time()), body)
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert headers["webhook-signature"].startswith("v1,")
+    assert Webhook(secret).verify(body, headers) == {"type": "job.succeeded"}
 
 
-def test_verify_rejects_tampering_and_stale_timestamps() -> None:
-    now = int(time.time())
+def test_tampering_another_secret_and_stale_timestamps_are_refused() -> None:
+    secret = signing.new_secret()
     body = b"{}"
-    good = sign("k", now, body)
-    assert verify("k", str(now), body, good)
-    assert not verify("k", str(now), b"{ }", good)
-    assert not verify("other", str(now), body, good)
-    assert not verify("k", str(now - 3600), body, sign("k", now - 3600, body))
-    assert not verify("k", "soon", body, good)
+    now = int(time.time())
+    headers = signing.headers([secret], "m1", now, body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(b'{"x":1}', headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.new_secret()).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(body, {**headers, "webhook-id": "m2"})
+    stale = signing.headers([secret], "m1", now - 3600, body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(body, stale)
+
+
+def test_rotation_signs_with_both_secrets_during_the_grace_period_only(
+    database: Database, tenant_ids: tuple[str, str]
+) -> None:
+    with database.write() as session:
+        tenant = session.get(TenantRow, tenant_ids[0])
+        assert tenant is not None
+        old = tenant.webhook_secret
+        rotated = outbox.rotate_secret(session, tenant.id, 60, utcnow())
+        new = rotated.webhook_secret
+    assert new != old and new.startswith("whsec_")
+    with database.read() as session:
+        tenant = session.get(TenantRow, tenant_ids[0])
+        assert tenant is not None
+        during = outbox.signing_secrets(tenant, utcnow())
+        after = outbox.signing_secrets(tenant, utcnow() + timedelta(seconds=61))
+    assert during == (new, old)
+    assert after == (new,)
+    body = b'{"ok":true}'
+    headers = signing.headers(during, "m1", int(time.time()), body)
+    # A receiver that still has the old secret and one that already has the new one both accept it.
+    assert Webhook(old).verify(body, headers) == {"ok": True}
+    assert Webhook(new).verify(body, headers) == {"ok": True}
+    late = signing.headers(after, "m2", int(time.time()), body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, late)
 
 
 def test_backoff_doubles_to_the_cap() -> None:

@@ -121,7 +121,7 @@ def test_concurrent_reviews_have_one_winner_and_concurrent_publishes_one_file(pl
     assert all(isinstance(e, InvalidTransition) for e in errors)
     assert results[0].review_state == "approved" and results[0].review.reviewer_key_id in reviewers
 
-    pubs, errors = _race(5, lambda i: publishing.publish_asset(platform, principals[i], asset_id, "http://x"))
+    pubs, errors = _race(5, lambda i: publishing.publish_asset(platform, principals[i], asset_id))
     assert not errors and len(pubs) == 5
     assert len({p.sha256 for p in pubs}) == 1 and len({p.published_at for p in pubs}) == 1
     published = sorted(p.name for p in (platform.storage.root / tenant_id).iterdir() if "published" in p.name)

@@ -130,11 +130,11 @@ def review_asset(asset_id: str, body: ReviewCreate, platform: PlatformDep, princ
     summary="Publish an approved asset and get a signed, expiring delivery URL",
     responses={409: {"description": "The asset is not approved."}},
 )
-def publish_asset(asset_id: str, request: Request, platform: PlatformDep, principal: Publisher) -> Publication:
+def publish_asset(asset_id: str, platform: PlatformDep, principal: Publisher) -> Publication:
     """``approved → published``: the published file carries a second C2PA manifest recording the review.
-    Calling it again on a published asset hands out a fresh URL."""
-    base = str(request.base_url)
-    return publishing.publish_asset(platform, principal, asset_id, base)
+    Calling it again on a published asset hands out a fresh URL (under public_base_url, or this server's
+    own address)."""
+    return publishing.publish_asset(platform, principal, asset_id)
 
 
 @router.get(

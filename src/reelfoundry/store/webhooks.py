@@ -1,0 +1,158 @@
+"""The webhook outbox: claiming due deliveries fairly, recording attempts, the log, tenants' secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reelfoundry.events import signing
+from reelfoundry.store.events import to_event
+from reelfoundry.store.pagination import page_of, paginate
+from reelfoundry.store.tables import EventRow, JobRow, TenantRow, WebhookDeliveryRow
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this dispatcher holds until ``lease``: where it goes, what it says, who signs it."""
+
+    id: str
+    tenant_id: str
+    receiver: str
+    url: str
+    body: bytes
+    secrets: tuple[str, ...]
+    lease: datetime
+
+
+def signing_secrets(tenant: TenantRow, now: datetime) -> tuple[str, ...]:
+    """The secrets that sign a delivery sent ``now``: the current one, and the previous one in its grace period."""
+    previous, until = tenant.webhook_secret_previous, tenant.webhook_secret_previous_until
+    if previous and until is not None and now < until:
+        return tenant.webhook_secret, previous
+    return (tenant.webhook_secret,)
+
+
+def rotate_secret(session: Session, tenant_id: str, grace_s: float, now: datetime) -> TenantRow:
+    """A new current secret; the one it replaces keeps signing for ``grace_s`` (any older one stops now)."""
+    tenant = session.get(TenantRow, tenant_id, with_for_update=True)
+    assert tenant is not None
+    tenant.webhook_secret_previous = tenant.webhook_secret if grace_s > 0 else None
+    tenant.webhook_secret_previous_until = now + timedelta(seconds=grace_s) if grace_s > 0 else None
+    tenant.webhook_secret = signing.new_secret()
+    return tenant
+
+
+def claim_due(
+    session: Session,
+    *,
+    now: datetime,
+    lease: datetime,
+    room: int,
+    in_flight_receivers: dict[str, int],
+    in_flight_tenants: dict[str, int],
+    per_receiver: int,
+    per_tenant: int,
+) -> list[Claimed]:
+    """Claim up to ``room`` due deliveries without taking any receiver or tenant over its share.
+
+    Receivers and tenants already at their share are left out in SQL, so a backlog for one slow
+    receiver never fills the candidates; the rest of the shares are counted here. Claimed rows get
+    ``next_attempt_at = lease``: other dispatchers skip them until it passes.
+    """
+    busy_receivers = [r for r, n in in_flight_receivers.items() if n >= per_receiver]
+    busy_tenants = [t for t, n in in_flight_tenants.items() if n >= per_tenant]
+    stmt = select(WebhookDeliveryRow).where(
+        WebhookDeliveryRow.state == "pending", WebhookDeliveryRow.next_attempt_at <= now
+    )
+    if busy_receivers:
+        stmt = stmt.where(WebhookDeliveryRow.receiver.not_in(busy_receivers))
+    if busy_tenants:
+        stmt = stmt.where(WebhookDeliveryRow.tenant_id.not_in(busy_tenants))
+    stmt = (
+        stmt.order_by(WebhookDeliveryRow.next_attempt_at, WebhookDeliveryRow.id)
+        .limit(room * 4)
+        .with_for_update(skip_locked=True)
+    )
+    receivers, tenants = dict(in_flight_receivers), dict(in_flight_tenants)
+    chosen: list[WebhookDeliveryRow] = []
+    for row in session.scalars(stmt):
+        if len(chosen) == room:
+            break
+        if receivers.get(row.receiver, 0) >= per_receiver or tenants.get(row.tenant_id, 0) >= per_tenant:
+            continue
+        receivers[row.receiver] = receivers.get(row.receiver, 0) + 1
+        tenants[row.tenant_id] = tenants.get(row.tenant_id, 0) + 1
+        row.next_attempt_at = lease
+        chosen.append(row)
+    if not chosen:
+        return []
+    events = {e.id: e for e in session.scalars(select(EventRow).where(EventRow.id.in_([r.event_id for r in chosen])))}
+    urls: dict[str, dict[str, Any]] = dict(
+        session.execute(select(JobRow.id, JobRow.request).where(JobRow.id.in_({r.job_id for r in chosen}))).all()
+    )
+    tenant_rows = {
+        t.id: t for t in session.scalars(select(TenantRow).where(TenantRow.id.in_({r.tenant_id for r in chosen})))
+    }
+    return [
+        Claimed(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            receiver=row.receiver,
+            url=str(urls[row.job_id].get("webhook_url") or ""),
+            body=to_event(events[row.event_id]).model_dump_json().encode(),
+            secrets=signing_secrets(tenant_rows[row.tenant_id], now),
+            lease=lease,
+        )
+        for row in chosen
+    ]
+
+
+def record_attempt(
+    session: Session,
+    claimed: Claimed,
+    *,
+    status: int | None,
+    error: str | None,
+    retry_in_s: Callable[[int], float | None],
+    now: datetime,
+) -> None:
+    """Record one attempt's outcome, if this dispatcher still holds the claim.
+
+    ``error`` None: delivered. Otherwise pending again in ``retry_in_s(attempts so far)`` seconds, or
+    failed for good when that is None.
+    """
+    row = session.get(WebhookDeliveryRow, claimed.id, with_for_update=True, populate_existing=True)
+    # Only the holder of the claim records the outcome (another dispatcher may have taken over).
+    if row is None or row.state != "pending" or row.next_attempt_at != claimed.lease:
+        return
+    row.attempts += 1
+    row.last_status = status
+    row.last_error = error
+    if error is None:
+        row.state = "delivered"
+        row.delivered_at = now
+    else:
+        delay = retry_in_s(row.attempts)
+        if delay is None:
+            row.state = "failed"
+        else:
+            row.next_attempt_at = now + timedelta(seconds=delay)
+
+
+def list_deliveries(
+    session: Session, tenant_id: str, *, cursor: str | None, limit: int, receivers: Collection[str] = ()
+) -> tuple[list[tuple[WebhookDeliveryRow, str]], str | None]:
+    """A page of a tenant's deliveries, newest first, each with its job's webhook URL."""
+    stmt = select(WebhookDeliveryRow).where(WebhookDeliveryRow.tenant_id == tenant_id)
+    if receivers:
+        stmt = stmt.where(WebhookDeliveryRow.receiver.in_(list(receivers)))
+    rows, nxt = page_of(list(session.scalars(paginate(stmt, WebhookDeliveryRow.id, cursor, limit))), limit)
+    requests: dict[str, dict[str, Any]] = dict(
+        session.execute(select(JobRow.id, JobRow.request).where(JobRow.id.in_({r.job_id for r in rows}))).all()
+    )
+    return [(r, str(requests[r.job_id].get("webhook_url") or "")) for r in rows], nxt
