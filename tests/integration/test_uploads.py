@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import stat
 
 import numpy as np
 from PIL import Image
@@ -72,3 +74,18 @@ def test_a_video_is_not_an_image_input(server: Server) -> None:
         spec = {"scenes": [{"duration_s": 1, "layers": [{"type": "image", "input": 0}]}]}
         r = c.post("/v1/jobs", json={"prompt": "x", "model": "template", "template": spec, "inputs": [video]})
         assert r.status_code == 422 and r.json()["parameter"] == "inputs", r.text
+
+
+def test_a_streamed_upload_is_stored_whole_with_its_digest_and_no_temp_file_left(server: Server) -> None:
+    body = _png(300, 200)
+    with server.client() as c:
+        # Sent in pieces without a Content-Length: the server streams it to <data_dir>/tmp, then moves it.
+        r = c.post("/v1/assets", content=iter([body[:1000], body[1000:]]), headers={"Content-Type": "image/png"})
+        assert r.status_code == 201, r.text
+        asset = r.json()
+        assert (asset["bytes"], asset["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+        assert (asset["width"], asset["height"]) == (300, 200)
+        assert c.get(f"/v1/assets/{asset['id']}/content").content == body
+    tmp = server.data_dir / "tmp"
+    assert tmp.is_dir() and stat.S_IMODE(tmp.stat().st_mode) == 0o700
+    assert list(tmp.iterdir()) == []

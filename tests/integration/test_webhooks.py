@@ -146,14 +146,16 @@ def test_huge_answers_cost_no_memory_and_a_trickling_receiver_delays_no_one_else
                 # is still trickling its first answers.
                 wait_for(lambda: len(normal.accepted) >= 9, what="tenant B's deliveries")
             slow_log = [
-                d for d in a.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"] if d["receiver"]
-                == f"127.0.0.1:{slow.port}"
+                d
+                for d in a.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"]
+                if d["receiver"] == f"127.0.0.1:{slow.port}"
             ]
             assert slow_log and all(d["attempts"] == 0 for d in slow_log)
             assert slow.connections <= 2
             huge_log = [
-                d for d in a.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"] if d["receiver"]
-                == f"127.0.0.1:{huge.port}"
+                d
+                for d in a.get("/v1/webhooks/deliveries", params={"limit": 200}).json()["items"]
+                if d["receiver"] == f"127.0.0.1:{huge.port}"
             ]
             assert any(d["state"] == "delivered" and d["last_status"] == 200 for d in huge_log)
     finally:

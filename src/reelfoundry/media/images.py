@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
@@ -27,10 +26,13 @@ class ImageInfo:
     sha256: str
 
 
-def inspect_image(data: bytes, media_type: str) -> ImageInfo:
-    """Check that ``data`` is a decodable image of ``media_type``; InvalidParameter("body") otherwise."""
+def inspect_image(path: Path, media_type: str, size: int, sha256: str) -> ImageInfo:
+    """Check that the file at ``path`` is a decodable image of ``media_type``; InvalidParameter("body") otherwise.
+
+    ``size`` and ``sha256`` were computed as the file was received (reading it again would only repeat that).
+    """
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(path) as img:
             fmt, (width, height) = img.format, img.size
             if width * height > MAX_PIXELS:
                 raise InvalidParameter("body", f"image is {width}×{height}, over the {MAX_PIXELS:,}-pixel limit")
@@ -41,4 +43,4 @@ def inspect_image(data: bytes, media_type: str) -> ImageInfo:
         raise InvalidParameter("body", f"body is not a readable {media_type} image: {exc}") from None
     if fmt != IMAGE_TYPES[media_type]:
         raise InvalidParameter("body", f"Content-Type says {media_type} but the body is {fmt or 'unknown'}")
-    return ImageInfo(media_type, width, height, len(data), hashlib.sha256(data).hexdigest())
+    return ImageInfo(media_type, width, height, size, sha256)

@@ -3,6 +3,8 @@
 Plain server-rendered HTML and one stylesheet served from here; no scripts, nothing from another host.
 Every action goes through the same functions as the API (``reelfoundry.publishing``), so the rules
 (roles, self-approval, state machine) and the audit log are the same whichever way a person decides.
+Every page and file checks the same role ``Action`` as the equivalent API route, and files sent from here
+are charged as egress like the API's downloads.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from reelfoundry import __version__, publishing
 from reelfoundry.api.deps import PlatformDep
 from reelfoundry.api.files import original_response, poster_response
-from reelfoundry.errors import ReelFoundryError, Unauthenticated
+from reelfoundry.errors import RateLimited, ReelFoundryError, Unauthenticated
 from reelfoundry.finops.meter import significant
 from reelfoundry.governance.roles import ALLOWED, Action
 from reelfoundry.ids import is_id
@@ -85,6 +87,29 @@ def _session(platform: Platform, request: Request) -> tuple[Principal, str] | No
     if found is None or not _signer(platform).valid(token, found[1]):
         return None
     return found[0], value
+
+
+def _not_for_ui(principal: Principal) -> str:
+    return f"This key's role ({principal.role.value}) may not use the review UI."
+
+
+def _reader(platform: Platform, request: Request) -> tuple[Principal, str] | Response:
+    """The signed-in principal and cookie when its role may read (what every page and file needs, as
+    ``Action.read`` on the API); else the sign-in redirect, or a 403 page for a session made before its
+    role was refused here."""
+    found = _session(platform, request)
+    if found is None:
+        return _to_login(request)
+    if found[0].role not in ALLOWED[Action.read]:
+        return _error(403, _not_for_ui(found[0]), "/ui/login", "Sign in with another key")
+    try:
+        # The UI reads with the key's own allowance, so a session is no way around the API's rate limit.
+        platform.rate_limits.hit(found[0].key_id, "read")
+    except RateLimited as limited:
+        page = _error(429, limited.detail, request.url.path, "Try again")
+        page.headers.update(limited.headers())
+        return page
+    return found
 
 
 def _safe_next(target: str | None) -> str:
@@ -159,6 +184,9 @@ async def login(request: Request, platform: PlatformDep) -> Response:
         principal = await run_in_threadpool(_check_key, platform, token)
     except Unauthenticated:
         return _login_form(platform, request, target, "That API key is not valid (or was revoked).", 401)
+    if principal.role not in ALLOWED[Action.read]:
+        # No session at all for a key that may not read: everything behind the sign-in is reading.
+        return _login_form(platform, request, target, _not_for_ui(principal), 403)
     with platform.db.read() as session:
         found = keystore.principal_by_id(session, principal.key_id)
     assert found is not None
@@ -294,9 +322,9 @@ def queue(
     reviewed: str | None = None,
 ) -> Response:
     """The review queue: pending assets by default, filterable by state, project and campaign."""
-    found = _session(platform, request)
-    if found is None:
-        return _to_login(request)
+    found = _reader(platform, request)
+    if not isinstance(found, tuple):
+        return found
     principal, cookie = found
     if state not in (*_STATES, "all"):
         state = "pending_review"
@@ -342,8 +370,8 @@ def queue(
     )
 
 
-def _error(status: int, message: str, back: str = "/ui/") -> HTMLResponse:
-    return _page("error.html", status, message=message, back=back)
+def _error(status: int, message: str, back: str = "/ui/", back_label: str = "Back to the queue") -> HTMLResponse:
+    return _page("error.html", status, message=message, back=back, back_label=back_label)
 
 
 @dataclass(frozen=True)
@@ -357,9 +385,9 @@ class _Post:
 
 async def _post(platform: Platform, request: Request, action: Action) -> _Post | Response:
     """The session, the form and its CSRF token checked, the role allowed ``action``; else the page to show."""
-    found = _session(platform, request)
-    if found is None:
-        return _to_login(request)
+    found = _reader(platform, request)
+    if not isinstance(found, tuple):
+        return found
     principal, cookie = found
     form = await _form(request)
     back = _safe_next(form.get("next"))
@@ -404,10 +432,13 @@ async def publish(asset_id: str, request: Request, platform: PlatformDep) -> Res
     return _page("published.html", publication=pub, back=post.back)
 
 
-def _own_asset(platform: Platform, request: Request, asset_id: str) -> AssetRow:
-    found = _session(platform, request)
-    if found is None:
-        raise Unauthenticated("sign in at /ui/login")
+def _own_asset(platform: Platform, request: Request, asset_id: str) -> AssetRow | Response:
+    """The tenant's asset for a signed-in reader; else the 403 page (401 problem when not signed in)."""
+    found = _reader(platform, request)
+    if isinstance(found, RedirectResponse):
+        raise Unauthenticated("sign in at /ui/login")  # a media element cannot follow a sign-in redirect
+    if not isinstance(found, tuple):
+        return found
     with platform.db.read() as session:
         return assetstore.get_asset(session, found[0].tenant_id, asset_id)
 
@@ -420,12 +451,26 @@ def content(
     range_: Annotated[str | None, Header(alias="range", max_length=200)] = None,
     if_none_match: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """The original file for the player (signed-in tenant members only; Range for seeking)."""
+    """The original file for the player (signed-in readers of the tenant; Range for seeking).
+
+    The bytes sent are charged to the job's egress, as GET /v1/assets/{id}/content charges them.
+    """
     row = _own_asset(platform, request, asset_id)
-    return original_response(platform.storage, row, range_=range_, if_none_match=if_none_match)
+    if not isinstance(row, AssetRow):
+        return row
+    return original_response(
+        platform.storage,
+        row,
+        range_=range_,
+        if_none_match=if_none_match,
+        on_sent=platform.egress_meter(row.job_id),
+    )
 
 
 @router.get("/assets/{asset_id}/poster")
 def poster(asset_id: str, request: Request, platform: PlatformDep) -> Response:
-    """The poster still of a video."""
-    return poster_response(platform.storage, _own_asset(platform, request, asset_id))
+    """The poster still of a video (signed-in readers of the tenant)."""
+    row = _own_asset(platform, request, asset_id)
+    if not isinstance(row, AssetRow):
+        return row
+    return poster_response(platform.storage, row)

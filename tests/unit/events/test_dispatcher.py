@@ -123,5 +123,9 @@ def test_an_address_refused_at_send_time_fails_without_a_connection(
         receiver.close()
     (delivery,) = _deliveries(database, tenant_ids[0])
     assert delivery.attempts == 1 and delivery.last_status is None
-    assert delivery.last_error is not None and delivery.last_error.startswith("refused: ") and "loopback" in delivery.last_error
+    assert (
+        delivery.last_error is not None
+        and delivery.last_error.startswith("refused: ")
+        and "loopback" in delivery.last_error
+    )
     assert receiver.connections == 0

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from reelfoundry import publishing
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Publisher, Reader, Reviewer, Submitter
 from reelfoundry.api.files import original_response, poster_response
+from reelfoundry.api.uploads import receive_upload
 from reelfoundry.errors import UnsupportedMediaType
 from reelfoundry.ids import new_id
 from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
@@ -71,35 +72,35 @@ async def upload_asset(
         raise UnsupportedMediaType(
             f"Content-Type must be one of {', '.join(IMAGE_TYPES)}, got {media_type or 'none'!r}"
         )
-    data = await request.body()
-    info = await run_in_threadpool(inspect_image, data, media_type)
-    asset_id = new_id()
-    key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"
+    async with receive_upload(request, limit=platform.settings.max_upload_bytes) as upload:
+        info = await run_in_threadpool(inspect_image, upload.path, media_type, upload.size, upload.sha256)
+        asset_id = new_id()
+        key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"
 
-    def store() -> Asset:
-        platform.storage.put_bytes(key, data)
-        try:
-            with platform.db.write() as session:
-                row = assetstore.add_upload(
-                    session,
-                    asset_id=asset_id,
-                    tenant_id=principal.tenant_id,
-                    storage_key=key,
-                    media_type=media_type,
-                    width=info.width,
-                    height=info.height,
-                    size=info.bytes,
-                    sha256=info.sha256,
-                    project=project,
-                    campaign=campaign,
-                    created_by=principal.key_id,
-                )
-                return assetstore.to_asset(row)
-        except BaseException:
-            platform.storage.delete(key)
-            raise
+        def store() -> Asset:
+            platform.storage.put_file(key, upload.path)  # a rename: the temp dir is under the data dir
+            try:
+                with platform.db.write() as session:
+                    row = assetstore.add_upload(
+                        session,
+                        asset_id=asset_id,
+                        tenant_id=principal.tenant_id,
+                        storage_key=key,
+                        media_type=media_type,
+                        width=info.width,
+                        height=info.height,
+                        size=info.bytes,
+                        sha256=info.sha256,
+                        project=project,
+                        campaign=campaign,
+                        created_by=principal.key_id,
+                    )
+                    return assetstore.to_asset(row)
+            except BaseException:
+                platform.storage.delete(key)
+                raise
 
-    return await run_in_threadpool(store)
+        return await run_in_threadpool(store)
 
 
 @router.get("/{asset_id}", response_model=Asset, summary="Read an asset's metadata")

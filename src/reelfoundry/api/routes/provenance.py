@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from reelfoundry.api.deps import PlatformDep, Reader
+from reelfoundry.api.uploads import receive_upload
 from reelfoundry.errors import BadRequest, UnsupportedMediaType
 from reelfoundry.provenance.manifest import verify
 
@@ -36,15 +35,11 @@ async def verify_upload(request: Request, platform: PlatformDep, principal: Read
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in VERIFIABLE:
         raise UnsupportedMediaType(f"Content-Type must be one of {', '.join(VERIFIABLE)}, got {media_type or 'none'!r}")
-    data = await request.body()
-    if not data:
-        raise BadRequest("the request body is empty: send the file to verify")
     anchor = platform.credentials.trust_anchor_pem
-
-    def check() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"upload{VERIFIABLE[media_type]}"
-            path.write_bytes(data)
-            return verify(path, anchor).to_json()
-
-    return await run_in_threadpool(check)
+    # The c2pa reader picks its parser by the file's extension.
+    async with receive_upload(
+        request, limit=platform.settings.max_verify_bytes, suffix=VERIFIABLE[media_type]
+    ) as upload:
+        if upload.size == 0:
+            raise BadRequest("the request body is empty: send the file to verify")
+        return (await run_in_threadpool(verify, upload.path, anchor)).to_json()

@@ -1,0 +1,152 @@
+"""Receiving a file upload: the body streamed to a private temporary file, hashed and capped as it arrives.
+
+A request body is never held in memory whole: it goes to ``<data_dir>/tmp`` (0700; files 0600) in bounded
+pieces, with its SHA-256 and size computed on the way. ``<data_dir>/tmp`` sits beside the media directory, so
+keeping an upload is a rename. At most ``max_concurrent_uploads`` uploads are in progress per server; one more
+is refused at once with 503 and Retry-After rather than queued, so a burst of large uploads cannot pile up
+disk, memory or threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+
+from reelfoundry.errors import BadRequest, PayloadTooLarge, ServiceBusy
+
+#: Bytes gathered before one write: file writes and hashing run off the event loop, in pieces this big.
+WRITE_CHUNK = 1_048_576
+#: What a refused upload is told to wait before trying again.
+RETRY_AFTER_S = 2
+#: How temp files of uploads are named (``upload-<random><suffix>``).
+PREFIX = "upload-"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A received body: the temporary file holding it, its size and SHA-256 (hex)."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class UploadSlots:
+    """A fixed number of uploads in progress at once; ``try_acquire`` never waits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._in_use = 0
+        self._lock = threading.Lock()
+
+    @property
+    def in_use(self) -> int:
+        """Uploads in progress now."""
+        return self._in_use
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free; False when all are busy."""
+        with self._lock:
+            if self._in_use >= self.limit:
+                return False
+            self._in_use += 1
+            return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            self._in_use -= 1
+
+
+def upload_slots(request: Request) -> UploadSlots:
+    """The server's upload slots, made on first use from ``max_concurrent_uploads``.
+
+    They live on the app (one per server process), since the platform is built elsewhere; there is no await
+    between the look-up and the store, so two first uploads cannot make two sets. Making them also sweeps
+    the temp dir: no upload of this process has begun yet, so what is there was left by one that crashed
+    (a data dir has one server at a time).
+    """
+    state = request.app.state
+    slots: UploadSlots | None = getattr(state, "upload_slots", None)
+    if slots is None:
+        settings = state.platform.settings
+        for stale in temp_dir(settings.data_dir).glob(PREFIX + "*"):
+            stale.unlink(missing_ok=True)
+        slots = UploadSlots(settings.max_concurrent_uploads)
+        state.upload_slots = slots
+    return slots
+
+
+def temp_dir(data_dir: Path) -> Path:
+    """``<data_dir>/tmp``, created private (0700) if missing."""
+    path = data_dir / "tmp"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask, and an older directory may be wider
+    return path
+
+
+@contextlib.asynccontextmanager
+async def receive_upload(request: Request, *, limit: int, suffix: str = "") -> AsyncIterator[Upload]:
+    """Stream the request body into a temporary file ending in ``suffix`` and yield it.
+
+    ServiceBusy (503) when every upload slot is taken; PayloadTooLarge (413) past ``limit`` bytes; BadRequest
+    when the client goes away mid-body. The file is removed when the block ends, however it ends, unless the
+    block moved it elsewhere (e.g. into media storage). The slot is held until then, so the work done on the
+    file (verifying, decoding) is bounded too.
+    """
+    slots = upload_slots(request)
+    if not slots.try_acquire():
+        raise ServiceBusy(
+            f"{slots.limit} uploads are in progress, the most this server takes at once; try again shortly",
+            retry_after_s=RETRY_AFTER_S,
+        )
+    try:
+        directory = temp_dir(request.app.state.platform.settings.data_dir)
+        fd, name = tempfile.mkstemp(suffix=suffix, prefix=PREFIX, dir=directory)  # mode 0600
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                size, digest = await _copy_body(request, fh, limit)
+            yield Upload(path, size, digest)
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        slots.release()
+
+
+async def _copy_body(request: Request, fh: BinaryIO, limit: int) -> tuple[int, str]:
+    """Write the body to ``fh`` in WRITE_CHUNK pieces; its size and SHA-256."""
+    sha = hashlib.sha256()
+    size = 0
+    pending = bytearray()
+
+    def write(data: bytes) -> None:
+        sha.update(data)
+        fh.write(data)
+
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes")
+            pending += chunk
+            if len(pending) >= WRITE_CHUNK:
+                await run_in_threadpool(write, bytes(pending))
+                pending.clear()
+    except ClientDisconnect:
+        # Nobody is left to read an answer; a 400 keeps it out of the unexpected-error log.
+        raise BadRequest("the client went away before the upload finished") from None
+    if pending:
+        await run_in_threadpool(write, bytes(pending))
+    await run_in_threadpool(fh.flush)
+    return size, sha.hexdigest()
