@@ -172,7 +172,10 @@ class Platform:
         self.bootstrap()
         if self.settings.worker_slots > 0:
             executor = LocalExecutor(
-                self.settings.worker_slots, self.settings.job_timeout_s, self.settings.cancel_grace_s
+                self.settings.worker_slots,
+                self.settings.job_timeout_s,
+                self.settings.cancel_grace_s,
+                memory_limit_mb=self.settings.worker_memory_limit_mb,
             )
             self.engine = Engine(
                 self.settings,

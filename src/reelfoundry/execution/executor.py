@@ -14,7 +14,7 @@ from multiprocessing.process import BaseProcess
 
 from reelfoundry.errors import BackendError
 from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
-from reelfoundry.execution.worker import CANCEL, worker_main
+from reelfoundry.execution.worker import CANCEL, OUT_OF_MEMORY_EXIT, RETIRE, memory_detail, worker_main
 
 log = logging.getLogger(__name__)
 
@@ -55,38 +55,68 @@ class _Slot:
     started: float = 0.0
     #: When the cancel message was sent (once per item: the worker reads it only at a step boundary).
     cancel_sent: float | None = None
+    #: The worker ran out of memory and exits after reporting: it gets no more work and is replaced.
+    retiring: bool = False
+
+
+def memory_in_use_mb(pid: int) -> float | None:
+    """Resident anonymous and shared memory of process ``pid`` in MiB, from /proc; None if it cannot be read.
+
+    Not VmRSS: that also counts mapped files (libraries' code, memory-mapped weights), page cache the kernel
+    takes back when it needs to, which would fail jobs that use little memory of their own.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+    except OSError:
+        return None
+    try:
+        if "RssAnon" in fields:
+            kib = int(fields["RssAnon"].split()[0]) + int(fields.get("RssShmem", "0 kB").split()[0])
+        else:  # kernels before 4.5
+            kib = int(fields["VmRSS"].split()[0])
+    except (KeyError, ValueError):
+        return None
+    return kib / 1024
 
 
 class LocalExecutor(Executor):
     """A fixed pool of worker processes on this machine, one item each at a time.
 
     A worker that does not reach a step boundary within ``cancel_grace_s`` of a cancel,
-    or runs past ``timeout_s``, is killed and replaced.
+    or runs past ``timeout_s``, is killed and replaced. With ``memory_limit_mb`` (0 = none)
+    each worker's allocations are capped (see :func:`~reelfoundry.execution.worker.limit_memory`)
+    and a watchdog kills a worker found over it on any poll (memory the cap does not see,
+    such as shared mappings); either way its job fails saying so and a fresh worker takes over.
     """
 
-    def __init__(self, slots: int, timeout_s: float, cancel_grace_s: float = 10.0) -> None:
+    def __init__(self, slots: int, timeout_s: float, cancel_grace_s: float = 10.0, memory_limit_mb: int = 0) -> None:
         self._ctx = mp.get_context("spawn")
         self._timeout_s = timeout_s
         self._cancel_grace_s = cancel_grace_s
+        self._memory_limit_mb = memory_limit_mb
         self._slots = [self._spawn() for _ in range(slots)]
 
     def _spawn(self) -> _Slot:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=worker_main, args=(child, os.getpid()), daemon=True, name="reelfoundry-worker"
+            target=worker_main,
+            args=(child, os.getpid(), self._memory_limit_mb),
+            daemon=True,
+            name="reelfoundry-worker",
         )
         process.start()
         child.close()
         return _Slot(process=process, conn=parent)
 
     def free_slots(self) -> int:
-        return sum(1 for s in self._slots if s.item is None)
+        return sum(1 for s in self._slots if s.item is None and not s.retiring)
 
     def running(self) -> list[str]:
         return [s.item.job_id for s in self._slots if s.item is not None]
 
     def execute(self, items: list[WorkItem]) -> None:
-        free = (s for s in self._slots if s.item is None)
+        free = (s for s in self._slots if s.item is None and not s.retiring)
         for item in items:
             slot = next(free)
             slot.item, slot.started, slot.cancel_sent = item, time.monotonic(), None
@@ -108,12 +138,23 @@ class LocalExecutor(Executor):
         now = time.monotonic()
         for i, slot in enumerate(self._slots):
             outputs.extend(self._drain(slot))
-            if not slot.process.is_alive():
+            if slot.retiring and slot.item is None:  # it reported running out of memory and exits
+                self._replace(i)
+            elif not slot.process.is_alive():
                 outputs.extend(self._drain(slot))
                 if slot.item is not None:
                     code = slot.process.exitcode
-                    detail = f"worker process crashed (exit code {code}) while running the backend"
+                    if slot.retiring or code == OUT_OF_MEMORY_EXIT:
+                        detail = memory_detail(self._memory_limit_mb)
+                    else:
+                        detail = f"worker process crashed (exit code {code}) while running the backend"
                     outputs.append(self._abandon(slot, error=detail))
+                self._replace(i)
+            elif self._over_memory(slot):
+                if slot.item is not None:
+                    # A cancelled job stays cancelled; any other fails for the memory it took.
+                    error = None if slot.cancel_sent is not None else memory_detail(self._memory_limit_mb)
+                    outputs.append(self._abandon(slot, error=error))
                 self._replace(i)
             elif (
                 slot.item is not None and slot.cancel_sent is not None and now - slot.cancel_sent > self._cancel_grace_s
@@ -126,11 +167,31 @@ class LocalExecutor(Executor):
                 self._replace(i)
         return outputs
 
+    def _over_memory(self, slot: _Slot) -> bool:
+        """Whether the slot's worker holds more memory than the limit (the watchdog; checked on every poll)."""
+        if self._memory_limit_mb <= 0 or slot.process.pid is None:
+            return False
+        used = memory_in_use_mb(slot.process.pid)
+        if used is None or used <= self._memory_limit_mb:
+            return False
+        job = slot.item.job_id if slot.item is not None else "no job"
+        log.warning(
+            "worker %d (%s) holds %.0f MiB, over its limit of %d MiB: killed",
+            slot.process.pid,
+            job,
+            used,
+            self._memory_limit_mb,
+        )
+        return True
+
     def _drain(self, slot: _Slot) -> list[WorkerOutput]:
         out: list[WorkerOutput] = []
         try:
             while slot.conn.poll():
                 msg = slot.conn.recv()
+                if msg == RETIRE:
+                    slot.retiring = True
+                    continue
                 if slot.item is None or msg.job_id != slot.item.job_id:
                     continue
                 if isinstance(msg, Finished):

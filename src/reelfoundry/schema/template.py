@@ -2,6 +2,10 @@
 
 Positions and sizes are fractions of the frame (0–1), so one spec renders at
 any resolution.  Text may hold ``{variables}`` filled from ``variables``.
+
+A spec is small but the work it asks for is not: variables multiply text and
+scenes multiply layers.  The bounds below (text after filling, variables, layers
+in all) keep what one request can make a worker render proportionate to its size.
 """
 
 from __future__ import annotations
@@ -12,6 +16,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _HEX = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+#: Most characters of a text layer, before and after its {variables} are filled in.
+MAX_TEXT_CHARS = 2000
+#: Most variables a spec may define, and the longest name and value of each.
+MAX_VARIABLES = 64
+MAX_VARIABLE_NAME_CHARS = 64
+MAX_VARIABLE_CHARS = 2000
+#: Most scenes, layers in one scene, and layers in all scenes together.
+MAX_SCENES = 100
+MAX_SCENE_LAYERS = 64
+MAX_LAYERS = 256
 
 Fraction = Annotated[float, Field(ge=-1.0, le=2.0)]
 
@@ -60,7 +76,13 @@ class TextLayer(Timing):
     """A line (or lines) of text; ``{name}`` is replaced from the spec's variables."""
 
     type: Literal["text"] = "text"
-    text: str = Field(..., min_length=1, max_length=2000, description="Text; may contain {variables}.")
+    text: str = Field(
+        ...,
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        description=f"Text; may contain {{variables}}. At most {MAX_TEXT_CHARS} characters, also once they are "
+        "filled in.",
+    )
     x: Fraction = Field(0.5, description="Horizontal centre, fraction of width. Default 0.5.")
     y: Fraction = Field(0.5, description="Vertical centre, fraction of height. Default 0.5.")
     size: float = Field(0.08, gt=0, le=1, description="Font size as a fraction of frame height. Default 0.08.")
@@ -110,31 +132,70 @@ class Scene(_Strict):
 
     duration_s: float = Field(3.0, gt=0, le=600, description="Scene length in seconds. Default 3.")
     background: Background = Field(default_factory=Background, description="Default: solid #101820.")
-    layers: list[Layer] = Field(default_factory=list, max_length=64, description="Layers, bottom first. Default none.")
+    layers: list[Layer] = Field(
+        default_factory=list,
+        max_length=MAX_SCENE_LAYERS,
+        description=f"Layers, bottom first; at most {MAX_LAYERS} in all scenes together. Default none.",
+    )
     fade_in_s: float = Field(0.0, ge=0, description="Fade from black at the start. Default 0.")
     fade_out_s: float = Field(0.0, ge=0, description="Fade to black at the end. Default 0.")
+
+
+def filled_length(text: str, variables: dict[str, str]) -> int:
+    """Length of ``text`` once its ``{variables}`` are filled in, found without building it."""
+    return len(text) + sum(len(variables.get(m[1], m[0])) - len(m[0]) for m in VARIABLE.finditer(text))
+
+
+def fill(text: str, variables: dict[str, str]) -> str:
+    """``text`` with every ``{name}`` replaced by its value (values are inserted as they are, not filled again)."""
+    return VARIABLE.sub(lambda m: variables[m[1]], text)
+
+
+VariableName = Annotated[str, Field(max_length=MAX_VARIABLE_NAME_CHARS)]
+VariableValue = Annotated[str, Field(max_length=MAX_VARIABLE_CHARS)]
 
 
 class TemplateSpec(_Strict):
     """A motion-graphics template: scenes played one after another."""
 
-    variables: dict[str, str] = Field(
-        default_factory=dict, description="Values for {name} placeholders in text layers. Default none."
+    variables: dict[VariableName, VariableValue] = Field(
+        default_factory=dict,
+        max_length=MAX_VARIABLES,
+        description=f"Values for {{name}} placeholders in text layers: at most {MAX_VARIABLES}, each at most "
+        f"{MAX_VARIABLE_CHARS} characters. Default none.",
     )
-    scenes: list[Scene] = Field(..., min_length=1, max_length=100, description="At least one scene.")
+    scenes: list[Scene] = Field(..., min_length=1, max_length=MAX_SCENES, description="At least one scene.")
 
     @model_validator(mode="after")
-    def _variables_defined(self) -> TemplateSpec:
-        names = set(self.variables)
+    def _check(self) -> TemplateSpec:
+        problem = self.problem()
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def problem(self) -> str | None:
+        """What makes this spec unrenderable or too big to render (naming the field), or None.
+
+        The model validator runs it, and the renderer again: a spec built or changed in code skips validation.
+        """
+        layers = sum(len(scene.layers) for scene in self.scenes)
+        if layers > MAX_LAYERS:
+            return f"scenes hold {layers} layers in all; at most {MAX_LAYERS}"
         for i, scene in enumerate(self.scenes):
             for j, layer in enumerate(scene.layers):
-                if isinstance(layer, TextLayer):
-                    for name in re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", layer.text):
-                        if name not in names:
-                            raise ValueError(
-                                f"scenes[{i}].layers[{j}].text uses {{{name}}} but variables has no {name!r}"
-                            )
-        return self
+                if not isinstance(layer, TextLayer):
+                    continue
+                for name in VARIABLE.findall(layer.text):
+                    if name not in self.variables:
+                        return f"scenes[{i}].layers[{j}].text uses {{{name}}} but variables has no {name!r}"
+                # Variables multiply text ("{a}{a}{a}…"): the renderer's work follows the filled-in length.
+                length = filled_length(layer.text, self.variables)
+                if length > MAX_TEXT_CHARS:
+                    return (
+                        f"scenes[{i}].layers[{j}].text is {length:,} characters after {{variables}} are filled in; "
+                        f"at most {MAX_TEXT_CHARS}"
+                    )
+        return None
 
     @property
     def duration_s(self) -> float:

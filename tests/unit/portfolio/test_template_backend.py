@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import subprocess
+import sys
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
+from pydantic import ValidationError
 
 from reelfoundry.errors import GenerationCancelled, InvalidParameter
+from reelfoundry.portfolio.backends import template
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD, TemplateBackend, title_card_spec
 from reelfoundry.portfolio.base import GenerationOutput, GenerationParams
-from reelfoundry.schema import TemplateSpec
+from reelfoundry.schema import TemplateSpec, VideoRequest
 
 WIDTH, HEIGHT, FPS = 64, 36, 12
 
@@ -187,3 +194,173 @@ def test_check_inputs_refuses_an_unreadable_image(backend: TemplateBackend, tmp_
         backend.check_inputs(_params(inputs=(not_an_image,)))
 
     assert caught.value.parameter == "inputs"
+
+
+# --- Bounds: what a spec may make the renderer do -------------------------------------------------------------
+
+#: The request that peaked a worker at 1.43 GB: 1,000 "W" at full height, 1080p.
+HUGE_TEXT = {"scenes": [{"layers": [{"type": "text", "text": "W" * 1000, "size": 1.0}]}]}
+#: The most a spec may ask for: 256 layers (4 scenes of 64) of 2,000 full-height characters each, made with a
+#: variable, zooming in (the motion that shows the most of a block).
+WORST_ALLOWED = {
+    "variables": {"v": "W"},
+    "scenes": [
+        {
+            "duration_s": 0.05,
+            "layers": [{"type": "text", "text": "{v}" * 666 + "WW", "size": 1.0, "motion": "zoom"}] * 64,
+        }
+    ]
+    * 4,
+}
+
+
+def _record_scenes(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every scene the backend prepares, in order (the list fills as frames are rendered)."""
+    prepared: list[Any] = []
+    real = template._prepare_scene
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        scene = real(*args, **kwargs)
+        prepared.append(scene)
+        return scene
+
+    monkeypatch.setattr(template, "_prepare_scene", recording)
+    return prepared
+
+
+@pytest.mark.parametrize("motion", ["none", "slide_up", "slide_left", "zoom"])
+def test_text_is_held_no_larger_than_the_part_that_can_be_seen(
+    backend: TemplateBackend, monkeypatch: pytest.MonkeyPatch, motion: str
+) -> None:
+    width, height = 320, 180
+    layer = {"type": "text", "text": "W" * 1000, "size": 1.0, "motion": motion, "color": "#ff0000"}
+    scenes = [{"background": {"color": "#000000"}, "layers": [layer]}]
+    prepared = _record_scenes(monkeypatch)
+
+    frames = _frames(backend.generate(_params(num_frames=8, width=width, height=height, template=_spec(scenes))))
+
+    # What the motion can bring into view: the frame, 8 % more along a slide, 1 / 0.6 of it while zooming in.
+    reach_x = 1 / 0.6 if motion == "zoom" else 1.08 if motion == "slide_left" else 1.0
+    reach_y = 1 / 0.6 if motion == "zoom" else 1.08 if motion == "slide_up" else 1.0
+    (sprite,) = prepared[0].sprites
+    assert sprite.mask.width <= width * reach_x + 10
+    assert sprite.mask.height <= height * reach_y + 10
+    assert frames[-1][..., 0].max() > 200  # and the part that shows is drawn
+
+
+@pytest.mark.parametrize("window", [(0, 0, 10_000, 10_000), (0, 60, 10_000, 150), (30, 100, 90, 115), (5, 1, 9, 2)])
+def test_a_window_of_text_is_the_same_pixels_as_the_whole(window: tuple[int, int, int, int]) -> None:
+    font = template._font(0.2, 180)
+    text = "Hello {x}\nii WW AV\nW\n\nthe last, longest line of all".replace("{x}", "wide world")
+    block = template._text_block(text, font)
+    left, top, right, bottom = block.bbox
+    # Pillow's own drawing of the whole block, as the renderer drew text before it held windows.
+    whole = Image.new("L", (right - left, bottom - top))
+    ImageDraw.Draw(whole).multiline_text(
+        (-left, -top), text, fill=255, font=font, spacing=round(font.size * 0.25), align="center"
+    )
+    x0, y0, x1, y1 = (min(v, limit) for v, limit in zip(window, (*whole.size, *whole.size), strict=True))
+
+    held = template._text_mask(block, (x0, y0, x1, y1))
+
+    assert np.array_equal(np.asarray(held), np.asarray(whole.crop((x0, y0, x1, y1))))
+
+
+_PEAK_MEMORY = """
+import json, resource, sys
+# A cap, so that a renderer that does try to allocate gigabytes fails at once instead of taking the machine's memory.
+resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
+from reelfoundry.portfolio.backends.template import TemplateBackend
+from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.schema import TemplateSpec
+spec = TemplateSpec.model_validate(json.loads(sys.stdin.read()))
+params = GenerationParams(prompt="x", num_frames=5, fps=24, width=1920, height=1080, seed=1, template=spec)
+backend = TemplateBackend()
+backend.check_inputs(params)
+for _ in backend.generate(params).frames:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.parametrize("spec", [HUGE_TEXT, WORST_ALLOWED], ids=["huge-text", "worst-allowed"])
+def test_the_biggest_specs_are_accepted_and_render_at_1080p_in_little_memory(spec: dict[str, Any]) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", _PEAK_MEMORY], input=json.dumps(spec), capture_output=True, text=True, check=False
+    )
+
+    assert child.returncode == 0, child.stderr[-2000:]
+    peak_mib = int(child.stdout.split()[-1])
+    assert peak_mib < 400, f"peak resident memory {peak_mib} MiB"
+
+
+def test_variables_cannot_multiply_text_past_the_limit() -> None:
+    scenes = [{"layers": [{"type": "shape"}, {"type": "text", "text": "Hi {name} " + "{name}" * 11}]}]
+
+    with pytest.raises(ValidationError) as caught:
+        _spec(scenes, name="x" * 450)
+
+    assert "scenes[0].layers[1].text is 5,404 characters after {variables} are filled in; at most 2000" in str(
+        caught.value
+    )
+    _spec(scenes, name="x" * 150)  # 1,804 characters: fine
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{f"v{i}": "x" for i in range(65)}, {"v": "x" * 2001}, {"v" * 65: "x"}],
+    ids=["too-many", "too-long", "name-too-long"],
+)
+def test_variables_are_bounded(variables: dict[str, str]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        TemplateSpec.model_validate({"variables": variables, "scenes": [{}]})
+
+    assert caught.value.errors()[0]["loc"][0] == "variables"
+
+
+def test_layers_in_all_scenes_are_bounded() -> None:
+    scene = {"layers": [{"type": "shape"}] * 64}
+
+    with pytest.raises(ValidationError, match="scenes hold 320 layers in all; at most 256"):
+        _spec([scene] * 5)
+    _spec([scene] * 4)
+
+
+def test_a_request_over_the_bounds_names_the_template() -> None:
+    body = {"prompt": "x", "template": {"scenes": [{"layers": [{"type": "shape"}] * 64}] * 5}}
+
+    with pytest.raises(ValidationError) as caught:
+        VideoRequest.model_validate(body)
+
+    assert caught.value.errors()[0]["loc"] == ("template",)
+
+
+def test_check_inputs_refuses_a_spec_changed_after_validation(backend: TemplateBackend) -> None:
+    spec = _spec([{"layers": [{"type": "text", "text": "{a}" * 100}]}], a="x")
+    spec.variables["a"] = "x" * 2000  # a spec built or edited in code is not validated again
+
+    with pytest.raises(InvalidParameter) as caught:
+        backend.check_inputs(_params(template=spec))
+
+    assert caught.value.parameter == "template"
+    assert "scenes[0].layers[0].text is 200,000 characters" in caught.value.detail
+
+
+def test_scenes_are_prepared_when_reached_and_let_go_after(
+    backend: TemplateBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenes = [{"duration_s": 0.25, "layers": [{"type": "text", "text": f"scene {k}"}]} for k in range(3)]
+    prepared = _record_scenes(monkeypatch)
+
+    frames = iter(backend.generate(_params(num_frames=9, template=_spec(scenes))).frames)
+    assert prepared == []  # nothing before the first frame is asked for
+
+    seen = []
+    for _ in range(9):  # 3 frames a scene at 12 fps
+        next(frames)
+        seen.append(len(prepared))
+    assert seen == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    first = weakref.ref(prepared[0])
+    prepared.clear()
+    gc.collect()
+    assert first() is None  # the renderer kept no hold on a scene it has left

@@ -1,9 +1,13 @@
 """The template backend: deterministic motion graphics from a TemplateSpec, with numpy and PIL only.
 
-Everything static (backgrounds, text, input images) is prepared once; each frame is
-a copy of its scene's background with the layers pasted on through alpha masks.
-Without a template the prompt becomes a title card, built as a TemplateSpec and
-rendered by the same code.
+Everything static (backgrounds, text, input images) is prepared once per scene, when
+the scene's first frame is rendered; each frame is a copy of its scene's background
+with the layers pasted on through alpha masks. Without a template the prompt becomes
+a title card, built as a TemplateSpec and rendered by the same code.
+
+Memory follows the frame size, not the spec: one scene is held at a time, and text is
+rasterised only where it can ever be on screen (a block of large text can be thousands
+of frames tall, and a spec of a few kilobytes would otherwise ask for gigabytes).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import colorsys
 import hashlib
 import itertools
 import math
-import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +29,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from reelfoundry.errors import ConfigurationError, InvalidParameter
 from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
 from reelfoundry.schema import ModelCard, TemplateSpec
-from reelfoundry.schema.template import Background, ImageLayer, Scene, ShapeLayer, TextLayer, Timing
+from reelfoundry.schema.template import Background, ImageLayer, Scene, ShapeLayer, TextLayer, Timing, fill
 
 MAX_FPS = 60
 MIN_SIDE = 16
@@ -50,7 +53,6 @@ TEMPLATE_CARD = ModelCard(
     license="Apache-2.0",
 )
 
-_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TEXT_WIDTH = 0.9
 # The title card wraps narrower than the renderer, so the renderer's re-wrap keeps its lines.
 _TITLE_WIDTH = 0.8
@@ -58,6 +60,9 @@ _TITLE_HEIGHT = 0.6
 _ENTRANCE_S = 0.5
 _SLIDE = 0.08
 _ZOOM_FROM = 0.6
+# Block pixels held beyond what a zoom can show, so that resampling next to the held window's edge reads the
+# neighbours it would read in the whole block (bilinear reaches 1 / _ZOOM_FROM pixels each way when shrinking).
+_ZOOM_MARGIN = 4
 _TITLE_MAX_S = 600.0
 _TITLE_MAX_SIZE = 0.11
 _TITLE_MIN_SIZE = 0.035
@@ -105,19 +110,42 @@ def _fade(t: float, start: float, end: float, fade_in: float, fade_out: float) -
     return _clamp(alpha, 0.0, 1.0)
 
 
+def _break_word(word: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
+    """``word`` cut into pieces no wider than ``max_width`` pixels (but at least one character), each cut as
+    late as possible."""
+    pieces = []
+    while len(word) > 1:
+        # Prefix widths grow with length, so the longest prefix that fits is found by bisection. The range is
+        # first bracketed by doubling, so each cut measures about as much text as it keeps: measuring the whole
+        # rest for every piece made a 2,000-character word take seconds.
+        reach = 1
+        while reach < len(word) and font.getlength(word[:reach]) <= max_width:
+            reach *= 2
+        if reach >= len(word) and font.getlength(word) <= max_width:
+            break
+        cut = max(
+            1,
+            bisect_right(
+                range(1, len(word)),
+                max_width,
+                lo=reach // 2,
+                hi=min(reach, len(word) - 1),
+                key=lambda n: font.getlength(word[:n]),
+            ),
+        )
+        pieces.append(word[:cut])
+        word = word[cut:]
+    pieces.append(word)
+    return pieces
+
+
 def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str]:
     """Greedy word wrap to ``max_width`` pixels; words wider than that are broken between characters."""
     lines = []
     for paragraph in text.splitlines() or [""]:
         line = ""
         for word in paragraph.split():
-            pieces = [word]
-            while font.getlength(pieces[-1]) > max_width and len(pieces[-1]) > 1:
-                rest = pieces.pop()
-                # Prefix widths grow with length, so the longest prefix that fits is found by bisection.
-                cut = max(1, bisect_right(range(1, len(rest)), max_width, key=lambda n: font.getlength(rest[:n])))
-                pieces += [rest[:cut], rest[cut:]]
-            for piece in pieces:
+            for piece in _break_word(word, font, max_width):
                 candidate = f"{line} {piece}" if line else piece
                 if line and font.getlength(candidate) > max_width:
                     lines.append(line)
@@ -128,22 +156,88 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list[str
     return lines
 
 
+def _spacing(font: ImageFont.FreeTypeFont) -> int:
+    return round(font.size * 0.25)
+
+
 def _text_bbox(text: str, font: ImageFont.FreeTypeFont) -> tuple[int, int, int, int]:
+    """Ink box of centred multi-line text drawn at (0, 0); measured line by line, nothing is rasterised."""
     draw = ImageDraw.Draw(Image.new("L", (1, 1)))
-    left, top, right, bottom = draw.multiline_textbbox(
-        (0, 0), text, font=font, spacing=round(font.size * 0.25), align="center"
-    )
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=_spacing(font), align="center")
     return math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
 
 
-def _text_mask(text: str, font: ImageFont.FreeTypeFont) -> Image.Image:
-    """White-on-black coverage of centred multi-line text, cropped to its ink."""
-    left, top, right, bottom = _text_bbox(text, font)
-    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)))
-    ImageDraw.Draw(mask).multiline_text(
-        (-left, -top), text, fill=255, font=font, spacing=round(font.size * 0.25), align="center"
-    )
+@dataclass(frozen=True)
+class _TextBlock:
+    """Centred multi-line text, measured: its ink box and where each line goes, nothing rasterised yet."""
+
+    font: ImageFont.FreeTypeFont
+    lines: list[str]
+    #: Ink box of the text drawn at (0, 0); the block's pixels are this box's (at least 1×1).
+    bbox: tuple[int, int, int, int]
+    #: Where each line is drawn, from where the block is: right by half its shortfall from the widest line
+    #: (centring), down by the lines above it.
+    offsets: list[tuple[float, float]]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height of the block in pixels."""
+        left, top, right, bottom = self.bbox
+        return max(1, right - left), max(1, bottom - top)
+
+
+def _text_block(text: str, font: ImageFont.FreeTypeFont) -> _TextBlock:
+    """Measure ``text`` laid out as Pillow's ``multiline_text(align="center")`` lays it out."""
+    lines = text.split("\n")
+    # Pillow's layout: lines one "A"-height plus spacing apart, each shifted right by half its shortfall from the
+    # widest line. Repeated here so that each line can be drawn on its own (see _text_mask).
+    step = font.getbbox("A", "L")[3] + _spacing(font)
+    widths = [font.getlength(line, "L") for line in lines]
+    widest = max(widths)
+    offsets, top = [], 0.0
+    for width in widths:
+        offsets.append(((widest - width) / 2.0, top))
+        top += step
+    return _TextBlock(font, lines, _text_bbox(text, font), offsets)
+
+
+def _text_mask(block: _TextBlock, window: tuple[int, int, int, int]) -> Image.Image:
+    """White-on-black coverage of the block's pixels inside ``window`` (x0, y0, x1, y1, in block pixels).
+
+    Only lines that reach the window are drawn, each as ``multiline_text`` would draw it; coordinates differ from
+    a whole-block drawing by whole pixels only, so the pixels are the same as that drawing's, cropped.
+    """
+    x0, y0, x1, y1 = window
+    left, top = block.bbox[:2]
+    mask = Image.new("L", (max(1, x1 - x0), max(1, y1 - y0)))
+    draw = ImageDraw.Draw(mask)
+    origin_x, origin_y = -left - x0, -top - y0
+    for line, (dx, dy) in zip(block.lines, block.offsets, strict=True):
+        x, y = origin_x + dx, origin_y + dy
+        ink_left, ink_top, ink_right, ink_bottom = block.font.getbbox(line, "L")
+        # Most lines of a block taller than the frame are off screen: measuring them is cheap, drawing them not.
+        if x + ink_right <= 0 or x + ink_left >= mask.width or y + ink_bottom <= 0 or y + ink_top >= mask.height:
+            continue
+        draw.text((x, y), line, fill=255, font=block.font)
     return mask
+
+
+def _visible(extent: int, centre: float, frame: int, shift: float, zoom: bool) -> tuple[int, int]:
+    """The pixels [start, stop) of a text block's ``extent`` along one axis that can ever land in ``frame``.
+
+    The block is centred at ``centre``, plus up to ``shift`` while it slides in, or scaled up from _ZOOM_FROM
+    while it zooms in. An empty range (start >= stop) means the block is never on screen.
+    """
+    if zoom:
+        # At scale s block pixel u lands near centre + (u - extent / 2) * s: its reach is widest at one end of
+        # [_ZOOM_FROM, 1]. The margin covers rounding and what resampling reads around each pixel.
+        starts = [extent / 2 - centre / s for s in (_ZOOM_FROM, 1.0)]
+        stops = [extent / 2 + (frame - centre) / s for s in (_ZOOM_FROM, 1.0)]
+        start, stop = math.floor(min(starts)) - _ZOOM_MARGIN, math.ceil(max(stops)) + _ZOOM_MARGIN
+    else:
+        # Pasted at round(centre + d - extent / 2) for d in [0, shift]; pixel u shows where that plus u is in frame.
+        start, stop = -round(centre + shift - extent / 2), frame - round(centre - extent / 2)
+    return max(0, start), min(extent, stop)
 
 
 def _background(background: Background, width: int, height: int) -> Image.Image:
@@ -204,35 +298,75 @@ class _Sprite(abc.ABC):
 
 
 class _TextSprite(_Sprite):
+    """Text rasterised once, but only the window of it that its motion can ever bring on screen."""
+
     def __init__(self, layer: TextLayer, scene_duration: float, variables: dict[str, str], size: tuple[int, int]):
         super().__init__(layer, scene_duration)
         width, height = size
         font = _font(layer.size, height)
-        text = _VARIABLE.sub(lambda m: variables[m.group(1)], layer.text)
-        self.mask = _text_mask("\n".join(_wrap(text, font, _TEXT_WIDTH * width)), font)
+        block = _text_block("\n".join(_wrap(fill(layer.text, variables), font, _TEXT_WIDTH * width)), font)
         self.colour = _rgb(layer.color)
         self.centre = (layer.x * width, layer.y * height)
         self.motion = layer.motion
         self.entrance = layer.fade_in_s or _ENTRANCE_S
         self.slide = (_SLIDE * width, _SLIDE * height)
+        #: Width and height of the whole text block; placement is computed for it.
+        self.block = block.size
+        zoom = self.motion == "zoom"
+        x0, x1 = _visible(self.block[0], self.centre[0], width, self.slide[0] * (self.motion == "slide_left"), zoom)
+        y0, y1 = _visible(self.block[1], self.centre[1], height, self.slide[1] * (self.motion == "slide_up"), zoom)
+        self.hidden = x0 >= x1 or y0 >= y1
+        #: The part of the block held in ``mask``, in block pixels (x0, y0, x1, y1): all of it when it fits.
+        self.window = (x0, y0, x1, y1)
+        self.mask = Image.new("L", (1, 1)) if self.hidden else _text_mask(block, self.window)
 
     def _draw(self, frame: Image.Image, elapsed: float, progress: float, alpha: float) -> None:
+        if self.hidden:
+            return
         eased = 1 - (1 - min(1.0, elapsed / self.entrance)) ** 3
-        mask = self.mask
         (x, y), rest = self.centre, 1 - eased
         if self.motion == "slide_up":
             y += rest * self.slide[1]
         elif self.motion == "slide_left":
             x += rest * self.slide[0]
-        elif self.motion == "zoom" and rest > 0:
-            scale = _lerp(_ZOOM_FROM, 1.0, eased)
-            mask = mask.resize(
-                (max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.Resampling.BILINEAR
-            )
+        if self.motion == "zoom" and rest > 0:
+            mask, left, top = self._zoomed(x, y, _lerp(_ZOOM_FROM, 1.0, eased), frame.size)
+            if mask is None:
+                return
+        else:
+            mask = self.mask
+            left = round(x - self.block[0] / 2) + self.window[0]
+            top = round(y - self.block[1] / 2) + self.window[1]
         if alpha < 1:
             mask = mask.point(_scaled_lut(alpha))
-        left, top = round(x - mask.width / 2), round(y - mask.height / 2)
         frame.paste(self.colour, (left, top, left + mask.width, top + mask.height), mask)
+
+    def _zoomed(
+        self, x: float, y: float, scale: float, frame_size: tuple[int, int]
+    ) -> tuple[Image.Image | None, int, int]:
+        """The block scaled by ``scale`` and centred at (x, y): its on-screen part (None if none) and where it goes."""
+        width, height = self.block
+        zoomed = (max(1, round(width * scale)), max(1, round(height * scale)))
+        left, top = round(x - zoomed[0] / 2), round(y - zoomed[1] / 2)
+        if self.mask.size == self.block:
+            # The whole block is held: scale all of it.
+            return self.mask.resize(zoomed, Image.Resampling.BILINEAR), left, top
+        # Only a window is held: scale just the part that lands on screen. The box maps that part back to block
+        # pixels (less the window's offset), so each output pixel samples where it would in the whole block (Pillow
+        # takes the box in single precision: a few edge pixels may differ by one level).
+        u0, u1 = max(0, -left), min(zoomed[0], frame_size[0] - left)
+        v0, v1 = max(0, -top), min(zoomed[1], frame_size[1] - top)
+        if u0 >= u1 or v0 >= v1:
+            return None, 0, 0
+        sx, sy = width / zoomed[0], height / zoomed[1]
+        wx, wy = self.window[:2]
+        box = (
+            _clamp(u0 * sx - wx, 0.0, self.mask.width),
+            _clamp(v0 * sy - wy, 0.0, self.mask.height),
+            _clamp(u1 * sx - wx, 0.0, self.mask.width),
+            _clamp(v1 * sy - wy, 0.0, self.mask.height),
+        )
+        return self.mask.resize((u1 - u0, v1 - v0), Image.Resampling.BILINEAR, box=box), left + u0, top + v0
 
 
 class _ShapeSprite(_Sprite):
@@ -455,6 +589,10 @@ class TemplateBackend(Backend):
         if not 1 <= params.fps <= MAX_FPS:
             raise InvalidParameter("fps", f"fps must be between 1 and {MAX_FPS}, got {params.fps}")
         if params.template is not None:
+            # The spec validated when it was parsed, but one built or changed in code did not: check its bounds here.
+            problem = params.template.problem()
+            if problem is not None:
+                raise InvalidParameter("template", problem)
             for i, scene in enumerate(params.template.scenes):
                 for j, layer in enumerate(scene.layers):
                     if isinstance(layer, ImageLayer) and layer.input >= len(params.inputs):
@@ -478,10 +616,10 @@ class TemplateBackend(Backend):
                 params.prompt, params.seed, params.width, params.height, params.num_frames / params.fps
             )
 
-        # 3. Prepare static layers
+        # 3. Plan the scenes: their static layers are prepared when each is reached (step 4), one held at a
+        #    time, so memory does not grow with the number of scenes.
         size = (params.width, params.height)
         images: dict[int, Image.Image] = {}
-        scenes = [_prepare_scene(scene, spec.variables, size, params.inputs, images) for scene in spec.scenes]
         starts = [0.0, *itertools.accumulate(scene.duration_s for scene in spec.scenes)][:-1]
 
         # 4. Render frames, lazily: the encoder pulls them one at a time, so a long
@@ -492,11 +630,15 @@ class TemplateBackend(Backend):
 
         def render() -> Iterator[np.ndarray]:
             last = np.empty(0, dtype=np.uint8)
+            current: tuple[int, _PreparedScene] | None = None
             for i in range(total):
                 if i < inside:
                     t = i / params.fps
                     k = bisect_right(starts, t) - 1
-                    last = np.asarray(scenes[k].render(t - starts[k]))
+                    if current is None or current[0] != k:
+                        current = None  # let go of the previous scene before the next one is prepared
+                        current = k, _prepare_scene(spec.scenes[k], spec.variables, size, params.inputs, images)
+                    last = np.asarray(current[1].render(t - starts[k]))
                 if callback is not None:
                     callback(i + 1, total)
                 yield last
