@@ -16,7 +16,8 @@ from reelfoundry.outbound import OutboundPolicy
 from reelfoundry.schema import VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import jobs as jobstore
-from reelfoundry.store.tables import TenantRow, WebhookDeliveryRow
+from reelfoundry.store.events import append_event
+from reelfoundry.store.tables import Base, TenantRow, WebhookDeliveryRow
 
 
 def _jobs(database: Database, tenant_id: str, url: str, n: int) -> list[str]:
@@ -129,3 +130,22 @@ def test_an_address_refused_at_send_time_fails_without_a_connection(
         and "loopback" in delivery.last_error
     )
     assert receiver.connections == 0
+
+
+def test_the_webhook_url_is_stored_once_per_job_however_many_events(
+    database: Database, tenant_ids: tuple[str, str]
+) -> None:
+    """It used to be copied into every delivery row (a 1 MB URL, stored again for each event)."""
+    url = "https://hooks.example.com/" + "p" * 2000
+    (job_id,) = _jobs(database, tenant_ids[0], url, 1)
+    with database.write() as session:
+        job = jobstore.get_job(session, tenant_ids[0], job_id)
+        for kind in ("job.running", "job.succeeded"):
+            append_event(session, job, kind)
+    copies = 0
+    with database.read() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table)).all():
+                copies += sum(url in str(value) for value in row)
+    assert len(_deliveries(database, tenant_ids[0])) == 3
+    assert copies == 1
