@@ -25,7 +25,8 @@ def test_settings_refuse_contradictions() -> None:
         Settings(executor="ray://x:1")
     with pytest.raises(ValidationError, match="storage_url"):
         Settings(storage_url="s3://bucket")
-    pem = {k: Path("/x.pem") for k in ("signing_cert_chain", "signing_key", "signing_trust_anchor")}
+    pem: dict[str, object] = {k: Path("/x.pem") for k in ("signing_cert_chain", "signing_key", "signing_trust_anchor")}
+    pem["public_base_url"] = "https://media.example.com"
     with pytest.raises(ValidationError, match="secret_key"):
         Settings(environment="production", metrics_token="m" * 20, **pem)
     with pytest.raises(ValidationError, match="metrics_token"):

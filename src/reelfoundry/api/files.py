@@ -73,9 +73,11 @@ def original_response(
     *,
     range_: str | None,
     if_none_match: str | None,
-    on_sent: Callable[[int], None] | None = None,
+    on_sent: Callable[[int], None] | None,
 ) -> Response:
     """An asset's original file, for the tenant's own eyes (review, the creator's preview).
+
+    ``on_sent`` (required: every way out is metered) is charged the bytes sent, e.g. the platform's egress meter.
 
     Never cached by anyone else: the way out to an audience is a delivery URL of the published rendition.
     """

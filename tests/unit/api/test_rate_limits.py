@@ -72,3 +72,12 @@ def test_redis_counters_are_shared_by_processes() -> None:
         second.hit(key, "submit")
     assert limited.value.retry_after_s >= 1
     second.hit(f"other-{key}", "submit")  # another key has its own count
+
+
+def test_an_unreachable_redis_lets_requests_through(caplog: pytest.LogCaptureFixture) -> None:
+    """Rate limiting must not take the API down with its counter store: requests pass, the outage is logged."""
+    settings = Settings(rate_limit_submit="1/minute", rate_limit_storage_url="redis://127.0.0.1:1/0")
+    limiter = RateLimits(settings)
+    assert limiter.hit("key", "submit") == {}
+    assert limiter.hit("key", "submit") == {}
+    assert "rate-limit storage unreachable" in caplog.text
