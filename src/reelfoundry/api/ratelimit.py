@@ -1,7 +1,9 @@
 """Per-API-key rate limits (the ``limits`` package): job submissions and everything else, counted apart.
 
 Counters live in this process (``memory://``) or in Redis (``redis://…``) so several API processes
-share them. A moving window: at most N requests in any window of the period, not N per clock minute.
+share them. A sliding window counter: this window's count plus the previous window's, weighted by how much
+of it the sliding window still covers — close to "at most N in any window of the period" (not N per clock
+minute), in two counters per key, where an exact moving window keeps every hit's time.
 Over the limit is a 429 problem with ``Retry-After``; every limited response carries the
 ``RateLimit-Limit``/``-Remaining``/``-Reset`` and ``RateLimit-Policy`` headers
 (draft-ietf-httpapi-ratelimit-headers-07).
@@ -15,7 +17,7 @@ import time
 
 import limits
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelfoundry.config import Settings
@@ -32,7 +34,7 @@ class RateLimits:
     """The two per-key limits and the counter storage they share."""
 
     def __init__(self, settings: Settings) -> None:
-        self._limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage_url))
+        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(settings.rate_limit_storage_url))
         #: Whether counting is a network round trip (Redis), to be kept off the event loop.
         self.remote = not settings.rate_limit_storage_url.startswith("memory://")
         self._items = {
