@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     max_concurrent_uploads: int = Field(
         4, ge=1, le=256, description="Uploads (POST /v1/assets, POST /v1/verify) received at once; more get 503."
     )
+    max_concurrent_uploads_per_key: int = Field(
+        2, ge=1, le=256, description="Of those, how many one API key may have in progress at once."
+    )
+    upload_timeout_s: float = Field(
+        300.0, gt=0, le=3600, description="Time an upload's whole body has to arrive (a trickle is cut off: 408)."
+    )
     worker_memory_limit_mb: int = Field(
         4096,
         ge=0,

@@ -171,6 +171,15 @@ class PayloadTooLarge(ReelFoundryError):
     title = "Payload too large"
 
 
+class RequestTimeout(ReelFoundryError):
+    """A request body that did not arrive within the time allowed."""
+
+    status = 408
+    type_slug = "request-timeout"
+    title = "Request timeout"
+    recoverable = True
+
+
 class UnsupportedMediaType(ReelFoundryError):
     """A request body of a content type this endpoint does not take."""
 

@@ -34,7 +34,10 @@ class RateLimits:
     """The two per-key limits and the counter storage they share."""
 
     def __init__(self, settings: Settings) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(settings.rate_limit_storage_url))
+        url = settings.rate_limit_storage_url
+        # A Redis that stops answering must cost a request a second at most, not a hung connect.
+        options = {"socket_connect_timeout": 1, "socket_timeout": 1} if url.startswith("redis") else {}
+        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(url, **options))
         #: Whether counting is a network round trip (Redis), to be kept off the event loop.
         self.remote = not settings.rate_limit_storage_url.startswith("memory://")
         self._items = {

@@ -14,15 +14,17 @@ import hashlib
 import os
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from reelfoundry.errors import BadRequest, PayloadTooLarge, ServiceBusy
+from reelfoundry.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceBusy
 
 #: Bytes gathered before one write: file writes and hashing run off the event loop, in pieces this big.
 WRITE_CHUNK = 1_048_576
@@ -42,11 +44,13 @@ class Upload:
 
 
 class UploadSlots:
-    """A fixed number of uploads in progress at once; ``try_acquire`` never waits."""
+    """A fixed number of uploads in progress at once, and a share of them per API key; never waits."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_key: int | None = None) -> None:
         self.limit = limit
+        self.per_key = min(limit, per_key or limit)
         self._in_use = 0
+        self._by_key: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     @property
@@ -54,18 +58,24 @@ class UploadSlots:
         """Uploads in progress now."""
         return self._in_use
 
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free; False when all are busy."""
+    def try_acquire(self, key: str = "") -> str | None:
+        """Take a slot for ``key``; None when taken, else why not (all busy, or the key's share in use)."""
         with self._lock:
             if self._in_use >= self.limit:
-                return False
+                return f"{self.limit} uploads are in progress, the most this server takes at once"
+            if self._by_key[key] >= self.per_key:
+                return f"this API key already has {self.per_key} uploads in progress, its most at once"
             self._in_use += 1
-            return True
+            self._by_key[key] += 1
+            return None
 
-    def release(self) -> None:
-        """Give a slot back."""
+    def release(self, key: str = "") -> None:
+        """Give ``key``'s slot back."""
         with self._lock:
             self._in_use -= 1
+            self._by_key[key] -= 1
+            if self._by_key[key] <= 0:
+                del self._by_key[key]
 
 
 def upload_slots(request: Request) -> UploadSlots:
@@ -82,7 +92,7 @@ def upload_slots(request: Request) -> UploadSlots:
         settings = state.platform.settings
         for stale in temp_dir(settings.data_dir).glob(PREFIX + "*"):
             stale.unlink(missing_ok=True)
-        slots = UploadSlots(settings.max_concurrent_uploads)
+        slots = UploadSlots(settings.max_concurrent_uploads, settings.max_concurrent_uploads_per_key)
         state.upload_slots = slots
     return slots
 
@@ -96,32 +106,39 @@ def temp_dir(data_dir: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def receive_upload(request: Request, *, limit: int, suffix: str = "") -> AsyncIterator[Upload]:
-    """Stream the request body into a temporary file ending in ``suffix`` and yield it.
+async def receive_upload(request: Request, *, limit: int, key: str, suffix: str = "") -> AsyncIterator[Upload]:
+    """Stream the request body of API key ``key`` into a temporary file ending in ``suffix`` and yield it.
 
-    ServiceBusy (503) when every upload slot is taken; PayloadTooLarge (413) past ``limit`` bytes; BadRequest
-    when the client goes away mid-body. The file is removed when the block ends, however it ends, unless the
-    block moved it elsewhere (e.g. into media storage). The slot is held until then, so the work done on the
-    file (verifying, decoding) is bounded too.
+    ServiceBusy (503) when every upload slot, or the key's share of them, is taken; PayloadTooLarge (413) past
+    ``limit`` bytes; RequestTimeout (408) when the body takes longer than ``upload_timeout_s`` to arrive (a
+    client trickling bytes would otherwise hold its slot for ever); BadRequest when the client goes away
+    mid-body. The file is removed when the block ends, however it ends, unless the block moved it elsewhere
+    (e.g. into media storage). The slot is held until then, so the work done on the file is bounded too.
     """
     slots = upload_slots(request)
-    if not slots.try_acquire():
-        raise ServiceBusy(
-            f"{slots.limit} uploads are in progress, the most this server takes at once; try again shortly",
-            retry_after_s=RETRY_AFTER_S,
-        )
+    refused = slots.try_acquire(key)
+    if refused is not None:
+        raise ServiceBusy(f"{refused}; try again shortly", retry_after_s=RETRY_AFTER_S)
+    settings = request.app.state.platform.settings
     try:
-        directory = temp_dir(request.app.state.platform.settings.data_dir)
+        directory = temp_dir(settings.data_dir)
         fd, name = tempfile.mkstemp(suffix=suffix, prefix=PREFIX, dir=directory)  # mode 0600
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as fh:
-                size, digest = await _copy_body(request, fh, limit)
+                try:
+                    with anyio.fail_after(settings.upload_timeout_s):
+                        size, digest = await _copy_body(request, fh, limit)
+                except TimeoutError:
+                    raise RequestTimeout(
+                        f"the upload did not arrive within {settings.upload_timeout_s:g} s "
+                        "(REELFOUNDRY_UPLOAD_TIMEOUT_S)"
+                    ) from None
             yield Upload(path, size, digest)
         finally:
             path.unlink(missing_ok=True)
     finally:
-        slots.release()
+        slots.release(key)
 
 
 async def _copy_body(request: Request, fh: BinaryIO, limit: int) -> tuple[int, str]:

@@ -17,7 +17,14 @@ from datetime import timedelta
 
 from reelfoundry.config import Settings
 from reelfoundry.events import signing
-from reelfoundry.outbound import GuardedClient, OutboundError, OutboundPolicy, RefusedDestination
+from reelfoundry.outbound import (
+    GuardedClient,
+    OutboundError,
+    OutboundPolicy,
+    RefusedDestination,
+    ResolutionFailed,
+    Unresolvable,
+)
 from reelfoundry.store import Database
 from reelfoundry.store import webhooks as outbox
 from reelfoundry.store.tables import utcnow
@@ -133,27 +140,32 @@ class WebhookDispatcher:
             self._wake.set()
 
     def send(self, item: outbox.Claimed) -> None:
-        """One attempt of one claimed delivery, and its outcome recorded."""
+        """One attempt of one claimed delivery, and its outcome recorded (whatever goes wrong on the way)."""
         s = self.settings
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            **signing.headers(item.secrets, item.id, int(time.time()), item.body),
-        }
         status: int | None = None
         error: str | None = None
         give_up = False
         try:
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                **signing.headers(item.secrets, item.id, int(time.time()), item.body),
+            }
             response = self.client.post(item.url, item.body, headers, parameter="webhook_url")
             status = response.status
             if not 200 <= status < 300:
                 error = f"receiver answered {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
+        except (Unresolvable, ResolutionFailed) as exc:
+            error = exc.detail  # DNS may answer again: retried like an unreachable receiver
         except RefusedDestination as exc:
-            # The host resolved somewhere it may not go (it passed at submission: DNS changed). Retrying
-            # would only probe again.
+            # The host now resolves somewhere it may not go (it passed at submission), or the allowlist
+            # shrank. Retrying would only probe again.
             error, give_up = f"refused: {exc.detail}", True
         except OutboundError as exc:
             error = str(exc)
+        except Exception as exc:  # a bug here must still count an attempt, or the row would retry forever
+            log.exception("webhook delivery %s failed unexpectedly", item.id)
+            error = f"internal error: {type(exc).__name__}"
         if error is not None:
             log.info("webhook delivery %s to %s failed: %s", item.id, item.receiver, error)
 

@@ -6,7 +6,7 @@ the address checked is the address connected to, a capped answer and one deadlin
 
 from reelfoundry.outbound.addresses import parse_ip, refusal
 from reelfoundry.outbound.client import GuardedClient, OutboundError, OutboundResponse
-from reelfoundry.outbound.policy import Destination, OutboundPolicy, RefusedDestination
+from reelfoundry.outbound.policy import Destination, OutboundPolicy, RefusedDestination, ResolutionFailed, Unresolvable
 
 __all__ = [
     "Destination",
@@ -15,6 +15,8 @@ __all__ = [
     "OutboundPolicy",
     "OutboundResponse",
     "RefusedDestination",
+    "ResolutionFailed",
+    "Unresolvable",
     "parse_ip",
     "refusal",
 ]

@@ -24,20 +24,22 @@ _NAMED: list[tuple[str, list[str]]] = [
     ("reserved", ["240.0.0.0/4"]),
 ]
 _NETWORKS = [(reason, [ipaddress.ip_network(n) for n in nets]) for reason, nets in _NAMED]
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Prefixes whose last 32 bits are an IPv4 address: NAT64 (well-known and local-use), SIIT's
+# IPv4-translated addresses, and the deprecated IPv4-compatible form.
+_CARRIERS = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96")]
 _COMPATIBLE = ipaddress.ip_network("::/96")
 _DIGITS = {8: set("01234567"), 10: set("0123456789"), 16: set("0123456789abcdefABCDEF")}
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, 6to4, NAT64, Teredo), if any."""
+    """The IPv4 address an IPv6 address carries (mapped, translated, compatible, 6to4, NAT64, Teredo), if any."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
+    if any(address in net for net in _CARRIERS) or (address in _COMPATIBLE and int(address) > 1):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

@@ -18,6 +18,8 @@ import httpcore
 
 from reelfoundry.outbound.policy import Destination, OutboundPolicy
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
 
 class OutboundError(Exception):
     """A request that could not be completed (refused, unreachable, timed out, broken answer)."""
@@ -114,7 +116,12 @@ class GuardedClient:
         )
         step = self.deadline_s
         extensions = {"timeout": {"connect": step, "read": step, "write": step, "pool": step}}
-        request_headers = [(k.encode(), v.encode()) for k, v in headers.items()] + [(b"Connection", b"close")]
+        # httpcore writes an IPv6 host without its brackets; a Host header must carry them.
+        host = f"[{destination.host}]" if ":" in destination.host else destination.host
+        if destination.port != _DEFAULT_PORTS[destination.scheme]:
+            host = f"{host}:{destination.port}"
+        request_headers = [(b"Host", host.encode()), (b"Connection", b"close")]
+        request_headers += [(k.encode(), v.encode()) for k, v in headers.items() if k.lower() != "host"]
         try:
             with pool, pool.stream("POST", url, headers=request_headers, content=body, extensions=extensions) as r:
                 kept = bytearray()

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from reelfoundry.errors import InvalidParameter
+from reelfoundry.errors import InvalidParameter, ServiceBusy
 from reelfoundry.outbound.addresses import IPAddress, parse_ip, refusal
 
 MAX_URL_CHARS = 2048
 _SCHEMES = {"http": 80, "https": 443}
-# getaddrinfo has no timeout of its own: lookups run here and are waited for with one.
-_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reelfoundry-resolve")
+# getaddrinfo has no timeout and cannot be cancelled: each lookup runs on a thread of its own, waited for
+# with a timeout. A slow name server keeps its threads until it answers, so at most this many run at once;
+# past that a lookup fails at once (no queue whose waiting would eat into everyone's timeout).
+MAX_LOOKUPS = 32
+_LOOKUPS = threading.BoundedSemaphore(MAX_LOOKUPS)
+#: getaddrinfo errors that say the name does not exist (not that the name server is unwell).
+_NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 class RefusedDestination(InvalidParameter):
@@ -24,6 +29,17 @@ class RefusedDestination(InvalidParameter):
 
     type_slug = "refused-destination"
     title = "Refused destination"
+
+
+class Unresolvable(RefusedDestination):
+    """The URL's host name does not exist (a 422 at submission; retried at delivery, DNS may come back)."""
+
+
+class ResolutionFailed(ServiceBusy):
+    """The name server did not answer in time, or too many lookups are in flight: try again later."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after_s=5)
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,8 @@ class OutboundPolicy:
 
     def check(self, url: str, parameter: str) -> Destination:
         """Approve ``url`` and pick the address to connect to; RefusedDestination (422 naming ``parameter``)
-        for a bad URL, a refused address, or a name that does not resolve to an allowed one.
+        for a bad URL, a refused address, or a name that does not exist (Unresolvable); ResolutionFailed
+        (503, try again) when the name server does not answer in time.
 
         Every address the name resolves to must be allowed, so a name with one public and one private
         address cannot win a race between lookups; the connection then goes to the address checked here.
@@ -122,15 +139,7 @@ class OutboundPolicy:
         return Destination(url=url, scheme=scheme, host=host, port=port, address=addresses[0])
 
     def _resolve(self, host: str, port: int, parameter: str) -> list[IPAddress]:
-        future = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-        try:
-            infos = future.result(timeout=self.resolve_timeout_s)
-        except FutureTimeout:
-            raise RefusedDestination(
-                parameter, f"{parameter} host {host!r} did not resolve within {self.resolve_timeout_s:g} s"
-            ) from None
-        except (OSError, UnicodeError) as exc:
-            raise RefusedDestination(parameter, f"{parameter} host {host!r} does not resolve: {exc}") from None
+        infos = _lookup(host, port, self.resolve_timeout_s, parameter)
         found: list[IPAddress] = []
         for _family, _type, _proto, _name, sockaddr in infos:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
@@ -139,5 +148,34 @@ class OutboundPolicy:
             if address not in found:
                 found.append(address)
         if not found:
-            raise RefusedDestination(parameter, f"{parameter} host {host!r} resolves to no address")
+            raise Unresolvable(parameter, f"{parameter} host {host!r} resolves to no address")
         return found
+
+
+def _lookup(host: str, port: int, timeout_s: float, parameter: str) -> list[tuple[Any, ...]]:
+    """getaddrinfo on a thread of its own, waited for at most ``timeout_s``."""
+    if not _LOOKUPS.acquire(blocking=False):
+        raise ResolutionFailed(f"{MAX_LOOKUPS} name lookups are in flight; cannot resolve {host!r} now")
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            outcome.append(exc)
+        finally:
+            _LOOKUPS.release()
+            done.set()
+
+    threading.Thread(target=run, name="reelfoundry-resolve", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise ResolutionFailed(f"{parameter} host {host!r} did not resolve within {timeout_s:g} s")
+    result = outcome[0]
+    if isinstance(result, socket.gaierror) and result.errno in _NO_SUCH_NAME:
+        raise Unresolvable(parameter, f"{parameter} host {host!r} does not resolve: {result.strerror}")
+    if isinstance(result, UnicodeError):
+        raise Unresolvable(parameter, f"{parameter} host {host!r} is not a valid host name: {result}")
+    if isinstance(result, OSError):
+        raise ResolutionFailed(f"{parameter} host {host!r} could not be resolved now: {result}")
+    return list(result)

@@ -98,18 +98,25 @@ def claim_due(
     tenant_rows = {
         t.id: t for t in session.scalars(select(TenantRow).where(TenantRow.id.in_({r.tenant_id for r in chosen})))
     }
-    return [
-        Claimed(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            receiver=row.receiver,
-            url=str(urls[row.job_id].get("webhook_url") or ""),
-            body=to_event(events[row.event_id]).model_dump_json().encode(),
-            secrets=signing_secrets(tenant_rows[row.tenant_id], now),
-            lease=lease,
+    claimed = []
+    for row in chosen:
+        event, request, tenant = events.get(row.event_id), urls.get(row.job_id), tenant_rows.get(row.tenant_id)
+        if event is None or request is None or tenant is None:
+            # Only a hand-edited database gets here; failing the row keeps it from blocking every round.
+            row.state, row.last_error = "failed", "its event, job or tenant is gone"
+            continue
+        claimed.append(
+            Claimed(
+                id=row.id,
+                tenant_id=row.tenant_id,
+                receiver=row.receiver,
+                url=str(request.get("webhook_url") or ""),
+                body=to_event(event).model_dump_json().encode(),
+                secrets=signing_secrets(tenant, now),
+                lease=lease,
+            )
         )
-        for row in chosen
-    ]
+    return claimed
 
 
 def record_attempt(

@@ -385,7 +385,8 @@ class _Post:
 
 async def _post(platform: Platform, request: Request, action: Action) -> _Post | Response:
     """The session, the form and its CSRF token checked, the role allowed ``action``; else the page to show."""
-    found = _reader(platform, request)
+    # Off the event loop: the session look-up reads the database and the rate limit may ask Redis.
+    found = await run_in_threadpool(_reader, platform, request)
     if not isinstance(found, tuple):
         return found
     principal, cookie = found

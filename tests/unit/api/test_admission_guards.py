@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 import pytest
 from inprocess import AppFactory
 
@@ -58,3 +61,17 @@ def test_allowed_hosts_let_a_private_receiver_through(make_app: AppFactory) -> N
     # Allowing 127.0.0.1 allows nothing else.
     r = client.post("/v1/jobs", json={"prompt": "p", "model": "template", "webhook_url": "http://10.0.0.1/hook"})
     assert r.status_code == 422 and r.json()["parameter"] == "webhook_url"
+
+
+def test_a_name_server_hiccup_is_503_not_a_verdict_on_the_url(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = make_app()
+
+    def unwell(*args: Any, **kwargs: Any) -> list[Any]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unwell)
+    r = client.post("/v1/jobs", json={"prompt": "p", "model": "template", "webhook_url": "https://hooks.example.com/"})
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+    assert client.get("/v1/jobs").json()["items"] == []

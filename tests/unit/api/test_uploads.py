@@ -21,16 +21,25 @@ from reelfoundry.api.uploads import UploadSlots, receive_upload, upload_slots
 LIMIT = 10_000
 
 
-def upload_app(data_dir: Path, slots: int = 1) -> tuple[FastAPI, list[dict[str, Any]]]:
+def upload_app(
+    data_dir: Path, slots: int = 1, per_key: int | None = None, timeout_s: float = 60
+) -> tuple[FastAPI, list[dict[str, Any]]]:
     """An app with one upload route that reports what it saw of the temp file (and may fail after)."""
     app = FastAPI()
     problems.install(app)
-    app.state.platform = SimpleNamespace(settings=SimpleNamespace(data_dir=data_dir, max_concurrent_uploads=slots))
+    settings = SimpleNamespace(
+        data_dir=data_dir,
+        max_concurrent_uploads=slots,
+        max_concurrent_uploads_per_key=per_key or slots,
+        upload_timeout_s=timeout_s,
+    )
+    app.state.platform = SimpleNamespace(settings=settings)
     seen: list[dict[str, Any]] = []
 
     @app.post("/up")
     async def up(request: Request) -> dict[str, Any]:
-        async with receive_upload(request, limit=LIMIT, suffix=".mp4") as upload:
+        key = request.query_params.get("key", "k")
+        async with receive_upload(request, limit=LIMIT, key=key, suffix=".mp4") as upload:
             seen.append(
                 {
                     "path": upload.path,
@@ -147,13 +156,13 @@ def test_an_error_while_the_file_is_worked_on_removes_it(tmp_path: Path) -> None
 def test_when_every_slot_is_taken_the_upload_is_refused_at_once_with_retry_after(tmp_path: Path) -> None:
     app, seen = upload_app(tmp_path, slots=2)
     app.state.upload_slots = slots = UploadSlots(2)
-    assert slots.try_acquire() and slots.try_acquire()
-    assert not slots.try_acquire()
+    assert slots.try_acquire("a") is None and slots.try_acquire("b") is None
+    assert slots.try_acquire("c") is not None
     status, headers, out = call(app, body(b"q" * 10))
     assert status == 503 and int(headers["retry-after"]) >= 1
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(out)["type"].endswith("/busy") and seen == []
-    slots.release()
+    slots.release("a")
     status, _, _ = call(app, body(b"q" * 10))
     assert status == 200 and slots.in_use == 1
 
@@ -172,3 +181,36 @@ def test_the_first_upload_sweeps_files_left_by_a_crashed_process(tmp_path: Path)
     app, _ = upload_app(tmp_path)
     assert call(app, body(b"w"))[0] == 200
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_one_key_holds_only_its_share_of_the_slots(tmp_path: Path) -> None:
+    """A reader key trickling uploads could otherwise take every slot and lock everyone else out."""
+    app, _ = upload_app(tmp_path, slots=4, per_key=2)
+    app.state.upload_slots = slots = UploadSlots(4, 2)
+    assert slots.try_acquire("greedy") is None and slots.try_acquire("greedy") is None
+    status, _, out = call(app, body(b"q"), query="key=greedy")
+    assert status == 503 and "this API key already has 2 uploads" in json.loads(out)["detail"]
+    assert call(app, body(b"q"), query="key=someone-else")[0] == 200
+
+
+def test_a_body_that_trickles_past_the_timeout_is_cut_off(tmp_path: Path) -> None:
+    app, seen = upload_app(tmp_path, timeout_s=0.3)
+    pieces = [{"type": "http.request", "body": b"a", "more_body": True}]
+
+    async def trickle() -> dict[str, Any]:
+        if pieces:
+            return pieces.pop()
+        await asyncio.sleep(30)  # the next byte never comes in time
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/up", "headers": [], "query_string": b"", "app": app}
+    asyncio.run(app(scope, trickle, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["type"].endswith("/request-timeout")
+    assert seen == [] and list((tmp_path / "tmp").iterdir()) == []
+    assert upload_slots_of(app).in_use == 0

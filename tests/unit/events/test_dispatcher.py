@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from receivers import RawReceiver, answer, trickle, wait_for
@@ -149,3 +151,22 @@ def test_the_webhook_url_is_stored_once_per_job_however_many_events(
                 copies += sum(url in str(value) for value in row)
     assert len(_deliveries(database, tenant_ids[0])) == 3
     assert copies == 1
+
+
+def test_a_name_server_hiccup_is_retried_not_given_up(
+    database: Database, tenant_ids: tuple[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unwell(*args: Any, **kwargs: Any) -> list[Any]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unwell)
+    _jobs(database, tenant_ids[0], "https://hooks.example.com/in", 1)
+    dispatcher = WebhookDispatcher(settings, database, webhook_client(OutboundPolicy(), settings))
+    dispatcher.start()
+    try:
+        wait_for(lambda: all(d.attempts >= 1 for d in _deliveries(database, tenant_ids[0])), what="an attempt")
+    finally:
+        dispatcher.stop()
+    (delivery,) = _deliveries(database, tenant_ids[0])
+    assert delivery.state == "pending", delivery.last_error
+    assert delivery.last_error is not None and "could not be resolved now" in delivery.last_error

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Any
 
 import pytest
+from receivers import wait_for
 
-from reelfoundry.outbound import OutboundPolicy, RefusedDestination, parse_ip, refusal
+from reelfoundry.outbound import OutboundPolicy, RefusedDestination, ResolutionFailed, parse_ip, refusal
+from reelfoundry.outbound import policy as outbound_policy
 
 # (URL, why it is refused) — literal addresses in every encoding browsers and inet_aton accept.
 REFUSED = [
@@ -54,6 +57,8 @@ REFUSED = [
     ("http://[64:ff9b::a9fe:a9fe]/", "link-local"),
     ("http://[2002:7f00:1::]/", "loopback, inside an IPv6 address"),
     ("http://[2002:a9fe:a9fe::1]/", "link-local"),
+    ("http://[64:ff9b:1::a00:1]/", "private, inside an IPv6 address"),
+    ("http://[::ffff:0:7f00:1]/", "loopback, inside an IPv6 address"),
     ("http://localhost/", "loopback"),
     ("http://LOCALHOST./", "loopback"),
 ]
@@ -159,3 +164,48 @@ def test_a_name_that_does_not_resolve_is_refused(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(RefusedDestination) as refused:
         OutboundPolicy().check("https://nowhere.invalid/", "webhook_url")
     assert "does not resolve" in refused.value.detail
+
+
+def test_a_name_server_that_fails_or_stalls_is_a_try_again_not_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unwell(*args: Any, **kwargs: Any) -> list[Any]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unwell)
+    with pytest.raises(ResolutionFailed) as busy:
+        OutboundPolicy().check("https://hooks.example/", "webhook_url")
+    assert busy.value.status == 503 and busy.value.retry_after_s >= 1
+
+
+def test_stalled_lookups_never_queue_in_front_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant pointing webhooks at a slow name server holds lookup threads, but no later lookup waits
+    behind them: it is answered at once (at worst "too many lookups now"), never after a queue."""
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def lookup(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host.startswith("slow"):
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "late")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    policy = OutboundPolicy(resolve_timeout_s=0.05)
+    try:
+        for i in range(outbound_policy.MAX_LOOKUPS):
+            with pytest.raises(ResolutionFailed, match="did not resolve within"):
+                policy.check(f"https://slow{i}.example/", "webhook_url")
+        with pytest.raises(ResolutionFailed, match="name lookups are in flight"):
+            policy.check("https://fine.example/", "webhook_url")
+    finally:
+        release.set()
+    monkeypatch.setattr(socket, "getaddrinfo", real)
+    wait_for(_lookups_free, what="lookup threads to finish")
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    assert str(policy.check("https://fine.example/", "webhook_url").address) == "93.184.216.34"
+
+
+def _lookups_free() -> bool:
+    if outbound_policy._LOOKUPS.acquire(blocking=False):
+        outbound_policy._LOOKUPS.release()
+        return True
+    return False

@@ -94,3 +94,23 @@ def test_a_closed_port_is_a_clean_error() -> None:
     sock.close()
     with pytest.raises(OutboundError, match="could not connect"):
         GuardedClient(LOCAL).post(f"http://127.0.0.1:{port}/", b"{}", {})
+
+
+def test_an_ipv6_receiver_gets_a_bracketed_host_header() -> None:
+    sock = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    port = sock.getsockname()[1]
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            seen.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        response = GuardedClient(OutboundPolicy(["::1"])).post(f"http://[::1]:{port}/hook", b"{}", {})
+    finally:
+        sock.close()
+    assert response.status == 204
+    assert b"\r\nHost: [::1]:%d\r\n" % port in seen[0]

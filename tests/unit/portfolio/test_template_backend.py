@@ -366,3 +366,17 @@ def test_scenes_are_prepared_when_reached_and_let_go_after(
     prepared.clear()
     gc.collect()
     assert first() is None  # the renderer kept no hold on a scene it has left
+
+
+def test_image_layers_are_bounded_by_the_input_pixels_they_draw_on(tmp_path: Path, backend: TemplateBackend) -> None:
+    """Each image layer decodes its input and may keep a resized copy: 64 layers of one 50 MP upload would
+    hold gigabytes. The sum of input pixels over image layers is capped."""
+    big = tmp_path / "big.png"
+    Image.new("RGB", (5000, 10_000), (10, 20, 30)).save(big)  # 50 MP
+    layers = [{"type": "image", "input": 0, "zoom_to": 4.0} for _ in range(3)]
+    params = _params(template=_spec([{"duration_s": 1, "layers": layers}]), inputs=(big,))
+    with pytest.raises(InvalidParameter) as refused:
+        backend.check_inputs(params)
+    assert refused.value.parameter == "template"
+    assert "150,000,000 input pixels" in refused.value.detail
+    backend.check_inputs(replace(params, template=_spec([{"duration_s": 1, "layers": layers[:2]}])))

@@ -66,3 +66,54 @@ def test_0003_carries_who_submitted_and_who_created_over_from_the_audit_log(db_u
         assert keys == {"KADMIN": None, "KREVIEWER": "KADMIN"}
         assert conn.execute(text("SELECT allow_self_approval FROM tenants")).scalar() in (False, 0)
     engine.dispose()
+
+
+def test_0006_moves_secrets_to_whsec_and_delivery_urls_to_the_job_and_back(db_url: str) -> None:
+    import base64
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from reelfoundry.store.db import alembic_config
+
+    engine = create_engine(db_url)
+    hex_secret = "ab" * 32
+    url = "https://hooks.example.com:8443/in"
+    with engine.begin() as conn:
+        cfg = alembic_config(db_url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        now = "2026-11-01 00:00:00+00:00"
+        conn.execute(
+            text(
+                "INSERT INTO tenants (id, name, is_operator, webhook_secret, created_at, allow_self_approval) "
+                f"VALUES ('T', 'acme', false, '{hex_secret}', '{now}', false)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, tenant_id, state, model, priority, request, request_hash, attempts, "
+                f"max_attempts, progress, cancel_requested, created_at) VALUES ('J', 'T', 'queued', 'template', 0, "
+                f"'{{\"webhook_url\": \"{url}\"}}', 'h', 0, 3, 0.0, false, '{now}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO events (id, job_id, tenant_id, type, data, created_at) "
+                f"VALUES (1, 'J', 'T', 'job.queued', '{{}}', '{now}')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO webhook_deliveries (id, tenant_id, event_id, job_id, url, state, attempts, "
+                f"next_attempt_at, created_at) VALUES ('D', 'T', 1, 'J', '{url}', 'pending', 0, '{now}', '{now}')"
+            )
+        )
+        command.upgrade(cfg, "0006")
+        secret = conn.execute(text("SELECT webhook_secret FROM tenants")).scalar()
+        assert secret.startswith("whsec_") and base64.b64decode(secret[6:]) == hex_secret.encode()
+        assert conn.execute(text("SELECT receiver FROM webhook_deliveries")).scalar() == "hooks.example.com:8443"
+        command.downgrade(cfg, "0005")
+        assert conn.execute(text("SELECT webhook_secret FROM tenants")).scalar() == hex_secret
+        assert conn.execute(text("SELECT url FROM webhook_deliveries")).scalar() == url
+    engine.dispose()

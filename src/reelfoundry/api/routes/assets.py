@@ -72,7 +72,7 @@ async def upload_asset(
         raise UnsupportedMediaType(
             f"Content-Type must be one of {', '.join(IMAGE_TYPES)}, got {media_type or 'none'!r}"
         )
-    async with receive_upload(request, limit=platform.settings.max_upload_bytes) as upload:
+    async with receive_upload(request, limit=platform.settings.max_upload_bytes, key=principal.key_id) as upload:
         info = await run_in_threadpool(inspect_image, upload.path, media_type, upload.size, upload.sha256)
         asset_id = new_id()
         key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"

@@ -38,7 +38,7 @@ async def verify_upload(request: Request, platform: PlatformDep, principal: Read
     anchor = platform.credentials.trust_anchor_pem
     # The c2pa reader picks its parser by the file's extension.
     async with receive_upload(
-        request, limit=platform.settings.max_verify_bytes, suffix=VERIFIABLE[media_type]
+        request, limit=platform.settings.max_verify_bytes, key=principal.key_id, suffix=VERIFIABLE[media_type]
     ) as upload:
         if upload.size == 0:
             raise BadRequest("the request body is empty: send the file to verify")

@@ -32,6 +32,8 @@ from reelfoundry.schema import ModelCard, TemplateSpec
 from reelfoundry.schema.template import Background, ImageLayer, Scene, ShapeLayer, TextLayer, Timing, fill
 
 MAX_FPS = 60
+#: Input pixels all image layers together may draw on (each decodes its input and may keep a resized copy).
+MAX_IMAGE_LAYER_PIXELS = 100_000_000
 MIN_SIDE = 16
 
 TEMPLATE_CARD = ModelCard(
@@ -263,10 +265,12 @@ def _reading_input(path: Path, index: int) -> Iterator[None]:
         raise InvalidParameter("inputs", f"inputs[{index}] ({path.name}) is not a readable image: {exc}") from exc
 
 
-def _check_image(path: Path, index: int) -> None:
-    """Check an input's header and structure without decoding its pixels (cheap enough for admission)."""
+def _check_image(path: Path, index: int) -> int:
+    """Check an input's header and structure without decoding its pixels (cheap enough for admission);
+    its pixel count."""
     with _reading_input(path, index), Image.open(path) as opened:
         opened.verify()
+        return int(opened.width * opened.height)
 
 
 def _load_image(path: Path, index: int) -> Image.Image:
@@ -601,8 +605,21 @@ class TemplateBackend(Backend):
                             f"scenes[{i}].layers[{j}].input is {layer.input} "
                             f"but the request has {len(params.inputs)} input(s)",
                         )
-        for index, path in enumerate(params.inputs):
-            _check_image(path, index)
+        pixels = [_check_image(path, index) for index, path in enumerate(params.inputs)]
+        if params.template is not None:
+            # Each image layer decodes its input and may keep a resized copy: bound the pixels they draw on.
+            drawn = sum(
+                pixels[layer.input]
+                for scene in params.template.scenes
+                for layer in scene.layers
+                if isinstance(layer, ImageLayer)
+            )
+            if drawn > MAX_IMAGE_LAYER_PIXELS:
+                raise InvalidParameter(
+                    "template",
+                    f"the image layers draw on {drawn:,} input pixels in all; at most {MAX_IMAGE_LAYER_PIXELS:,} "
+                    "(use fewer image layers or smaller inputs)",
+                )
 
     def generate(self, params: GenerationParams, callback: StepCallback | None = None) -> GenerationOutput:
         """Render ``params.num_frames`` frames; ``callback(done, total)`` after each one."""

@@ -73,6 +73,15 @@ def downgrade() -> None:
     with op.batch_alter_table("webhook_deliveries") as batch:
         batch.alter_column("url", server_default=None)
         batch.drop_column("receiver")
+    # Back to the secret the old code signed with (its text's bytes were the key). A secret made or rotated
+    # after the upgrade is random bytes no text stands for: it stays in whsec_ form, and receivers of that
+    # tenant need the secret from GET /v1/webhooks/secret again.
+    for tenant_id, secret in conn.execute(sa.text("SELECT id, webhook_secret FROM tenants")).all():
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        if secret.startswith("whsec_") and key.isascii() and key.decode().isalnum():
+            conn.execute(
+                sa.text("UPDATE tenants SET webhook_secret = :s WHERE id = :i"), {"s": key.decode(), "i": tenant_id}
+            )
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("webhook_secret_previous_until")
         batch.drop_column("webhook_secret_previous")
