@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelfoundry import __version__
-from reelfoundry.api import problems
+from reelfoundry.api import docs, openapi, problems
 from reelfoundry.api.ratelimit import RateLimitHeaders
 from reelfoundry.api.routes import (
     assets,
@@ -97,9 +97,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         version=__version__,
         summary="Self-hosted generative video: one canonical job schema, priced, signed and reviewed.",
         lifespan=lifespan,
-        # FastAPI's /docs and /redoc pages load their scripts from a CDN; nothing here may depend on one.
+        # FastAPI's own /docs and /redoc pages load their scripts from a CDN: ours serve them from a package.
         docs_url=None,
         redoc_url=None,
+        separate_input_output_schemas=False,
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.platform = plat
     problems.install(app)
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(web.router)
+    app.include_router(docs.router)
+    openapi.install(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(
         BodyLimit,

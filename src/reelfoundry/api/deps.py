@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from reelfoundry.api.ratelimit import STATE_KEY
@@ -30,12 +31,25 @@ async def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-async def get_principal(request: Request, platform: PlatformDep) -> Principal:
+#: The API's one security scheme, so OpenAPI (generators, Swagger UI) knows every protected operation needs it.
+#: Errors stay ours (a 401 problem), not FastAPI's.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="rf_<id>_<secret>",
+    description="An API key, sent as `Authorization: Bearer rf_…`. `reelfoundry serve` writes the first admin key "
+    "to `<data-dir>/admin.key`; admins make more with `POST /v1/keys`.",
+)
+
+
+async def get_principal(
+    request: Request,
+    platform: PlatformDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
     """Authenticate ``Authorization: Bearer <key>`` (from the short-lived cache when it can)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise Unauthenticated("missing 'Authorization: Bearer <api key>' header")
     principal = platform.principals.get(token)
     if principal is None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
@@ -15,6 +16,29 @@ from reelfoundry.errors import NotFound
 from reelfoundry.store.tables import AssetRow
 
 CHUNK = 256 * 1024
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def binary_body(media_types: Iterable[str]) -> dict[str, Any]:
+    """The OpenAPI request body of an upload: the file's bytes.
+
+    Documented as ``application/octet-stream`` (the server then tells the type from the bytes), the one
+    binary type standard generators handle; sending the file's own type works the same.
+    """
+    return {
+        "required": True,
+        "description": f"The file's bytes. Content-Type application/octet-stream, or the file's own type: "
+        f"{', '.join(media_types)}.",
+        "content": {"application/octet-stream": {"schema": _BINARY}},
+    }
+
+
+def binary_response(media_types: Iterable[str], description: str) -> dict[str, Any]:
+    """An OpenAPI response of raw bytes, under each real media type and ``application/octet-stream``."""
+    return {
+        "description": description,
+        "content": {t: {"schema": _BINARY} for t in (*media_types, "application/octet-stream")},
+    }
 
 
 def _file_chunks(path: Path, start: int, length: int, on_sent: Callable[[int], None] | None) -> Iterator[bytes]:

@@ -10,16 +10,19 @@ from starlette.concurrency import run_in_threadpool
 
 from reelfoundry import publishing
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Publisher, Reader, Reviewer, Submitter
-from reelfoundry.api.files import original_response, poster_response
+from reelfoundry.api.files import binary_body, binary_response, original_response, poster_response
 from reelfoundry.api.uploads import receive_upload
 from reelfoundry.errors import UnsupportedMediaType
 from reelfoundry.ids import new_id
 from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
+from reelfoundry.media.sniff import OCTET_STREAM, sniff_file
 from reelfoundry.schema import Asset, Page, Publication, ReviewCreate, ReviewState
 from reelfoundry.schema.text import PRINTABLE
 from reelfoundry.store import assets as assetstore
 
 router = APIRouter(prefix="/assets", tags=["assets"])
+#: What an asset's content can be: generated video, or an uploaded image.
+MEDIA_TYPES = ["video/mp4", *IMAGE_TYPES]
 
 
 @router.get("", response_model=Page[Asset], summary="List assets, newest first")
@@ -51,12 +54,7 @@ def list_assets(
     status_code=201,
     response_model=Asset,
     summary="Upload an image to use as a job input",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
-        }
-    },
+    openapi_extra={"requestBody": binary_body(IMAGE_TYPES)},
 )
 async def upload_asset(
     request: Request,
@@ -67,12 +65,15 @@ async def upload_asset(
     campaign: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
 ) -> Asset:
     """The raw image is the body (PNG, JPEG or WebP); reference its id in a request's ``inputs``."""
-    media_type = content_type.split(";")[0].strip().lower()
-    if media_type not in IMAGE_TYPES:
+    declared = content_type.split(";")[0].strip().lower()
+    if declared not in IMAGE_TYPES and declared != OCTET_STREAM:
         raise UnsupportedMediaType(
-            f"Content-Type must be one of {', '.join(IMAGE_TYPES)}, got {media_type or 'none'!r}"
+            f"Content-Type must be one of {', '.join([*IMAGE_TYPES, OCTET_STREAM])}, got {declared or 'none'!r}"
         )
     async with receive_upload(request, limit=platform.settings.max_upload_bytes, key=principal.key_id) as upload:
+        media_type = declared if declared != OCTET_STREAM else await run_in_threadpool(sniff_file, upload.path)
+        if media_type not in IMAGE_TYPES:
+            raise UnsupportedMediaType(f"the body is not a {', '.join(IMAGE_TYPES)} image")
         info = await run_in_threadpool(inspect_image, upload.path, media_type, upload.size, upload.sha256)
         asset_id = new_id()
         key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"
@@ -143,12 +144,12 @@ def publish_asset(asset_id: str, platform: PlatformDep, principal: Publisher) ->
     summary="Download the media (supports Range and If-None-Match)",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"video/mp4": {}}, "description": "The whole file."},
-        206: {"content": {"video/mp4": {}}, "description": "One byte range."},
+        200: binary_response(MEDIA_TYPES, "The whole file (its media type: video/mp4, or the uploaded image's)."),
+        206: binary_response(MEDIA_TYPES, "One byte range."),
         304: {"description": "Not modified (ETag matched)."},
     },
 )
-def asset_content(
+def get_asset_content(
     asset_id: str,
     platform: PlatformDep,
     principal: Reader,
@@ -175,9 +176,9 @@ def asset_content(
     "/{asset_id}/poster",
     summary="A JPEG still of the video",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: binary_response(["image/jpeg"], "The poster, a JPEG.")},
 )
-def asset_poster(asset_id: str, platform: PlatformDep, principal: Reader) -> Response:
+def get_asset_poster(asset_id: str, platform: PlatformDep, principal: Reader) -> Response:
     """The poster image made when the asset was stored."""
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from reelfoundry.api.deps import PlatformDep
-from reelfoundry.api.files import file_response
+from reelfoundry.api.files import binary_response, file_response
 from reelfoundry.errors import NotFound
 from reelfoundry.store import assets as assetstore
 
@@ -21,15 +21,15 @@ router = APIRouter(prefix="/delivery", tags=["delivery"])
     summary="Fetch a published file with a signed delivery URL",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"video/mp4": {}}, "description": "The published file."},
-        206: {"content": {"video/mp4": {}}, "description": "One byte range."},
+        200: binary_response(["video/mp4"], "The published file."),
+        206: binary_response(["video/mp4"], "One byte range."),
         304: {"description": "Not modified (ETag matched)."},
         403: {"description": "Not a valid delivery URL of a published asset."},
         404: {"description": "The published file is missing from storage."},
         410: {"description": "The URL has expired."},
     },
 )
-def deliver(
+def get_delivery(
     asset_id: str,
     platform: PlatformDep,
     expires: Annotated[int, Query(ge=0, le=2**40, description="Unix time the URL stops working.")],

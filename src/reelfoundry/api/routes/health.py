@@ -46,7 +46,7 @@ def readyz(platform: PlatformDep) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}},
 )
-async def metrics(
+async def get_metrics(
     platform: PlatformDep, authorization: Annotated[str | None, Header(max_length=500)] = None
 ) -> Response:
     """Text exposition format 0.0.4 (for Prometheus or any OpenMetrics scraper). With

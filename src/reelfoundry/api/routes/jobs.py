@@ -28,7 +28,7 @@ MAX_EVENT_ID = 2**63 - 1
 
 
 @router.post("", status_code=201, response_model=Job, summary="Submit a video request")
-def submit(
+def submit_job(
     request: VideoRequest,
     platform: PlatformDep,
     principal: Submitter,
@@ -87,7 +87,7 @@ def _fetch(platform: Platform, tenant_id: str, job_id: str, after: int) -> tuple
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream; ends after the final event."}},
 )
-async def job_events(
+async def stream_job_events(
     job_id: str,
     request: Request,
     platform: PlatformDep,

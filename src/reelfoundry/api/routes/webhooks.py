@@ -67,7 +67,9 @@ def _secret(tenant: TenantRow) -> Secret:
 
 
 @router.get("/deliveries", response_model=Page[Delivery], summary="The delivery log, newest first")
-def deliveries(platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50) -> Page[Delivery]:
+def list_webhook_deliveries(
+    platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50
+) -> Page[Delivery]:
     """Every delivery of the tenant's webhooks with its attempts and last outcome."""
     with platform.db.read() as session:
         rows, nxt = outbox.list_deliveries(session, principal.tenant_id, cursor=cursor, limit=limit)
@@ -77,7 +79,7 @@ def deliveries(platform: PlatformDep, principal: Reader, cursor: Cursor = None, 
 
 
 @router.get("/secret", response_model=Secret, summary="The tenant's webhook signing secret (admin)")
-def secret(platform: PlatformDep, principal: KeyAdmin) -> Secret:
+def get_webhook_secret(platform: PlatformDep, principal: KeyAdmin) -> Secret:
     """Verify deliveries with the ``standardwebhooks`` package: ``Webhook(secret).verify(body, headers)``."""
     with platform.db.read() as session:
         tenant = session.get(TenantRow, principal.tenant_id)
@@ -86,7 +88,7 @@ def secret(platform: PlatformDep, principal: KeyAdmin) -> Secret:
 
 
 @router.post("/secret/rotate", response_model=Secret, summary="Rotate the webhook signing secret (admin)")
-def rotate(platform: PlatformDep, principal: KeyAdmin, body: Rotation | None = None) -> Secret:
+def rotate_webhook_secret(platform: PlatformDep, principal: KeyAdmin, body: Rotation | None = None) -> Secret:
     """A new secret signs from now on; the old one signs beside it for the grace period, then stops."""
     grace = platform.settings.webhook_secret_grace_s if body is None or body.grace_s is None else body.grace_s
     with platform.db.write() as session:
