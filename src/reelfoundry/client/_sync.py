@@ -1,0 +1,364 @@
+"""The synchronous client: :class:`Client` and its resource namespaces."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from reelfoundry import __version__
+from reelfoundry.client import _core
+from reelfoundry.client._core import CHUNK, STREAM_READ_TIMEOUT_S, Call, Pager
+from reelfoundry.client.errors import ApiError, IntegrityError, NetworkError
+from reelfoundry.client.models import WebhookDelivery, WebhookSecret
+from reelfoundry.client.retry import RetryPolicy
+from reelfoundry.schema import (
+    Asset,
+    Budget,
+    BudgetCreate,
+    Event,
+    Job,
+    JobState,
+    KeyCreated,
+    KeyPublic,
+    ModelCard,
+    Publication,
+    ReviewDecision,
+    ReviewState,
+    Role,
+    UsageReport,
+    VideoRequest,
+)
+
+T = TypeVar("T")
+
+
+class Client:
+    """A ReelFoundry API client (synchronous), over one ``httpx.Client``.
+
+    ``api_key`` defaults to ``$REELFOUNDRY_API_KEY``. ``timeout`` (seconds) applies to each request; event
+    streams wait up to 60 s for a byte. 429 and 503 answers, and connections that fail, are retried up to
+    ``max_retries`` times (see :mod:`reelfoundry.client.retry`). ``transport`` replaces httpx's network
+    transport (e.g. ``httpx.MockTransport`` in tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("REELFOUNDRY_API_KEY")
+        headers = {"User-Agent": f"reelfoundry-client/{__version__}"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self.base_url = base_url.rstrip("/")
+        self.retry = RetryPolicy(max_retries=max_retries)
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        self.jobs = Jobs(self)
+        self.assets = Assets(self)
+        self.keys = Keys(self)
+        self.budgets = Budgets(self)
+        self.models = Models(self)
+        self.webhooks = Webhooks(self)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def usage(
+        self,
+        by: str | Sequence[str] | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        *,
+        all_tenants: bool = False,
+    ) -> UsageReport:
+        """Usage and cost grouped ``by`` (e.g. ``"model,day"`` or ``["project"]``) between two dates or times."""
+        return self.call(_core.usage(by, from_, to, all_tenants))
+
+    def verify(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """The C2PA verification report of a local file (streamed; its type is chosen by the suffix)."""
+        file = Path(path)
+        call = _core.verify(file)
+
+        def body() -> Iterator[bytes]:
+            with file.open("rb") as fh:
+                while chunk := fh.read(CHUNK):
+                    yield chunk
+
+        return call.parse(self.send(call, content=body))
+
+    def call(self, call: Call[T]) -> T:
+        """Send ``call`` (with retries) and parse its answer."""
+        return call.parse(self.send(call))
+
+    def send(
+        self,
+        call: Call[Any],
+        *,
+        stream: bool = False,
+        content: Callable[[], Iterable[bytes]] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        """The successful response to ``call`` after retries; ApiError for an error answer, NetworkError for none.
+
+        ``content`` makes a fresh request body for each attempt. A streamed response must be closed by the caller.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self._http.build_request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers=call.headers,
+                content=content() if content is not None else None,
+                timeout=timeout if timeout is not None else self.timeout,
+            )
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                delay = self.retry.error_delay(attempt, exc, call.idempotent)
+                if delay is None:
+                    raise NetworkError(f"{call.method} {self.base_url}{call.path} failed: {exc!r}", attempt) from exc
+                time.sleep(delay)
+                continue
+            if response.is_success:
+                return response
+            try:
+                response.read()
+            finally:
+                response.close()
+            delay = self.retry.status_delay(attempt, response)
+            if delay is None:
+                raise ApiError.from_response(response)
+            time.sleep(delay)
+
+    def paginate(self, pager: Pager[T]) -> Iterator[T]:
+        """Every item of a list, fetching the next page as the iteration reaches it."""
+        cursor: str | None = None
+        while True:
+            page = self.call(pager(cursor))
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+
+class Jobs:
+    """``/v1/jobs``: submit, read, list, cancel and wait for jobs."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def submit(
+        self, request: VideoRequest | None = None, /, *, idempotency_key: str | None = None, **fields: Any
+    ) -> Job:
+        """Queue a job from a VideoRequest or its fields (``prompt=..., model=...``); returns the Job.
+
+        Without ``idempotency_key`` a random one is sent, so a retried submission never makes two jobs.
+        """
+        return self._c.call(_core.submit_job(request, idempotency_key, fields))
+
+    def get(self, job_id: str) -> Job:
+        """One job."""
+        return self._c.call(_core.get_job(job_id))
+
+    def list(self, state: JobState | str | None = None, limit: int | None = None) -> Iterator[Job]:
+        """Every job (newest first), optionally in one state; ``limit`` is the page size."""
+        return self._c.paginate(_core.list_jobs(state, limit))
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask for a job to be cancelled (a running one stops at its next step)."""
+        return self._c.call(_core.cancel_job(job_id))
+
+    def wait(
+        self, job_id: str, on_progress: Callable[[Event], object] | None = None, timeout: float | None = None
+    ) -> Job:
+        """Follow the job's event stream until it ends; returns the final Job.
+
+        ``on_progress`` gets every Event. A dropped stream is reopened with ``Last-Event-ID`` (up to
+        ``max_retries`` times in a row without an event). TimeoutError after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        decoder = _core.EventDecoder()
+        failures = 0
+        while True:
+            remaining = STREAM_READ_TIMEOUT_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+            limits = httpx.Timeout(self._c.timeout, read=min(remaining, STREAM_READ_TIMEOUT_S))
+            try:
+                with closing(self._c.send(_core.job_events(job_id, decoder.last_id), stream=True, timeout=limits)) as r:
+                    for line in r.iter_lines():
+                        event = decoder.feed(line)
+                        if event is None:
+                            continue
+                        failures = 0
+                        if on_progress is not None:
+                            on_progress(event)
+                        if event.type in _core.FINAL_EVENTS:
+                            return self.get(job_id)
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > self._c.retry.max_retries and (deadline is None or deadline > time.monotonic()):
+                    raise NetworkError(f"the event stream of job {job_id} kept breaking: {exc!r}", failures) from exc
+            else:  # the server ends a stream once the job is final; check in case the final event came earlier
+                job = self.get(job_id)
+                if job.state.final:
+                    return job
+            time.sleep(decoder.retry_s)
+
+
+class Assets:
+    """``/v1/assets``: read, list, download, review and publish assets."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def get(self, asset_id: str) -> Asset:
+        """One asset's metadata."""
+        return self._c.call(_core.get_asset(asset_id))
+
+    def list(
+        self,
+        project: str | None = None,
+        campaign: str | None = None,
+        review_state: ReviewState | str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Asset]:
+        """Every asset (newest first), optionally filtered; ``limit`` is the page size."""
+        return self._c.paginate(_core.list_assets(project, campaign, review_state, limit))
+
+    def download(self, asset_id: str, path: str | os.PathLike[str]) -> Path:
+        """Save the asset's content at ``path``; returns it.
+
+        The bytes go to a temp file next to ``path``, renamed into place once their SHA-256 matches the ETag
+        (IntegrityError if not). A dropped connection resumes with ``Range`` where it stopped.
+        """
+        part = _core.PartialDownload(Path(path))
+        failures = 0
+        try:
+            while True:
+                with closing(
+                    self._c.send(_core.asset_content(asset_id, part.request_headers()), stream=True)
+                ) as response:
+                    start = part.written
+                    try:
+                        if part.begin(response):
+                            for chunk in response.iter_bytes():
+                                part.write(chunk)
+                            return part.finish()
+                        error: Exception = IntegrityError(f"asset {asset_id} changed while downloading")
+                    except httpx.TransportError as exc:
+                        error = exc
+                failures = 0 if part.written > start else failures + 1
+                if failures > self._c.retry.max_retries:
+                    raise NetworkError(f"download of asset {asset_id} kept breaking: {error!r}", failures) from error
+                time.sleep(self._c.retry.backoff(failures + 1))
+        finally:
+            part.discard()
+
+    def review(self, asset_id: str, decision: ReviewDecision | str, comment: str = "") -> Asset:
+        """Approve or reject an asset (reviewer or admin key)."""
+        return self._c.call(_core.review_asset(asset_id, decision, comment))
+
+    def publish(self, asset_id: str) -> Publication:
+        """Publish an approved asset; the Publication has its signed delivery URL."""
+        return self._c.call(_core.publish_asset(asset_id))
+
+
+class Keys:
+    """``/v1/keys``: API keys of the tenant (admin key)."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(self, name: str, role: Role | str, tenant: str | None = None) -> KeyCreated:
+        """A new key; its ``secret`` is shown only this once."""
+        return self._c.call(_core.create_key(name, role, tenant))
+
+    def list(self, limit: int | None = None) -> Iterator[KeyPublic]:
+        """Every key (without secrets), newest first."""
+        return self._c.paginate(_core.list_keys(limit))
+
+    def revoke(self, key_id: str) -> KeyPublic:
+        """Revoke a key; it stops working at once."""
+        return self._c.call(_core.revoke_key(key_id))
+
+
+class Budgets:
+    """``/v1/budgets``: spending limits."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(self, budget: BudgetCreate | None = None, /, **fields: Any) -> Budget:
+        """A budget from a BudgetCreate or its fields (``name=..., limit_usd=...``)."""
+        return self._c.call(_core.create_budget(budget, fields))
+
+    def list(self, limit: int | None = None) -> Iterator[Budget]:
+        """Every budget with what is spent and reserved."""
+        return self._c.paginate(_core.list_budgets(limit))
+
+    def get(self, budget_id: str) -> Budget:
+        """One budget."""
+        return self._c.call(_core.get_budget(budget_id))
+
+    def delete(self, budget_id: str) -> Budget:
+        """Remove a budget; returns it as it was."""
+        return self._c.call(_core.delete_budget(budget_id))
+
+
+class Models:
+    """``/v1/models``: the model cards."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def list(self, limit: int | None = None) -> Iterator[ModelCard]:
+        """Every model card, by id."""
+        return self._c.paginate(_core.list_models(limit))
+
+    def get(self, model_id: str) -> ModelCard:
+        """One model card."""
+        return self._c.call(_core.get_model(model_id))
+
+
+class Webhooks:
+    """``/v1/webhooks``: the delivery log and the signing secret."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def deliveries(self, limit: int | None = None) -> Iterator[WebhookDelivery]:
+        """Every webhook delivery, newest first."""
+        return self._c.paginate(_core.webhook_deliveries(limit))
+
+    def secret(self) -> WebhookSecret:
+        """The signing secret (admin key)."""
+        return self._c.call(_core.webhook_secret())
+
+    def rotate(self, grace_s: float | None = None) -> WebhookSecret:
+        """A new signing secret; the old one keeps signing for ``grace_s`` (default: the server's)."""
+        return self._c.call(_core.rotate_webhook_secret(grace_s))
