@@ -21,6 +21,6 @@ from __future__ import annotations
 from reelfoundry.client._async import AsyncClient
 from reelfoundry.client._sync import Client
 from reelfoundry.client.errors import ApiError, IntegrityError, NetworkError
-from reelfoundry.client.models import WebhookDelivery, WebhookSecret
+from reelfoundry.schema import WebhookDelivery, WebhookSecret
 
 __all__ = ["ApiError", "AsyncClient", "Client", "IntegrityError", "NetworkError", "WebhookDelivery", "WebhookSecret"]

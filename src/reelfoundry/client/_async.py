@@ -18,7 +18,6 @@ from reelfoundry import __version__
 from reelfoundry.client import _core
 from reelfoundry.client._core import CHUNK, STREAM_READ_TIMEOUT_S, Call, Pager
 from reelfoundry.client.errors import ApiError, IntegrityError, NetworkError
-from reelfoundry.client.models import WebhookDelivery, WebhookSecret
 from reelfoundry.client.retry import RetryPolicy
 from reelfoundry.schema import (
     Asset,
@@ -36,6 +35,8 @@ from reelfoundry.schema import (
     Role,
     UsageReport,
     VideoRequest,
+    WebhookDelivery,
+    WebhookSecret,
 )
 
 T = TypeVar("T")

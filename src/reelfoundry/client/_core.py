@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from reelfoundry.client.errors import IntegrityError
-from reelfoundry.client.models import WebhookDelivery, WebhookSecret
 from reelfoundry.schema import (
     Asset,
     Budget,
@@ -36,6 +35,8 @@ from reelfoundry.schema import (
     Role,
     UsageReport,
     VideoRequest,
+    WebhookDelivery,
+    WebhookSecret,
 )
 
 T = TypeVar("T")

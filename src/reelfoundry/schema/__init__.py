@@ -28,6 +28,7 @@ from reelfoundry.schema.review import (
 )
 from reelfoundry.schema.template import TemplateSpec
 from reelfoundry.schema.usage import UsageReport, UsageRow
+from reelfoundry.schema.webhooks import WebhookDelivery, WebhookRotation, WebhookSecret
 
 #: Types published as JSON Schema, by the name used in files and URLs.
 EXPORTED: dict[str, type[BaseModel]] = {
@@ -109,6 +110,9 @@ __all__ = [
     "UsageReport",
     "UsageRow",
     "VideoRequest",
+    "WebhookDelivery",
+    "WebhookRotation",
+    "WebhookSecret",
     "export_all",
     "json_schema",
     "render",
