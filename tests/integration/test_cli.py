@@ -17,6 +17,16 @@ from reelfoundry.models.builtin import export
 from reelfoundry.schema import EXPORTED
 
 
+@pytest.fixture(autouse=True)
+def user_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME and XDG_DATA_HOME per test: `generate` keeps its data dir there, never in the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg"))
+    monkeypatch.delenv("REELFOUNDRY_DATA_DIR", raising=False)
+    return home / "xdg"
+
+
 def rf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reelfoundry", *args],
@@ -28,15 +38,18 @@ def rf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_generate_the_readme_command(tmp_path: Path) -> None:
+def test_generate_the_readme_command(tmp_path: Path, user_data_home: Path) -> None:
     r = rf("generate", "Hello from ReelFoundry", "--model", "template", "-o", "out.mp4", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    data_dir = user_data_home / "reelfoundry"
+    assert str(data_dir) in r.stderr, r.stderr  # says where
     with av.open(str(tmp_path / "out.mp4")) as c:
         stream = c.streams.video[0]
         assert (stream.width, stream.height, stream.codec_context.name) == (640, 360, "h264")
         assert sum(1 for _ in c.decode(stream)) == 120
-    # The development signing credentials live in the data dir, and verify there trusts them.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "reelfoundry-data"]
+    # The development signing credentials live in the user's data dir (not the current folder); verify trusts them.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    assert data_dir.is_dir() and any(data_dir.iterdir())
     v = rf("verify", "out.mp4", "--json", cwd=tmp_path)
     assert v.returncode == 0, v.stderr
     report = json.loads(v.stdout)
@@ -146,7 +159,9 @@ def test_server_commands(server: Server, tmp_path: Path) -> None:
     assert "succeeded" in r.stderr and (tmp_path / "s.mp4").stat().st_size > 0
     jobs = json.loads(rf("jobs", "list", "--json", *common).stdout)
     job = next(j for j in jobs if j["request"]["prompt"] == "Via the CLI")
-    assert json.loads(rf("jobs", "show", job["id"], *common).stdout)["state"] == "succeeded"
+    assert json.loads(rf("jobs", "show", job["id"], "--json", *common).stdout)["state"] == "succeeded"
+    r = rf("jobs", "show", job["id"], *common)  # a table for people
+    assert r.returncode == 0 and job["id"] in r.stdout and "succeeded" in r.stdout
     assets = json.loads(rf("assets", "list", "--project", "demo", "--json", *common).stdout)
     assert [a["id"] for a in assets] == [job["asset_id"]]
     r = rf("assets", "download", job["asset_id"], "-o", str(tmp_path / "d.mp4"), *common)
@@ -179,8 +194,10 @@ def test_review_commands(server: Server) -> None:
     assert r.returncode == 0 and f"asset {asset_id} approved" in r.stderr, r.stderr
     pub = json.loads(rf("assets", "publish", asset_id, "--json", *common).stdout)
     assert httpx.get(pub["url"]).status_code == 200
-    assert json.loads(rf("tenant", "set", "--allow-self-approval", *common).stdout)["allow_self_approval"] is True
-    assert json.loads(rf("tenant", "set", "--no-self-approval", *common).stdout)["allow_self_approval"] is False
+    r = rf("tenant", "set", "--allow-self-approval", "--json", *common)
+    assert json.loads(r.stdout)["allow_self_approval"] is True
+    r = rf("tenant", "set", "--no-self-approval", "--json", *common)
+    assert json.loads(r.stdout)["allow_self_approval"] is False
     assert rf("tenant", "set", *common).returncode == 2
     for bad in ("../keys", "x" * 26):
         r = rf("review", "reject", bad, *common)
@@ -231,3 +248,143 @@ def test_train_builtin_two_step_smoke(tmp_path: Path) -> None:
     assert (run / "checkpoint.pt").exists() and (run / "loss.png").exists() and (run / "train_log.jsonl").exists()
     card = json.loads((run / "export" / "card.json").read_text())
     assert card["steps"] == 2 and "transformer/diffusion_pytorch_model.safetensors" in card["sha256"]
+
+
+def test_generate_data_dir_overrides(tmp_path: Path, user_data_home: Path) -> None:
+    """--data-dir (root or per command) and $REELFOUNDRY_DATA_DIR beat the user data dir."""
+    args = ["generate", "x", "--model", "template", "--frames", "4", "--size", "64x64", "-o", "o.mp4"]
+    r = rf(*args, "--data-dir", "mine", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "mine").is_dir() and not (user_data_home / "reelfoundry").exists()
+    r = rf("--data-dir", "root", *args, cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "root").is_dir(), r.stderr
+    v = rf("verify", "o.mp4", "--json", "--data-dir", "root", cwd=tmp_path)
+    assert json.loads(v.stdout)["validation_state"] == "Trusted", v.stderr
+
+
+def test_version_and_completion() -> None:
+    from reelfoundry import __version__
+
+    r = rf("--version")
+    assert r.returncode == 0 and r.stdout.strip() == __version__
+    help_text = rf("--help").stdout
+    assert "--install-completion" in help_text and "--show-completion" in help_text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["jobs", "list", "--state", "done"],
+        ["keys", "create", "--name", "x", "--role", "boss"],
+        ["prices", "--kind", "gold"],
+        ["serve", "--log-level", "loud"],
+        ["assets", "list", "--state", "maybe"],
+        ["review", "list", "--state", "maybe"],
+        ["budgets", "create", "--name", "b", "--limit-usd", "5", "--period", "year"],
+    ],
+)
+def test_bad_choices_exit_2_before_any_work(args: list[str]) -> None:
+    local = args[0] in ("prices", "serve")  # no server options: nothing to reach
+    r = rf(*args) if local else rf(*args, "--server", "http://127.0.0.1:9", "--api-key", "x")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Invalid value" in r.stderr and "Traceback" not in r.stderr and "cannot reach" not in r.stderr
+
+
+def test_json_everywhere_and_root_options(server: Server, tmp_path: Path) -> None:
+    """--json on every data command prints only JSON; the common options also work before the command."""
+    common = ["--server", server.url, "--api-key", server.admin_key]
+
+    def js(*args: str) -> object:
+        r = rf(*args, "--json", *common)
+        assert r.returncode == 0, (args, r.stderr)
+        return json.loads(r.stdout)
+
+    job = js("submit", "Json all the way", "--model", "template", "--frames", "6", "--wait")
+    assert isinstance(job, dict) and job["state"] == "succeeded"
+    asset_id = job["asset_id"]
+    assert js("jobs", "show", job["id"])["id"] == job["id"]  # type: ignore[index]
+    assert any(j["id"] == job["id"] for j in js("jobs", "list", "--state", "succeeded"))  # type: ignore[attr-defined]
+    assert js("assets", "show", asset_id)["id"] == asset_id  # type: ignore[index]
+    assert isinstance(js("assets", "list", "--state", "pending_review"), list)
+    assert any(a["id"] == asset_id for a in js("review", "list"))  # type: ignore[attr-defined]
+    assert isinstance(js("keys", "list"), list)
+    assert isinstance(js("models", "list"), list)
+    assert "allow_self_approval" in js("tenant", "show")  # type: ignore[operator]
+    assert isinstance(js("usage", "--by", "model"), list)
+    r = rf("assets", "download", asset_id, "-o", str(tmp_path / "a.mp4"), "--json", *common)
+    assert json.loads(r.stdout)["bytes"] == (tmp_path / "a.mp4").stat().st_size
+    r = rf("prices", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["rows"]
+    r = rf("verify", str(tmp_path / "a.mp4"), "--json", "--data-dir", str(server.data_dir))
+    assert r.returncode == 0 and json.loads(r.stdout)["valid"], r.stderr
+    r = rf("audit", "verify", "--json", "--data-dir", str(server.data_dir))
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True, r.stderr
+    # Root-level options, and $REELFOUNDRY_SERVER, reach the command.
+    r = rf("--server", server.url, "--api-key", server.admin_key, "jobs", "list", "--json")
+    assert r.returncode == 0 and any(j["id"] == job["id"] for j in json.loads(r.stdout)), r.stderr
+
+
+def test_submit_takes_the_generation_options(server: Server) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    example = Path(__file__).parents[2] / "examples" / "welcome.json"
+    args = ["--template", str(example), "--fps", "12", "--steps", "3", "--guidance", "2.5", "--seed", "9"]
+    args += ["--size", "320x180", "--negative", "b", "--json", *common]
+    r = rf("submit", "Templated", "--model", "template", *args)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(rf("jobs", "show", json.loads(r.stdout)["id"], "--json", *common).stdout)
+    request = job["request"]
+    assert (request["fps"], request["steps"], request["guidance_scale"], request["seed"]) == (12, 3, 2.5, 9)
+    assert (request["width"], request["height"], request["negative_prompt"]) == (320, 180, "b")
+    assert request["template"]["scenes"]
+
+
+def test_budgets_commands(server: Server) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    r = rf(
+        "budgets", "create", "--name", "cli-budget", "--limit-usd", "12.5", "--scope", "project",
+        "--scope-value", "cli-budget-project", "--period", "week", "--enforcement", "soft", "--json", *common,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    budget = json.loads(r.stdout)
+    assert (budget["scope"], budget["period"], budget["enforcement"]) == ("project", "week", "soft")
+    assert float(budget["limit_usd"]) == 12.5
+    listed = json.loads(rf("budgets", "list", "--json", *common).stdout)
+    assert budget["id"] in {b["id"] for b in listed}
+    r = rf("budgets", "list", *common)
+    assert r.returncode == 0 and "Budgets" in r.stdout and "12.5" in r.stdout
+    r = rf("budgets", "create", "--name", "x", "--limit-usd", "lots", *common)
+    assert r.returncode == 2 and "--limit-usd" in r.stderr and "Traceback" not in r.stderr
+    r = rf("budgets", "create", "--name", "x", "--limit-usd", "5", "--scope", "project", *common)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = rf("budgets", "delete", budget["id"], "--json", *common)
+    assert r.returncode == 0 and json.loads(r.stdout)["id"] == budget["id"]
+    assert budget["id"] not in {b["id"] for b in json.loads(rf("budgets", "list", "--json", *common).stdout)}
+    r = rf("budgets", "delete", budget["id"], *common)
+    assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_webhooks_commands(server: Server) -> None:
+    common = ["--server", server.url, "--api-key", server.admin_key]
+    r = rf("webhooks", "deliveries", "--json", *common)
+    assert r.returncode == 0 and isinstance(json.loads(r.stdout), list), r.stderr
+    assert rf("webhooks", "deliveries", *common).returncode == 0
+    old = json.loads(rf("webhooks", "secret", "--json", *common).stdout)
+    assert old["secret"].startswith("whsec_")
+    r = rf("webhooks", "secret", *common)
+    assert r.stdout.strip() == old["secret"]
+    new = json.loads(rf("webhooks", "rotate", "--grace-s", "60", "--json", *common).stdout)
+    assert new["secret"] != old["secret"] and new["previous_secret"] == old["secret"]
+    new2 = json.loads(rf("webhooks", "rotate", "--grace-s", "0", "--json", *common).stdout)
+    assert new2["previous_secret"] is None
+    r = rf("webhooks", "rotate", "--grace-s", "-1", *common)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_verify_trusts_both_default_data_dirs(tmp_path: Path) -> None:
+    """Without --data-dir, verify trusts the CAs of ./reelfoundry-data (serve) and the user data dir (generate)."""
+    args = ["--model", "template", "--frames", "2", "--size", "64x64"]
+    assert rf("generate", "a", *args, "-o", "a.mp4", "--data-dir", "reelfoundry-data", cwd=tmp_path).returncode == 0
+    assert rf("generate", "b", *args, "-o", "b.mp4", cwd=tmp_path).returncode == 0
+    for name in ("a.mp4", "b.mp4"):
+        r = rf("verify", name, "--json", cwd=tmp_path)
+        assert r.returncode == 0 and json.loads(r.stdout)["validation_state"] == "Trusted", (name, r.stderr)

@@ -1,0 +1,130 @@
+"""``reelfoundry submit`` and ``reelfoundry jobs list|show|cancel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reelfoundry.cli.common import AsJson, client, common_options, emit, print_json, progress, record, table
+from reelfoundry.cli.common import valid_id as _id
+from reelfoundry.cli.generate import (
+    FpsOpt,
+    FramesOpt,
+    GuidanceOpt,
+    ModelOpt,
+    NegativeOpt,
+    SeedOpt,
+    SizeOpt,
+    StepsOpt,
+    TemplateOpt,
+    build_request,
+)
+from reelfoundry.schema import JobState
+
+jobs_app = typer.Typer(help="List, inspect and cancel jobs.", no_args_is_help=True)
+
+
+@common_options()
+def submit(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    model: ModelOpt = "auto",
+    frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    size: SizeOpt = None,
+    seed: SeedOpt = None,
+    steps: StepsOpt = None,
+    guidance: GuidanceOpt = None,
+    template: TemplateOpt = None,
+    negative: NegativeOpt = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", help="Asset id of an uploaded input image (`assets upload`; repeatable)."),
+    ] = None,
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until the job ends.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="With --wait: download the MP4 here.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Submit a job to a running server (the same generation options as `generate`)."""
+    from reelfoundry.schema import Labels
+
+    request = build_request(
+        prompt,
+        model=model,
+        frames=frames,
+        fps=fps,
+        size=size,
+        seed=seed,
+        steps=steps,
+        guidance=guidance,
+        template=template,
+        negative=negative,
+        inputs=[_id("asset", i) for i in inputs or []],
+        labels=Labels(project=project, campaign=campaign),
+    )
+    api = client()
+    job = api.json("POST", "/v1/jobs", json=request.model_dump(mode="json", exclude_none=True))
+    if not wait:
+        emit(job, as_json, f"queued job {job['id']}")
+        return
+    with progress() as bar:
+        task = bar.add_task(f"job {job['id'][-8:]} queued", total=None)
+        for ev in api.events(job["id"]):
+            kind = ev["type"]
+            if kind == "job.progress":
+                bar.update(
+                    task,
+                    description=f"job {job['id'][-8:]} running",
+                    completed=ev["data"]["step"],
+                    total=ev["data"]["total"],
+                )
+            elif kind in ("job.running", "job.requeued", "job.cancel_requested"):
+                bar.update(task, description=f"job {job['id'][-8:]} {kind.split('.')[1]}")
+    job = api.json("GET", f"/v1/jobs/{job['id']}")
+    if output is not None and job["state"] == "succeeded":
+        api.download(f"/v1/assets/{job['asset_id']}/content", output)
+    tail = f", asset {job['asset_id']}" if job.get("asset_id") else ""
+    err = f": {job['error']['detail']}" if job.get("error") else ""
+    emit(job, as_json, f"job {job['id']} {job['state']}{tail}{err}")
+    if job["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("list")
+@common_options()
+def jobs_list(
+    state: Annotated[JobState | None, typer.Option("--state", help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """The newest jobs."""
+    params: dict[str, Any] = {"limit": limit, **({"state": state.value} if state else {})}
+    page = client().json("GET", "/v1/jobs", params=params)
+    if as_json:
+        print_json(page["items"])
+        return
+    rows = [{**j, "prompt": j["request"]["prompt"][:40]} for j in page["items"]]
+    table(rows, ["id", "state", "model", "progress", "asset_id", "prompt", "created_at"], "Jobs")
+
+
+@jobs_app.command("show")
+@common_options()
+def jobs_show(job_id: str, as_json: AsJson = False) -> None:
+    """One job, in full (--json: exactly as the API returns it)."""
+    job = client().json("GET", f"/v1/jobs/{_id('job', job_id)}")
+    if as_json:
+        print_json(job)
+    else:
+        record(job, f"Job {job_id}")
+
+
+@jobs_app.command("cancel")
+@common_options()
+def jobs_cancel(job_id: str, as_json: AsJson = False) -> None:
+    """Cancel a queued or running job."""
+    job = client().json("POST", f"/v1/jobs/{_id('job', job_id)}/cancel")
+    note = " (stops at the next step)" if job["state"] == "running" else ""
+    emit(job, as_json, f"job {job_id} {job['state']}{note}")
