@@ -83,7 +83,7 @@ def assets_download(
     """Download an asset's media."""
     if not output.parent.resolve().is_dir():
         raise CLIError(f"directory {str(output.parent)!r} does not exist")
-    n = client().download(f"/v1/assets/{_id('asset', asset_id)}/content", output)
+    n = client().download(_id("asset", asset_id), output)
     emit({"output": str(output), "bytes": n}, as_json, f"wrote {output} ({n:,} bytes)")
 
 

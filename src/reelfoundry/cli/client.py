@@ -1,19 +1,21 @@
-"""A small HTTP client for the CLI: finds the server and key, turns problems into errors."""
+"""The CLI's door to a server: every call goes through the typed client, failures become one-line errors.
+
+:class:`reelfoundry.client.Client` does the work (the key, retries on 429/503 honouring Retry-After,
+resumable checked downloads, the SSE stream with Last-Event-ID); this adapter hands commands plain JSON
+to print and turns ApiError / NetworkError into :class:`CLIError` (exit 2 for the user's input, 1 else).
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from reelfoundry.client import ApiError, IntegrityError, NetworkError
+from reelfoundry.client import Client as ApiClient
 from reelfoundry.errors import ReelFoundryError
-
-FINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 
 
 class CLIError(ReelFoundryError):
@@ -38,79 +40,48 @@ def find_key(data_dir: Path, explicit: str | None) -> str:
 
 
 class Client:
-    """Talks to one ReelFoundry server with one key."""
+    """Talks to one ReelFoundry server with one key, through :class:`reelfoundry.client.Client`."""
 
     def __init__(self, server: str, key: str, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
-        self._http = httpx.Client(base_url=self.server, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+        self.api = ApiClient(self.server, api_key=key, timeout=timeout)
 
-    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        """Send a request; CLIError with the problem's detail on a 4xx/5xx or no connection."""
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
         try:
-            response = self._http.request(method, path, **kw)
-        except httpx.ConnectError:
+            yield
+        except ApiError as exc:
+            raise CLIError(f"{exc.detail or exc.title} ({exc.status})", 2 if exc.status < 500 else 1) from None
+        except NetworkError:
             raise CLIError(f"cannot reach the server at {self.server}; is `reelfoundry serve` running?", 1) from None
-        except httpx.HTTPError as exc:
-            raise CLIError(f"request to {self.server} failed: {exc}", 1) from None
-        if response.status_code >= 400:
-            raise CLIError(_problem_detail(response), 2 if response.status_code < 500 else 1)
-        return response
+        except IntegrityError as exc:
+            raise CLIError(str(exc), 1) from None
 
-    def json(self, method: str, path: str, **kw: Any) -> Any:
-        """Send a request and decode the JSON answer."""
-        return self.request(method, path, **kw).json()
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> Any:
+        """Send a request and decode the JSON answer; CLIError with the problem's detail on an error."""
+        with self._errors():
+            return self.api.request(method, path, params=params, json=json, headers=headers, content=content).json()
 
-    def events(self, job_id: str, retries: int = 60) -> Iterator[dict[str, Any]]:
-        """Follow a job's SSE stream until its final event, reconnecting (Last-Event-ID) if the server restarts."""
-        last = 0
-        failures = 0
-        while True:
+    def wait(self, job_id: str, on_event: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+        """Follow a job's events until it ends (``on_event`` gets each as JSON); the final job as JSON."""
+        with self._errors():
+            job = self.api.jobs.wait(job_id, on_progress=lambda event: on_event(event.model_dump(mode="json")))
+        return job.model_dump(mode="json")
+
+    def download(self, asset_id: str, out: Path) -> int:
+        """Download an asset's content to ``out`` (resumed if the connection drops, checked against its
+        SHA-256, written atomically); the bytes written."""
+        with self._errors():
             try:
-                headers = {"Last-Event-ID": str(last)} if last else {}
-                timeout = httpx.Timeout(30.0, read=None)
-                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout) as r:
-                    if r.status_code >= 400:
-                        r.read()
-                        raise CLIError(_problem_detail(r))
-                    for line in r.iter_lines():
-                        if line.startswith("data: "):
-                            event = json.loads(line[6:])
-                            last, failures = event["id"], 0
-                            yield event
-                            if event["type"] in FINAL_EVENTS:
-                                return
-            except httpx.HTTPError as exc:
-                failures += 1
-                if failures > retries:
-                    raise CLIError(f"event stream from {self.server} broke: {exc}", 1) from None
-            time.sleep(1.0)
-
-    def download(self, path: str, out: Path) -> int:
-        """Stream a download into ``out`` atomically; returns bytes written."""
-        tmp = out.with_name(out.name + ".part")
-        written = 0
-        try:
-            with self._http.stream("GET", path) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise CLIError(_problem_detail(r))
-                with tmp.open("wb") as fh:
-                    for chunk in r.iter_bytes():
-                        fh.write(chunk)
-                        written += len(chunk)
-            tmp.replace(out)
-        except OSError as exc:
-            raise CLIError(f"cannot write {out}: {exc.strerror}") from None
-        except httpx.HTTPError as exc:
-            raise CLIError(f"download from {self.server} failed: {exc}", 1) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        return written
-
-
-def _problem_detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        return f"{body.get('detail') or body.get('title')} ({response.status_code})"
-    except ValueError:
-        return f"server answered {response.status_code}"
+                return self.api.assets.download(asset_id, out).stat().st_size
+            except OSError as exc:
+                raise CLIError(f"cannot write {out}: {exc.strerror}") from None

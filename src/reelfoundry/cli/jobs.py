@@ -72,7 +72,8 @@ def submit(
         return
     with progress() as bar:
         task = bar.add_task(f"job {job['id'][-8:]} queued", total=None)
-        for ev in api.events(job["id"]):
+
+        def show(ev: dict[str, Any]) -> None:
             kind = ev["type"]
             if kind == "job.progress":
                 bar.update(
@@ -83,9 +84,10 @@ def submit(
                 )
             elif kind in ("job.running", "job.requeued", "job.cancel_requested"):
                 bar.update(task, description=f"job {job['id'][-8:]} {kind.split('.')[1]}")
-    job = api.json("GET", f"/v1/jobs/{job['id']}")
+
+        job = api.wait(job["id"], show)
     if output is not None and job["state"] == "succeeded":
-        api.download(f"/v1/assets/{job['asset_id']}/content", output)
+        api.download(job["asset_id"], output)
     tail = f", asset {job['asset_id']}" if job.get("asset_id") else ""
     err = f": {job['error']['detail']}" if job.get("error") else ""
     emit(job, as_json, f"job {job['id']} {job['state']}{tail}{err}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from types import TracebackType
@@ -107,6 +107,32 @@ class Client:
                     yield chunk
 
         return call.parse(self.send(call, content=body))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """Any API request, with the client's key, retries and errors: for endpoints without a method here.
+
+        A dropped connection is retried only for GET, HEAD and DELETE.
+        """
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        call: Call[httpx.Response] = Call(
+            method.upper(),
+            path,
+            lambda response: response,
+            params=query,
+            json=json,
+            headers=dict(headers or {}),
+            idempotent=method.upper() in ("GET", "HEAD", "DELETE"),
+        )
+        return self.send(call, content=(lambda: [content]) if content is not None else None)
 
     def call(self, call: Call[T]) -> T:
         """Send ``call`` (with retries) and parse its answer."""
