@@ -209,20 +209,31 @@ def render(app: FastAPI) -> str:
     return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m reelfoundry.api.openapi [PATH]``: write the document (stdout without a path)."""
+def document_text() -> str:
+    """The document of an app built with default settings (the routes do not depend on settings)."""
     import tempfile
 
     from reelfoundry.api.app import create_app
     from reelfoundry.config import Settings
 
-    args = sys.argv[1:] if argv is None else argv
     with tempfile.TemporaryDirectory() as tmp:
-        text = render(create_app(Settings(data_dir=Path(tmp), worker_slots=0)))
+        return render(create_app(Settings(data_dir=Path(tmp), worker_slots=0)))
+
+
+def write_document(path: Path) -> Path:
+    """Write the document to ``path`` (as committed in schemas/openapi.json); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document_text())
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m reelfoundry.api.openapi [PATH]``: write the document (stdout without a path)."""
+    args = sys.argv[1:] if argv is None else argv
     if args:
-        Path(args[0]).write_text(text)
+        write_document(Path(args[0]))
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(document_text())
 
 
 if __name__ == "__main__":

@@ -37,11 +37,12 @@ def models_list(as_json: AsJson = False) -> None:
 def schema_export(
     directory: Annotated[Path, typer.Argument(help="Where to write <Name>.json files.")], as_json: AsJson = False
 ) -> None:
-    """Write one JSON Schema file per canonical type."""
+    """Write one JSON Schema file per canonical type, and the API's OpenAPI document (openapi.json)."""
+    from reelfoundry.api.openapi import write_document
     from reelfoundry.schema import export_all
 
     try:
-        paths = export_all(directory)
+        paths = [*export_all(directory), write_document(directory / "openapi.json")]
     except OSError as exc:
         raise CLIError(f"cannot write to {str(directory)!r}: {exc.strerror}") from None
     if as_json:

@@ -17,7 +17,7 @@ from reelfoundry.api.compat import breaking_changes
 from reelfoundry.api.openapi import render
 
 COMMITTED = Path(__file__).parents[3] / "schemas" / "openapi.json"
-REGENERATE = "python -m reelfoundry.api.openapi schemas/openapi.json"
+REGENERATE = "reelfoundry schema export schemas"
 
 
 @pytest.fixture
