@@ -134,8 +134,10 @@ def test_generate_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[st
 
 def test_schema_export_and_help(tmp_path: Path) -> None:
     r = rf("schema", "export", str(tmp_path / "s"), "--json")
-    assert r.returncode == 0 and len(json.loads(r.stdout)) == len(EXPORTED)
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == len(EXPORTED) + 1  # and openapi.json
     assert (tmp_path / "s" / "VideoRequest.json").exists()
+    committed = Path(__file__).parents[2] / "schemas" / "openapi.json"
+    assert (tmp_path / "s" / "openapi.json").read_text() == committed.read_text()
     assert rf("--help").returncode == 0
 
 
