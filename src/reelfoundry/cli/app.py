@@ -18,6 +18,7 @@ from reelfoundry.cli.keys import keys_app
 from reelfoundry.cli.models import models_app, schema_app
 from reelfoundry.cli.review import review_app
 from reelfoundry.cli.serve import serve
+from reelfoundry.cli.simulate import simulate_app
 from reelfoundry.cli.tenant import tenant_app
 from reelfoundry.cli.train import eval_app, train_app
 from reelfoundry.cli.usage import prices, usage
@@ -89,6 +90,7 @@ for _name, _group in (
     ("audit", audit_app),
     ("train", train_app),
     ("eval", eval_app),
+    ("simulate", simulate_app),
 ):
     app.add_typer(_group, name=_name)
 
