@@ -52,3 +52,20 @@ def test_bad_files_are_one_line_errors_naming_line_and_field(tmp_path: Path) -> 
     assert r.exit_code == 2 and "does not exist" in r.output
     r = runner.invoke(app, ["simulate", "--policy", "random", "--fleet", str(FLEETS[0]), "--trace", str(bad)])
     assert r.exit_code == 2
+
+
+TRACES = sorted((Path(__file__).parents[3] / "examples" / "traces").glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("fleet", FLEETS, ids=[f.stem for f in FLEETS])
+@pytest.mark.parametrize("shipped", TRACES, ids=[t.stem for t in TRACES])
+def test_shipped_traces_run_on_shipped_fleets(shipped: Path, fleet: Path) -> None:
+    reports = {}
+    for policy in ("fifo", "reelfoundry"):
+        r = runner.invoke(
+            app, ["simulate", "--fleet", str(fleet), "--trace", str(shipped), "--policy", policy, "--json"]
+        )
+        assert r.exit_code == 0, r.output
+        reports[policy] = json.loads(r.stdout)
+    assert reports["fifo"]["jobs_completed"] == reports["reelfoundry"]["jobs_completed"] == 400
+    assert reports["reelfoundry"]["deadline_misses"] <= reports["fifo"]["deadline_misses"]
