@@ -13,9 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+from pydantic import ValidationError
+
 from reelfoundry.client import ApiError, IntegrityError, NetworkError
 from reelfoundry.client import Client as ApiClient
 from reelfoundry.errors import ReelFoundryError
+from reelfoundry.schema import VideoRequest
 
 
 class CLIError(ReelFoundryError):
@@ -44,7 +48,8 @@ class Client:
 
     def __init__(self, server: str, key: str, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
-        self.api = ApiClient(self.server, api_key=key, timeout=timeout)
+        with self._errors():
+            self.api = ApiClient(self.server, api_key=key, timeout=timeout)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -56,6 +61,14 @@ class Client:
             raise CLIError(f"cannot reach the server at {self.server}; is `reelfoundry serve` running?", 1) from None
         except IntegrityError as exc:
             raise CLIError(str(exc), 1) from None
+        except TimeoutError as exc:
+            raise CLIError(str(exc), 1) from None
+        except httpx.InvalidURL as exc:
+            raise CLIError(f"--server {self.server!r} is not a usable URL: {exc}") from None
+        except httpx.HTTPError as exc:  # e.g. an answer that cannot be decoded
+            raise CLIError(f"the server at {self.server} answered something unreadable: {exc}", 1) from None
+        except (ValueError, ValidationError) as exc:  # not JSON, or not the API's shape: probably not a ReelFoundry
+            raise CLIError(f"the server at {self.server} did not answer as a ReelFoundry API: {exc}", 1) from None
 
     def json(
         self,
@@ -70,6 +83,11 @@ class Client:
         """Send a request and decode the JSON answer; CLIError with the problem's detail on an error."""
         with self._errors():
             return self.api.request(method, path, params=params, json=json, headers=headers, content=content).json()
+
+    def submit(self, request: VideoRequest) -> dict[str, Any]:
+        """Submit a job (with an Idempotency-Key, so a retry after a lost answer makes no second job)."""
+        with self._errors():
+            return self.api.jobs.submit(request).model_dump(mode="json")
 
     def wait(self, job_id: str, on_event: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         """Follow a job's events until it ends (``on_event`` gets each as JSON); the final job as JSON."""

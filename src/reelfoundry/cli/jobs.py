@@ -66,7 +66,7 @@ def submit(
         labels=Labels(project=project, campaign=campaign),
     )
     api = client()
-    job = api.json("POST", "/v1/jobs", json=request.model_dump(mode="json", exclude_none=True))
+    job = api.submit(request)
     if not wait:
         emit(job, as_json, f"queued job {job['id']}")
         return

@@ -46,6 +46,8 @@ M = TypeVar("M", bound=BaseModel)
 FINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 #: The server sends a keep-alive every 15 s; a stream silent for this long is treated as dropped.
 STREAM_READ_TIMEOUT_S = 60.0
+#: How long ``wait`` keeps reopening a broken event stream (e.g. across a server restart).
+RECONNECT_S = 60.0
 #: Content types ``POST /v1/verify`` takes, by file suffix.
 VERIFY_TYPES = {
     ".mp4": "video/mp4",
@@ -124,8 +126,9 @@ def list_jobs(state: JobState | str | None, limit: int | None) -> Pager[Job]:
 
 
 def cancel_job(job_id: str) -> Call[Job]:
-    """POST /v1/jobs/{id}/cancel (cancelling twice is harmless, so it is retried like a GET)."""
-    return Call("POST", f"/v1/jobs/{_seg(job_id)}/cancel", _parser(Job))
+    """POST /v1/jobs/{id}/cancel. Not repeated after a dropped connection: a repeat of a cancel that took
+    effect answers 409 (already cancelled), which would report a success as a failure."""
+    return Call("POST", f"/v1/jobs/{_seg(job_id)}/cancel", _parser(Job), idempotent=False)
 
 
 def job_events(job_id: str, last_event_id: str | None) -> Call[None]:
@@ -214,8 +217,8 @@ def get_budget(budget_id: str) -> Call[Budget]:
 
 
 def delete_budget(budget_id: str) -> Call[Budget]:
-    """DELETE /v1/budgets/{id}."""
-    return Call("DELETE", f"/v1/budgets/{_seg(budget_id)}", _parser(Budget))
+    """DELETE /v1/budgets/{id} (not repeated after a dropped connection: a repeat would answer 404)."""
+    return Call("DELETE", f"/v1/budgets/{_seg(budget_id)}", _parser(Budget), idempotent=False)
 
 
 def usage(by: str | Sequence[str] | None, from_: str | None, to: str | None, all_tenants: bool) -> Call[UsageReport]:
@@ -273,6 +276,10 @@ class EventDecoder:
         self.retry_s = 1.0
         self._id: str | None = None
         self._data: list[str] = []
+
+    def reconnected(self) -> None:
+        """Forget an event cut off by a dropped stream (the server sends it again after ``last_id``)."""
+        self._id, self._data = None, []
 
     def feed(self, line: str) -> Event | None:
         """Take one line (without its newline); the event when the line completes one."""

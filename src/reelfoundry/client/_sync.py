@@ -14,7 +14,7 @@ import httpx
 
 from reelfoundry import __version__
 from reelfoundry.client import _core
-from reelfoundry.client._core import CHUNK, STREAM_READ_TIMEOUT_S, Call, Pager
+from reelfoundry.client._core import CHUNK, RECONNECT_S, STREAM_READ_TIMEOUT_S, Call, Pager
 from reelfoundry.client.errors import ApiError, IntegrityError, NetworkError
 from reelfoundry.client.retry import RetryPolicy
 from reelfoundry.schema import (
@@ -224,12 +224,13 @@ class Jobs:
     ) -> Job:
         """Follow the job's event stream until it ends; returns the final Job.
 
-        ``on_progress`` gets every Event. A dropped stream is reopened with ``Last-Event-ID`` (up to
-        ``max_retries`` times in a row without an event). TimeoutError after ``timeout`` seconds.
+        ``on_progress`` gets every Event. A dropped stream is reopened with ``Last-Event-ID``, for as long as
+        ``RECONNECT_S`` passes without one working (a server restart); then NetworkError. TimeoutError after
+        ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         decoder = _core.EventDecoder()
-        failures = 0
+        broken_since: float | None = None
         while True:
             remaining = STREAM_READ_TIMEOUT_S if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
@@ -241,15 +242,17 @@ class Jobs:
                         event = decoder.feed(line)
                         if event is None:
                             continue
-                        failures = 0
+                        broken_since = None
                         if on_progress is not None:
                             on_progress(event)
                         if event.type in _core.FINAL_EVENTS:
                             return self.get(job_id)
-            except httpx.TransportError as exc:
-                failures += 1
-                if failures > self._c.retry.max_retries and (deadline is None or deadline > time.monotonic()):
-                    raise NetworkError(f"the event stream of job {job_id} kept breaking: {exc!r}", failures) from exc
+            except (httpx.TransportError, NetworkError) as exc:
+                decoder.reconnected()
+                now = time.monotonic()
+                broken_since = now if broken_since is None else broken_since
+                if now - broken_since > RECONNECT_S:
+                    raise NetworkError(f"the event stream of job {job_id} kept breaking: {exc!r}", 1) from exc
             else:  # the server ends a stream once the job is final; check in case the final event came earlier
                 job = self.get(job_id)
                 if job.state.final:

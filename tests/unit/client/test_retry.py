@@ -20,6 +20,7 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
         ("Thu, 01 Jan 2026 12:00:10 GMT", 10.0),
         ("Thu, 01 Jan 2026 11:00:00 GMT", 0.0),
         ("soon", None),
+        ("²", None),  # a raw 0xB2 byte decodes to a "digit" that float() refuses
         (None, None),
     ],
 )
@@ -45,3 +46,18 @@ def test_error_delay_retries_a_dropped_connection_only_when_idempotent() -> None
     assert policy.error_delay(1, httpx.ReadError("reset"), idempotent=False) is None
     assert policy.error_delay(1, httpx.ReadError("reset"), idempotent=True) is not None
     assert policy.error_delay(2, httpx.ConnectError("refused"), idempotent=True) is None
+
+
+def test_an_event_cut_off_by_a_dropped_stream_is_forgotten_on_reconnect() -> None:
+    from reelfoundry.client._core import EventDecoder
+
+    decoder = EventDecoder()
+    event = '{"id": 3, "job_id": "j", "tenant_id": "t", "type": "job.running", "data": {}, '
+    event += '"created_at": "2026-12-07T00:00:00Z"}'
+    decoder.feed("id: 3")
+    decoder.feed('data: {"id": 3, "job_id": "j"')  # the stream drops here, before the blank line
+    decoder.reconnected()
+    for line in ("id: 3", f"data: {event}"):
+        assert decoder.feed(line) is None
+    resent = decoder.feed("")
+    assert resent is not None and resent.id == 3 and decoder.last_id == "3"
