@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, client, common_options, console, emit, out, print_json, record, table
+from reelfoundry.cli.common import (
+    AsJson,
+    client,
+    common_options,
+    console,
+    emit,
+    out,
+    print_json,
+    show_record,
+    table,
+)
 from reelfoundry.cli.common import valid_id as _id
 from reelfoundry.schema import ReviewState
 
@@ -55,10 +65,7 @@ def assets_list(
 def assets_show(asset_id: str, as_json: AsJson = False) -> None:
     """One asset's metadata."""
     asset = client().json("GET", f"/v1/assets/{_id('asset', asset_id)}")
-    if as_json:
-        print_json(asset)
-    else:
-        record(asset, f"Asset {asset_id}")
+    show_record(asset, as_json, f"Asset {asset_id}")
 
 
 @assets_app.command("publish")

@@ -217,6 +217,14 @@ def record(data: dict[str, Any], title: str) -> None:
     out.print(tbl)
 
 
+def show_record(data: dict[str, Any], as_json: bool, title: str) -> None:
+    """One object: as JSON on stdout with --json, else as a two-column table."""
+    if as_json:
+        print_json(data)
+    else:
+        record(data, title)
+
+
 def emit(data: Any, as_json: bool, message: str) -> None:
     """``data`` as JSON on stdout with --json, else ``message`` on stderr."""
     if as_json:

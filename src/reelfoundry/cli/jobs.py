@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from reelfoundry.cli.common import AsJson, client, common_options, emit, print_json, progress, record, table
+from reelfoundry.cli.common import (
+    AsJson,
+    client,
+    common_options,
+    emit,
+    print_json,
+    progress,
+    show_record,
+    table,
+)
 from reelfoundry.cli.common import valid_id as _id
 from reelfoundry.cli.generate import (
     FpsOpt,
@@ -117,10 +126,7 @@ def jobs_list(
 def jobs_show(job_id: str, as_json: AsJson = False) -> None:
     """One job, in full (--json: exactly as the API returns it)."""
     job = client().json("GET", f"/v1/jobs/{_id('job', job_id)}")
-    if as_json:
-        print_json(job)
-    else:
-        record(job, f"Job {job_id}")
+    show_record(job, as_json, f"Job {job_id}")
 
 
 @jobs_app.command("cancel")

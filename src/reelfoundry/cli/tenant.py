@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, client, common_options, print_json, record
+from reelfoundry.cli.common import AsJson, client, common_options, show_record
 
 tenant_app = typer.Typer(help="Your tenant's settings.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ tenant_app = typer.Typer(help="Your tenant's settings.", no_args_is_help=True)
 def tenant_show(as_json: AsJson = False) -> None:
     """Your tenant's settings."""
     tenant = client().json("GET", "/v1/tenant")
-    print_json(tenant) if as_json else record(tenant, "Tenant")
+    show_record(tenant, as_json, "Tenant")
 
 
 @tenant_app.command("set")
@@ -37,4 +37,4 @@ def tenant_set(
     if not body:
         raise CLIError("nothing to change: pass --allow-self-approval or --no-self-approval")
     tenant = client().json("PATCH", "/v1/tenant", json=body)
-    print_json(tenant) if as_json else record(tenant, "Tenant")
+    show_record(tenant, as_json, "Tenant")
