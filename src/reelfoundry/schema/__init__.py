@@ -12,9 +12,10 @@ from reelfoundry.schema.budget import Budget, BudgetCreate, BudgetPeriod, Budget
 from reelfoundry.schema.cost import CostRecord
 from reelfoundry.schema.job import FINAL_STATES, TRANSITIONS, Asset, Event, Job, JobError, JobState, Problem
 from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
-from reelfoundry.schema.model_card import ModelCard
+from reelfoundry.schema.model_card import ModelCard, Quality, Resources, Speed, VendorHosting
 from reelfoundry.schema.page import Page
-from reelfoundry.schema.request import Constraints, DataClass, Labels, Priority, VideoRequest
+from reelfoundry.schema.request import Constraints, DataClass, Labels, Objective, Priority, VideoRequest
+from reelfoundry.schema.route import Candidate, ResolvedParams, RoutePlan
 from reelfoundry.schema.review import (
     DECISION_STATE,
     REVIEW_TRANSITIONS,
@@ -37,6 +38,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "Asset": Asset,
     "Event": Event,
     "ModelCard": ModelCard,
+    "RoutePlan": RoutePlan,
     "Problem": Problem,
     "Review": Review,
     "CostRecord": CostRecord,
@@ -79,6 +81,7 @@ __all__ = [
     "TRANSITIONS",
     "Asset",
     "Budget",
+    "Candidate",
     "BudgetCreate",
     "BudgetPeriod",
     "BudgetScope",
@@ -95,20 +98,27 @@ __all__ = [
     "KeyPublic",
     "Labels",
     "ModelCard",
+    "Objective",
     "Page",
     "Priority",
     "Problem",
     "Publication",
+    "Quality",
+    "ResolvedParams",
+    "Resources",
     "Review",
     "ReviewCreate",
     "ReviewDecision",
     "ReviewState",
     "Role",
+    "RoutePlan",
+    "Speed",
     "TemplateSpec",
     "TenantSettings",
     "TenantUpdate",
     "UsageReport",
     "UsageRow",
+    "VendorHosting",
     "VideoRequest",
     "WebhookDelivery",
     "WebhookRotation",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reelfoundry.schema.cost import CostRecord, DecimalString
 from reelfoundry.schema.request import VideoRequest
 from reelfoundry.schema.review import Review, ReviewState
+from reelfoundry.schema.route import RoutePlan
 
 
 class JobState(StrEnum):
@@ -71,7 +72,10 @@ class Job(BaseModel):
     tenant_id: str
     state: JobState
     request: VideoRequest = Field(..., description="The request as accepted, with the seed filled in.")
-    model: str = Field(..., description="Model id chosen to run it.")
+    model: str = Field(..., description="Model id it runs on (the route's choice, or the fallback now running it).")
+    route: RoutePlan | None = Field(
+        None, description="The router's decision, made once at admission: candidates, estimates, filters, reason."
+    )
     priority: str
     attempts: int = Field(..., description="How many times a worker has started it.")
     max_attempts: int

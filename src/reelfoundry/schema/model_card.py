@@ -1,10 +1,90 @@
-"""ModelCard: what a model in the portfolio is, does and needs."""
+"""ModelCard: what a model in the portfolio is, does, needs, costs and how good it is.
+
+A card is configuration: the portfolio file (``REELFOUNDRY_MODELS_FILE``, YAML) holds a list of
+them, ``POST /v1/models`` adds one. The router reads capabilities, hosting, data classes, speed,
+quality and price; the scheduler reads resources and speed; the backend reads ``options``.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reelfoundry.schema.request import DataClass
+
+#: What a model can be asked to do.
+Task = Literal["text-to-video", "image-to-video", "template"]
+#: Device classes of the price catalog a self-hosted model may run on (MIG slices count as their device).
+DEVICE_CLASSES = ("cpu", "L40S", "A100-40GB", "A100-80GB", "H100", "H200", "B200")
+#: The speed key of a vendor API model: its time is the vendor's, not a device's.
+API_DEVICE = "api"
+#: Data classes that may never leave the platform's own machines.
+SELF_HOSTED_ONLY = frozenset({DataClass.confidential, DataClass.restricted})
+
+
+class VendorHosting(BaseModel):
+    """A commercial API that runs the model on the vendor's machines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: Literal["replicate", "fal"] = Field(..., description="Whose API: replicate or fal.")
+    region: str = Field(..., min_length=1, max_length=64, description="Where the vendor runs it, e.g. us.")
+
+
+class Resources(BaseModel):
+    """What a self-hosted model needs from a device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights_gib: float = Field(0.0, ge=0, description="Device memory held by weights, encoders and VAE (GiB).")
+    activation_gib_per_mpf: float = Field(
+        0.0, ge=0, description="Device memory per job per million pixel-frames (width × height × frames / 1e6), GiB."
+    )
+    devices: list[str] = Field(
+        default_factory=lambda: list(DEVICE_CLASSES),
+        description="Device classes it can run on (the price catalog's names: cpu, L40S, A100-40GB, A100-80GB, "
+        "H100, H200, B200); MIG slices of a listed device qualify when the memory fits. Default: all.",
+    )
+    max_batch: int = Field(1, ge=1, le=64, description="Most compatible jobs it runs as one batch. Default 1.")
+    batch_marginal: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="Extra time each further job of a batch adds, as a fraction of one job's time. Default 0.35.",
+    )
+
+    def memory_gib(self, batch: int, num_frames: int, width: int, height: int) -> float:
+        """Device memory a batch of ``batch`` jobs of this size takes."""
+        return self.weights_gib + batch * self.activation_gib_per_mpf * num_frames * width * height / 1e6
+
+
+class Speed(BaseModel):
+    """How long one job takes on one device class (or at the vendor's API), and where the figure came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    s_per_step_mpf: float = Field(
+        ..., ge=0, description="Seconds per denoising step per million pixel-frames at batch 1 on a whole device."
+    )
+    overhead_s: float = Field(0.0, ge=0, description="Fixed seconds per run (set-up, decode, encode). Default 0.")
+    source: str = Field("assumed", max_length=256, description="measured (with date and machine) or assumed.")
+
+    def seconds(self, num_frames: int, width: int, height: int, steps: int) -> float:
+        """Seconds one job of this size takes."""
+        return self.overhead_s + max(1, steps) * num_frames * width * height / 1e6 * self.s_per_step_mpf
+
+
+class Quality(BaseModel):
+    """A quality score in [0, 1] and where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: float = Field(..., ge=0, le=1, description="Higher is better; comparable across the portfolio.")
+    source: str = Field(..., min_length=1, max_length=256, description="e.g. 'reelfoundry eval', 'assumed'.")
+    measured_at: date | None = Field(None, description="When it was measured. Default unknown.")
 
 
 class ModelCard(BaseModel):
@@ -15,17 +95,23 @@ class ModelCard(BaseModel):
     id: str = Field(
         ..., min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Model id used in requests."
     )
-    name: str = Field(..., description="Human-readable name.")
-    version: str = Field("1", description="Model version. Default 1.")
-    backend: str = Field(..., description="Registered backend name or import path `module:Class`.")
-    hosting: Literal["self-hosted", "remote"] = Field(
-        "self-hosted",
-        description="Where the model runs: on this platform's own machines, or a vendor's remote API (which "
-        "confidential and restricted requests may not use). Default self-hosted.",
+    name: str = Field(..., max_length=256, description="Human-readable name.")
+    version: str = Field("1", max_length=64, description="Model version. Default 1.")
+    backend: str = Field(
+        ..., max_length=256, description="Registered backend name (template, diffusers, replicate, fal) or `module:Class`."
     )
-    description: str = Field("", description="What the model is good for. Default empty.")
-    task: str = Field("text-to-video", description="text-to-video or image-to-video. Default text-to-video.")
-    self_hosted: bool = Field(True, description="Runs on our own devices (true) or a vendor API (false). Default true.")
+    hosting: Literal["self-hosted"] | VendorHosting = Field(
+        "self-hosted",
+        description="Where it runs: self-hosted (this platform's workers), or a vendor API and its region "
+        "({vendor, region}), which confidential and restricted requests never reach. Default self-hosted.",
+    )
+    description: str = Field("", max_length=4000, description="What the model is good for. Default empty.")
+    task: Task = Field("text-to-video", description="text-to-video, image-to-video or template. Default text-to-video.")
+    data_classes: list[DataClass] = Field(
+        default_factory=lambda: list(DataClass),
+        description="Data classes it may process. Default: all for self-hosted models, public and internal for "
+        "vendor APIs (which may never take confidential or restricted data).",
+    )
     default_num_frames: int = Field(..., ge=1, description="Frames when the request gives none.")
     default_fps: int = Field(..., ge=1, description="Frames per second when the request gives none.")
     default_width: int = Field(..., ge=16, description="Width when the request gives none.")
@@ -33,13 +119,28 @@ class ModelCard(BaseModel):
     max_num_frames: int = Field(..., ge=1, description="Most frames one job may ask for.")
     max_width: int = Field(..., ge=16, description="Largest width.")
     max_height: int = Field(..., ge=16, description="Largest height.")
+    max_fps: int = Field(60, ge=1, le=60, description="Highest frame rate. Default 60.")
     default_steps: int | None = Field(None, ge=1, description="Denoising steps when the request gives none.")
     default_guidance_scale: float | None = Field(None, ge=0, description="Guidance scale when the request gives none.")
     frame_multiple: int = Field(
         1, ge=1, description="num_frames must be k*frame_multiple (+1 if frame_offset). Default 1."
     )
     frame_offset: int = Field(0, ge=0, description="See frame_multiple. Default 0.")
-    license: str = Field("", description="Licence of the weights or code. Default empty.")
+    resources: Resources = Field(default_factory=Resources, description="Device memory, devices and batching.")
+    speed: dict[str, Speed] = Field(
+        default_factory=dict,
+        description="Time per device class it has been measured (or assumed) on; 'api' for a vendor API. "
+        "Default none (the router then assumes the slowest).",
+    )
+    quality: Quality | None = Field(None, description="Quality score and its source. Default unknown (0).")
+    price_usd_per_video_second: Decimal | None = Field(
+        None,
+        ge=0,
+        max_digits=12,
+        decimal_places=6,
+        description="What a vendor API charges per second of video (API models; required for them).",
+    )
+    license: str = Field("", max_length=256, description="Licence of the weights or code. Default empty.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend-specific settings. Default none.")
     training: dict[str, Any] = Field(
         default_factory=dict, description="How the weights were made: data, steps, wall time. Default none."
@@ -48,3 +149,43 @@ class ModelCard(BaseModel):
         default_factory=dict,
         description="Measured quality and speed (evaluation results, with the date and machine). Default none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vendor_data_classes(cls, data: Any) -> Any:
+        # A vendor card that does not list its data classes gets the ones a vendor may take.
+        if isinstance(data, dict) and isinstance(data.get("hosting"), dict) and "data_classes" not in data:
+            data = {**data, "data_classes": [DataClass.public.value, DataClass.internal.value]}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelCard:
+        if self.default_num_frames > self.max_num_frames:
+            raise ValueError(f"default_num_frames {self.default_num_frames} > max_num_frames {self.max_num_frames}")
+        if self.default_width > self.max_width or self.default_height > self.max_height:
+            raise ValueError("the default size is larger than max_width × max_height")
+        if self.default_fps > self.max_fps:
+            raise ValueError(f"default_fps {self.default_fps} > max_fps {self.max_fps}")
+        unknown = sorted(set(self.resources.devices) - set(DEVICE_CLASSES))
+        if unknown:
+            raise ValueError(f"resources.devices {unknown} are not device classes; known: {list(DEVICE_CLASSES)}")
+        speeds = sorted(set(self.speed) - set(DEVICE_CLASSES) - {API_DEVICE})
+        if speeds:
+            raise ValueError(f"speed keys {speeds} are not device classes (or 'api'); known: {list(DEVICE_CLASSES)}")
+        if self.vendor is not None:
+            leaking = sorted(c.value for c in SELF_HOSTED_ONLY & set(self.data_classes))
+            if leaking:
+                raise ValueError(f"a vendor API may not take {leaking} data: remove them from data_classes")
+            if self.price_usd_per_video_second is None:
+                raise ValueError("a vendor API card states price_usd_per_video_second")
+        return self
+
+    @property
+    def vendor(self) -> str | None:
+        """The vendor whose API runs this model, or None when self-hosted."""
+        return None if isinstance(self.hosting, str) else self.hosting.vendor
+
+    @property
+    def self_hosted(self) -> bool:
+        """Whether the model runs on this platform's own workers."""
+        return self.vendor is None

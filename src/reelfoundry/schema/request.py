@@ -33,6 +33,15 @@ class DataClass(StrEnum):
     restricted = "restricted"
 
 
+class Objective(StrEnum):
+    """What the router optimises among the models that pass every hard filter."""
+
+    auto = "auto"
+    quality = "quality"
+    cost = "cost"
+    latency = "latency"
+
+
 class Constraints(BaseModel):
     """Limits the platform must respect when it routes and runs the job."""
 
@@ -48,6 +57,15 @@ class Constraints(BaseModel):
         description="Seconds from submission by which the job should finish. Default: none.",
     )
     data_class: DataClass = Field(DataClass.internal, description="Data classification. Default internal.")
+    objective: Objective = Field(
+        Objective.auto,
+        description="How the router picks among the models that pass every hard filter (model auto only): auto "
+        "(the cheapest that meets min_quality and the deadline), quality (the best), cost (the cheapest), "
+        "latency (the soonest finished). Default auto.",
+    )
+    min_quality: float | None = Field(
+        None, ge=0, le=1, description="Lowest model quality score (0–1) auto may pick. Default: none."
+    )
 
 
 class Labels(BaseModel):
