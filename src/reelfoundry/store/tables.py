@@ -166,6 +166,11 @@ class JobRow(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: The router's RoutePlan (schema.RoutePlan as JSON), made once at admission.
+    route: Mapped[dict[str, Any] | None]
+    #: The cards of the chosen model and its fallbacks as they were at admission, by id: the engine runs
+    #: these, so editing or deleting a card never changes a queued job.
+    route_cards: Mapped[dict[str, Any] | None]
 
 
 class AssetRow(Base):
@@ -347,3 +352,25 @@ class BudgetRow(Base):
     warned_period: Mapped[datetime | None]
     created_by: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[datetime]
+
+
+class ModelCardRow(Base):
+    """A model card added over the API (cards of the models file and the built-in ones are not stored)."""
+
+    __tablename__ = "model_cards"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    card: Mapped[dict[str, Any]]
+    created_by: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime]
+
+
+class ModelHealthRow(Base):
+    """Consecutive backend failures of a model, and until when the router keeps it cooling down."""
+
+    __tablename__ = "model_health"
+
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    cooldown_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
