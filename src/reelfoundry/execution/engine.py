@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from reelfoundry.assets.storage import LocalStorage
 from reelfoundry.config import Settings
-from reelfoundry.errors import ReelFoundryError
+from reelfoundry.errors import InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
 from reelfoundry.finops.energy import EnergySpec
@@ -34,10 +34,13 @@ from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
 from reelfoundry.observability.metrics import Metrics
 from reelfoundry.observability.tracing import Tracer
-from reelfoundry.portfolio.registry import Portfolio, resolve_params
+from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.portfolio.registry import Portfolio
+from reelfoundry.routing import resolve_params
+from reelfoundry.routing.state import work_params
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
-from reelfoundry.schema import JobError, ReviewState, VideoRequest
+from reelfoundry.schema import JobError, ModelCard, ResolvedParams, ReviewState, RoutePlan, VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
@@ -195,12 +198,26 @@ class Engine:
             # The slot being claimed is busy from now on.
             row.idle_seconds = (row.idle_seconds or 0.0) + self.idle.take(busy=len(self._running) + 1)
 
+    def _resolve(self, session: Session, row: JobRow) -> tuple[ModelCard, GenerationParams]:
+        """The card and parameters a job runs with: those its RoutePlan fixed at admission (for the model it is
+        on now, the chosen one or a fallback), never the portfolio's current card, so editing or deleting a card
+        does not change queued jobs. ReelFoundryError if the job cannot run."""
+        request = VideoRequest.model_validate(row.request)
+        keys = assetstore.input_keys(session, row.tenant_id, request.inputs)
+        inputs = tuple(self.storage.path(k) for k in keys)
+        if row.route is None or not row.route_cards or row.model not in row.route_cards:
+            # A job queued before routing existed (migration 0007): resolve against the current card.
+            card = self.portfolio.card(row.model)
+            return card, work_params(request, ResolvedParams(**_legacy_params(card, request)), inputs)
+        card = ModelCard.model_validate(row.route_cards[row.model])
+        resolved = RoutePlan.model_validate(row.route).candidate(row.model).params
+        if resolved is None:
+            raise InvalidParameter("model", f"the route of job {row.id} has no parameters for {row.model}")
+        return card, work_params(request, resolved, inputs)
+
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
-            card = self.portfolio.card(row.model)
-            request = VideoRequest.model_validate(row.request)
-            keys = assetstore.input_keys(session, row.tenant_id, request.inputs)
-            params = resolve_params(card, request, tuple(self.storage.path(k) for k in keys))
+            card, params = self._resolve(session, row)
         except ReelFoundryError as exc:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
@@ -354,3 +371,16 @@ class Engine:
 def _usage(out: Finished) -> jobstore.AttemptUsage:
     """What a finished attempt used, as its worker measured."""
     return jobstore.AttemptUsage(out.seconds, out.energy_j, out.energy_method)
+
+
+def _legacy_params(card: ModelCard, request: VideoRequest) -> dict[str, object]:
+    p = resolve_params(card, request)
+    return dict(
+        num_frames=p.num_frames,
+        fps=p.fps,
+        width=p.width,
+        height=p.height,
+        seed=p.seed,
+        steps=p.steps,
+        guidance_scale=p.guidance_scale,
+    )
