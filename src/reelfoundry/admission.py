@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied
-from reelfoundry.finops.estimate import estimate_usd
+from reelfoundry.errors import BudgetExceeded, PolicyDenied
 from reelfoundry.platform import Platform
-from reelfoundry.portfolio.registry import resolve_params
-from reelfoundry.schema import VideoRequest
+from reelfoundry.routing import plan
+from reelfoundry.routing.state import router_state, work_params
+from reelfoundry.schema import RoutePlan, VideoRequest
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import audit
 from reelfoundry.store import budgets as budgetstore
@@ -37,6 +38,22 @@ def _log_refusal(
         audit.append_by(session, principal, action, subject=subject, data=data)
 
 
+def _route(platform: Platform, principal: Principal, request: VideoRequest) -> RoutePlan:
+    """The RoutePlan of a request (its seed fixed); a tenant budget nothing fits is the budget's own 402."""
+    platform.portfolio.refresh(platform.db)
+    with platform.db.read() as session:
+        state = router_state(platform, session, principal.tenant_id, request)
+    try:
+        return plan(request, platform.portfolio.cards, state)
+    except BudgetExceeded as refused:
+        # Name the budget, its standing and the cheapest estimate, as a reservation would.
+        with platform.db.read() as session:
+            budgetstore.reserve(
+                session, principal.tenant_id, request.labels.project, request.labels.campaign, Decimal(refused.extra["estimate_usd"])
+            )
+        raise
+
+
 def admit(
     platform: Platform, principal: Principal, request: VideoRequest, idempotency_key: str | None
 ) -> tuple[JobRow, bool]:
@@ -51,23 +68,21 @@ def admit(
     if request.webhook_url is not None:
         # Refused here with a 422 naming the field; the dispatcher checks the address again before each send.
         platform.outbound.check(str(request.webhook_url), "webhook_url")
+    if request.seed is None:
+        request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
     try:
         platform.policy.check(request)
-        card = platform.portfolio.choose(request)
+        route = _route(platform, principal, request)
     except PolicyDenied as denied:
         _log_refusal(platform, principal, "policy.denied", None, {"rule": denied.rule, "request_sha256": body_hash})
         raise
-    if request.seed is None:
-        request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
-    params = resolve_params(card, request, _input_paths(platform, principal.tenant_id, request.inputs))
+    card = platform.portfolio.card(route.chosen)
+    chosen = route.candidate(card.id)
+    assert chosen.params is not None and chosen.estimated_usd is not None
+    params = work_params(request, chosen.params, _input_paths(platform, principal.tenant_id, request.inputs))
     platform.portfolio.backend(card).check_inputs(params)
-    estimate = estimate_usd(card, params, platform.rates, timeout_s=platform.settings.job_timeout_s)
-    ceiling = request.constraints.max_cost_usd
-    if ceiling is not None and estimate > ceiling:
-        raise InvalidParameter(
-            "constraints.max_cost_usd",
-            f"this job is estimated at ${format(estimate, 'f')}, over constraints.max_cost_usd ${ceiling}",
-        )
+    estimate = chosen.estimated_usd
+    route_cards = {m: platform.portfolio.card(m).model_dump(mode="json") for m in (route.chosen, *route.fallbacks)}
     labels = request.labels
     try:
         with platform.db.write() as session:
@@ -86,6 +101,8 @@ def admit(
                 idempotency_key=idempotency_key,
                 submitted_by=principal.key_id,
                 estimated_usd=estimate,
+                route=route,
+                route_cards=route_cards,
             )
             for budget, standing in crossed:
                 warning = {
@@ -108,7 +125,7 @@ def admit(
                 principal,
                 "job.submitted",
                 subject=row.id,
-                data={"model": card.id, "request_sha256": body_hash},
+                data={"model": card.id, "request_sha256": body_hash, "route": route.reason},
             )
     except BudgetExceeded as refused:
         facts = {"estimate_usd": refused.extra.get("estimate_usd"), "request_sha256": body_hash}

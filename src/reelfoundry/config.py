@@ -11,7 +11,6 @@ import limits
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reelfoundry.schema import ModelCard
 
 
 class Settings(BaseSettings):
@@ -102,6 +101,33 @@ class Settings(BaseSettings):
     upload_timeout_s: float = Field(
         300.0, gt=0, le=3600, description="Time an upload's whole body has to arrive (a trickle is cut off: 408)."
     )
+    # Commercial video APIs (cards with hosting {vendor: replicate | fal}). Workers read these from the environment.
+    replicate_api_token: SecretStr | None = Field(
+        None, description="Replicate API token (sent as Authorization: Bearer) for cards hosted by replicate."
+    )
+    replicate_base_url: str = Field(
+        "https://api.replicate.com", pattern=r"^https?://[^\s/?#]+/?$", description="Replicate's API origin."
+    )
+    fal_api_key: SecretStr | None = Field(
+        None, description="fal.ai API key (sent as Authorization: Key) for cards hosted by fal."
+    )
+    fal_queue_url: str = Field(
+        "https://queue.fal.run", pattern=r"^https?://[^\s/?#]+/?$", description="fal.ai's queue API origin."
+    )
+    vendor_poll_interval_s: float = Field(
+        2.0, gt=0, le=60, description="Time between two status polls of a job at a vendor API."
+    )
+    vendor_request_timeout_s: float = Field(
+        30.0, gt=0, le=300, description="Connect and read timeout of one request to a vendor API."
+    )
+    vendor_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Most time one vendor job may take, submission to downloaded output (kept under job_timeout_s).",
+    )
+    vendor_max_output_bytes: int = Field(
+        512 * 1_048_576, ge=1024, description="Largest output file fetched from a vendor's output URL."
+    )
     worker_memory_limit_mb: int = Field(
         4096,
         ge=0,
@@ -172,9 +198,27 @@ class Settings(BaseSettings):
     policy_protected_identities: list[str] = Field(
         default_factory=list, description="Names a prompt may use only with a consent_reference."
     )
-    extra_models: list[ModelCard] = Field(
-        default_factory=list, description="Model cards added to the built-in portfolio (JSON list in the env var)."
+    models_file: Path | None = Field(
+        None,
+        description="YAML file of model cards (`models: [card, ...]`) beside template and builtin. Default: the "
+        "shipped portfolio file.",
     )
+    fleet_devices: list[str] = Field(
+        default_factory=list,
+        description="Device classes of workers elsewhere that take this server's jobs (an API-only node's fleet), "
+        "for routing. Default: only this node's own device when it runs workers.",
+    )
+    fleet_slots: int = Field(0, ge=0, description="Worker slots elsewhere serving this queue, for wait estimates.")
+    routing_min_quality: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The quality score model auto prefers at least, when a request gives no min_quality.",
+    )
+    routing_cooldown_failures: int = Field(
+        3, ge=1, le=100, description="Consecutive backend failures after which the router rests a model."
+    )
+    routing_cooldown_s: float = Field(60.0, gt=0, description="How long a failing model rests before it is tried again.")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -50,7 +50,7 @@ class Platform:
         self.changes = ChangeNotifier()
         self.db.on_commit(self.changes.notify)
         self.storage = LocalStorage(settings.media_dir)
-        self.portfolio = Portfolio(settings.extra_models)
+        self.portfolio = Portfolio.from_settings(settings)
         self.policy = ContentPolicy.from_settings(settings)
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)
         self.engine: Engine | None = None
@@ -142,6 +142,13 @@ class Platform:
         return Metrics(self)
 
     @functools.cached_property
+    def fleet_rates(self) -> dict[str, Rates]:
+        """Rates per device class the workers offer, for the router (see ``routing.state.fleet_rates``)."""
+        from reelfoundry.routing.state import fleet_rates
+
+        return fleet_rates(self.settings, load_catalog(), self.rates)
+
+    @functools.cached_property
     def rates(self) -> Rates:
         """What this node's worker device costs and where it runs (settings + the price catalog)."""
         return worker_rates(self.settings, load_catalog())
@@ -164,6 +171,10 @@ class Platform:
         """Lock the data dir, bootstrap, start the engine (if this server runs jobs) and the webhook dispatcher."""
         try:
             self.rates  # noqa: B018 - a price the catalog lacks is a start-up error, not a failed job later
+        except ReelFoundryError as exc:
+            raise ConfigurationError(f"pricing: {exc.detail}") from None
+        try:
+            self.fleet_rates  # noqa: B018 - likewise a fleet device the catalog cannot price
         except ReelFoundryError as exc:
             raise ConfigurationError(f"pricing: {exc.detail}") from None
         self.tracer  # noqa: B018 - a tracing set-up that cannot work fails the start, not the first job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -95,9 +96,12 @@ def generate(
     from reelfoundry.config import Settings
     from reelfoundry.execution.produce import produce
     from reelfoundry.governance.policy import ContentPolicy
-    from reelfoundry.portfolio.registry import Portfolio, resolve_params
+    from reelfoundry.finops.catalog import load_catalog
+    from reelfoundry.portfolio.registry import Portfolio
     from reelfoundry.provenance.credentials import configured_credentials
     from reelfoundry.provenance.manifest import signing_for
+    from reelfoundry.routing import plan
+    from reelfoundry.routing.state import local_state, work_params
     from reelfoundry.store.jobs import request_hash
 
     if output.suffix.lower() != ".mp4":
@@ -122,12 +126,19 @@ def generate(
     data_dir = state().data_dir or user_data_dir()
     settings = Settings(data_dir=data_dir)
     ContentPolicy.from_settings(settings).check(request)
-    portfolio = Portfolio(settings.extra_models)
-    card = portfolio.choose(request)
-    params = resolve_params(card, request, tuple(p.resolve() for p in inputs or []))
+    if request.seed is None:
+        request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
+    portfolio = Portfolio.from_settings(settings)
+    route = plan(request, portfolio.cards, local_state(settings, load_catalog()))
+    card = portfolio.card(route.chosen)
+    resolved = route.candidate(card.id).params
+    assert resolved is not None
+    params = work_params(request, resolved, tuple(p.resolve() for p in inputs or []))
     backend = portfolio.backend(card)
     backend.check_inputs(params)  # before the data dir's signing credentials are made: bad input leaves nothing
     console.print(f"[dim]data dir (signing credentials): {data_dir}[/dim]", highlight=False)
+    if request.model == "auto":
+        console.print(f"[dim]model: {route.reason}[/dim]", highlight=False)
     # Signed like every output of the platform; `reelfoundry verify` trusts the signer of this data dir.
     request_sha = request_hash(request.model_dump(mode="json"))
     signing = signing_for(configured_credentials(settings), card, None, request_sha)
@@ -139,7 +150,7 @@ def generate(
 
         result = produce(backend, params, output, step, signing)
         result.poster.unlink(missing_ok=True)
-    info = {"output": str(output), "model": card.id, **result.media.__dict__}
+    info = {"output": str(output), "model": card.id, "route": route.reason, **result.media.__dict__}
     if as_json:
         print_json(info)
     else:

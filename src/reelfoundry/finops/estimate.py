@@ -29,8 +29,11 @@ SAFETY = Decimal("1.5")
 COMPRESSION = 50
 
 
-def estimate_seconds(card: ModelCard, params: GenerationParams) -> float:
-    """Device-seconds one attempt of this job should take."""
+def estimate_seconds(card: ModelCard, params: GenerationParams, device: str | None = None) -> float:
+    """Device-seconds one attempt of this job should take (on ``device`` when the card states its speed there)."""
+    speed = card.speed.get(device or "") if device else None
+    if speed is not None:
+        return speed.seconds(params.num_frames, params.width, params.height, params.steps or 1)
     hint = card.options.get("estimate_s")
     fixed, per = (
         (float(hint["fixed"]), float(hint["per_frame_step"]))
@@ -41,8 +44,22 @@ def estimate_seconds(card: ModelCard, params: GenerationParams) -> float:
     return fixed + per * params.num_frames * steps
 
 
-def estimate_usd(card: ModelCard, params: GenerationParams, rates: Rates, *, timeout_s: float) -> Decimal:
-    """The reservation for one job: estimated device time (× safety, ≤ the timeout) and storage, priced."""
-    seconds = min(float(Decimal(str(estimate_seconds(card, params))) * SAFETY), timeout_s)
+def vendor_usd(card: ModelCard, params: GenerationParams) -> Decimal:
+    """What a vendor API charges for the job: its price per second of video × the video's seconds."""
+    assert card.price_usd_per_video_second is not None
+    return (card.price_usd_per_video_second * Decimal(params.num_frames) / Decimal(params.fps)).quantize(USD_PLACES)
+
+
+USD_PLACES = Decimal("0.000001")
+
+
+def estimate_usd(
+    card: ModelCard, params: GenerationParams, rates: Rates, *, timeout_s: float, device: str | None = None
+) -> Decimal:
+    """The reservation for one job: estimated device time (× safety, ≤ the timeout) and storage, priced; for a
+    vendor API its price (plus storage)."""
     stored = params.width * params.height * 3 * params.num_frames // COMPRESSION
+    if card.vendor is not None:
+        return vendor_usd(card, params) + price(Usage(stored_bytes=stored), rates).total_usd
+    seconds = min(float(Decimal(str(estimate_seconds(card, params, device))) * SAFETY), timeout_s)
     return price(Usage(device_seconds=seconds, stored_bytes=stored), rates).total_usd

@@ -6,7 +6,8 @@ Rules, each named in the 422 problem that a denial becomes:
 * ``protected-identity``: the prompt names a configured person or brand; allowed only with a
   ``consent_reference`` (the documented consent, kept with the job).
 * ``data-class``: ``confidential`` and ``restricted`` requests run only on self-hosted models, never a
-  vendor's remote API (checked where the model is chosen).
+  vendor's remote API: a card lists the data classes it may take (a vendor card cannot list those two) and
+  the router's data-class filter applies it (``routing.plan``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from dataclasses import dataclass
 
 from reelfoundry.config import Settings
 from reelfoundry.errors import PolicyDenied
-from reelfoundry.schema import DataClass, ModelCard, VideoRequest
+from reelfoundry.schema import VideoRequest
 
-#: Data classes that may not leave the platform's own machines.
-SELF_HOSTED_ONLY = frozenset({DataClass.confidential, DataClass.restricted})
 
 
 @dataclass(frozen=True)
@@ -55,13 +54,3 @@ def _phrase(phrase: str) -> re.Pattern[str]:
     """Whole words of ``phrase``, any case, any whitespace between them."""
     words = r"\s+".join(re.escape(w) for w in phrase.split())
     return re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
-
-
-def check_placement(request: VideoRequest, card: ModelCard) -> None:
-    """Refuse a model that the request's data class may not run on."""
-    data_class = request.constraints.data_class
-    if data_class in SELF_HOSTED_ONLY and card.hosting != "self-hosted":
-        raise PolicyDenied(
-            "data-class",
-            f"{data_class.value} requests run only on self-hosted models; {card.id!r} is a remote API",
-        )

@@ -8,11 +8,12 @@ time), evaluation metrics and the sha256 of every weight file, checked on load.
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from reelfoundry.media.probe import file_digest
-from reelfoundry.schema import ModelCard
+from reelfoundry.schema import ModelCard, Quality
 
 
 def _sha256(path: Path) -> str:
@@ -61,6 +62,22 @@ def builtin_card(weights_dir: Path = WEIGHTS_DIR) -> ModelCard | None:
         },
         training={k: facts[k] for k in TRAINING_FACTS if k in facts},
         metrics=facts.get("metrics", {}),
+        quality=eval_quality(facts.get("metrics", {})),
+    )
+
+
+def eval_quality(metrics: dict[str, Any]) -> Quality | None:
+    """The router's quality score from ``reelfoundry eval``: mean prompt adherence (colour, motion, shape) on the
+    model's own domain, as the probe judged it; None before the model is evaluated."""
+    adherence = metrics.get("adherence")
+    if not isinstance(adherence, dict) or not adherence:
+        return None
+    score = sum(float(v) for v in adherence.values()) / len(adherence)
+    when = metrics.get("date")
+    return Quality(
+        score=round(min(1.0, max(0.0, score)), 3),
+        source=f"reelfoundry eval: mean prompt adherence ({', '.join(sorted(adherence))}) on procedural clips",
+        measured_at=date.fromisoformat(when) if isinstance(when, str) else None,
     )
 
 

@@ -121,7 +121,7 @@ def record_model(session: Session, card: ModelCard) -> AuditPendingRow | None:
     facts = {
         "version": card.version,
         "backend": card.backend,
-        "hosting": card.hosting,
+        "hosting": card.hosting if isinstance(card.hosting, str) else card.hosting.model_dump(mode="json"),
         "files_sha256": card.options.get("sha256"),
         "path": card.options.get("path"),
     }

@@ -71,6 +71,11 @@ def list_budgets(
     return page_of(list(session.scalars(paginate(stmt, BudgetRow.id, cursor, limit))), limit)
 
 
+def any_budget(session: Session, tenant_id: str) -> bool:
+    """Whether the tenant has any budget (one indexed probe; most tenants have none)."""
+    return session.execute(_ANY_BUDGET, {"tenant_id": tenant_id}).first() is not None
+
+
 def applicable(
     session: Session, tenant_id: str, project: str | None, campaign: str | None, *, lock: bool
 ) -> list[BudgetRow]:
@@ -126,7 +131,7 @@ def reserve(
     """Check a job's estimate against every budget it counts against; BudgetExceeded (402) for a hard one
     it would overrun. Returns the soft budgets it crosses now (each warns once per period)."""
     crossed: list[tuple[BudgetRow, Standing]] = []
-    if session.execute(_ANY_BUDGET, {"tenant_id": tenant_id}).first() is None:
+    if not any_budget(session, tenant_id):
         return crossed
     for budget in applicable(session, tenant_id, project, campaign, lock=True):
         now = standing(session, budget)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from reelfoundry.errors import IdempotencyConflict, InvalidTransition
 from reelfoundry.ids import new_id
-from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, VideoRequest
+from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, RoutePlan, VideoRequest
 from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store.events import append_event
 from reelfoundry.store.owned import owned
@@ -55,6 +55,8 @@ def create_job(
     idempotency_key: str | None = None,
     submitted_by: str | None = None,
     estimated_usd: Decimal | None = None,
+    route: RoutePlan | None = None,
+    route_cards: dict[str, Any] | None = None,
 ) -> JobRow:
     """Insert a queued job and its ``job.queued`` event."""
     now = utcnow()
@@ -75,11 +77,16 @@ def create_job(
         cancel_requested=False,
         submitted_by=submitted_by,
         estimated_usd=estimated_usd,
+        route=route.model_dump(mode="json") if route is not None else None,
+        route_cards=route_cards,
         created_at=now,
     )
     session.add(row)
     session.flush()  # the event's foreign key needs the job row first
-    append_event(session, row, "job.queued", {"model": model})
+    data: dict[str, Any] = {"model": model}
+    if route is not None:
+        data["reason"] = route.reason
+    append_event(session, row, "job.queued", data)
     return row
 
 
@@ -335,6 +342,7 @@ def to_job(row: JobRow, cost: CostRecordRow | None = None) -> Job:
         cancel_requested=row.cancel_requested,
         error=JobError(type=row.error_type, detail=row.error_detail or "") if row.error_type else None,
         asset_id=row.asset_id,
+        route=RoutePlan.model_validate(row.route) if row.route else None,
         estimated_usd=row.estimated_usd,
         cost=to_cost(cost) if cost is not None else None,
         created_at=row.created_at,

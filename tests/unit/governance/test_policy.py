@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from pydantic import ValidationError
+
 from reelfoundry.errors import PolicyDenied
-from reelfoundry.governance.policy import ContentPolicy, check_placement
+from reelfoundry.governance.policy import ContentPolicy
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
-from reelfoundry.schema import VideoRequest
+from reelfoundry.routing import RouterState, plan
+from reelfoundry.schema import DataClass, ModelCard, VideoRequest
 
 POLICY = ContentPolicy(blocked_terms=("gore", "credit card number"), protected_identities=("Jane Doe",))
 
@@ -34,12 +37,30 @@ def test_protected_identities_need_a_consent_reference() -> None:
 
 
 def test_confidential_and_restricted_requests_stay_on_self_hosted_models() -> None:
-    remote = TEMPLATE_CARD.model_copy(update={"id": "vendor-x", "hosting": "remote"})
+    vendor = {
+        **TEMPLATE_CARD.model_dump(mode="json"),
+        "id": "vendor-x",
+        "backend": "replicate",
+        "hosting": {"vendor": "replicate", "region": "us"},
+        "price_usd_per_video_second": "0.05",
+    }
+    del vendor["data_classes"]
+    card = ModelCard.model_validate(vendor)
+    assert set(card.data_classes) == {DataClass.public, DataClass.internal}
+    with pytest.raises(ValidationError, match="may not take"):
+        ModelCard.model_validate({**vendor, "data_classes": ["public", "confidential"]})
+    portfolio = {"vendor-x": card, "template": TEMPLATE_CARD}
+    state = RouterState(vendors=frozenset({"replicate"}))
     for data_class in ("confidential", "restricted"):
-        request = VideoRequest.model_validate({"prompt": "x", "constraints": {"data_class": data_class}})
+        request = VideoRequest.model_validate(
+            {"prompt": "x", "model": "vendor-x", "seed": 1, "constraints": {"data_class": data_class}}
+        )
         with pytest.raises(PolicyDenied) as denied:
-            check_placement(request, remote)
+            plan(request, portfolio, state)
         assert denied.value.rule == "data-class"
-        check_placement(request, TEMPLATE_CARD)
+        assert plan(request.model_copy(update={"model": "template"}), portfolio, state).chosen == "template"
     for data_class in ("public", "internal"):
-        check_placement(VideoRequest.model_validate({"prompt": "x", "constraints": {"data_class": data_class}}), remote)
+        request = VideoRequest.model_validate(
+            {"prompt": "x", "model": "vendor-x", "seed": 1, "constraints": {"data_class": data_class}}
+        )
+        assert plan(request, portfolio, state).chosen == "vendor-x"

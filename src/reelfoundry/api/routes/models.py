@@ -1,33 +1,87 @@
-"""/v1/models: the portfolio's model cards."""
+"""/v1/models: the portfolio's model cards; the platform's admin adds and removes cards without a restart."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.exc import IntegrityError
 
-from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader
-from reelfoundry.errors import BadRequest, NotFound
+from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, TenantAdmin
+from reelfoundry.errors import BadRequest, ConfigurationError, Conflict, Forbidden, InvalidParameter, NotFound
+from reelfoundry.portfolio.registry import backend_class
 from reelfoundry.schema import ModelCard, Page
+from reelfoundry.store import audit
+from reelfoundry.store import models as modelstore
+from reelfoundry.store.keys import Principal
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+
+def _operator(principal: Principal) -> None:
+    # Cards are the whole platform's, not a tenant's: only the operator tenant's admins change them.
+    if not principal.is_operator:
+        raise Forbidden("only the platform operator's admin keys add or remove models")
 
 
 @router.get("", response_model=Page[ModelCard], summary="List models, by id")
 def list_models(platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50) -> Page[ModelCard]:
     """Model cards in id order; the cursor is the last id of the previous page."""
-    ids = sorted(platform.portfolio.cards)
+    platform.portfolio.refresh(platform.db)
+    cards = platform.portfolio.cards
+    ids = sorted(cards)
     if cursor is not None:
-        if cursor not in platform.portfolio.cards:
+        if cursor not in cards:
             raise BadRequest(f"cursor {cursor[:64]!r} is not a model id", parameter="cursor")
         ids = [i for i in ids if i > cursor]
     page = ids[:limit]
     nxt = page[-1] if len(ids) > limit else None
-    return Page[ModelCard](items=[platform.portfolio.cards[i] for i in page], next_cursor=nxt)
+    return Page[ModelCard](items=[cards[i] for i in page], next_cursor=nxt)
 
 
 @router.get("/{model_id}", response_model=ModelCard, summary="Read a model card")
 def get_model(model_id: str, platform: PlatformDep, principal: Reader) -> ModelCard:
     """One model card ("auto" is not a model)."""
+    platform.portfolio.refresh(platform.db)
     card = platform.portfolio.cards.get(model_id)
     if card is None:
         raise NotFound(f"model {model_id!r} not found")
+    return card
+
+
+@router.post("", status_code=201, response_model=ModelCard, summary="Add a model card (operator admin)")
+def add_model(card: ModelCard, platform: PlatformDep, principal: TenantAdmin) -> ModelCard:
+    """Add a card to the portfolio, live on every server within a second. Its backend must exist; its id must be
+    new (the models file's and built-in cards are changed in the file). Audited."""
+    _operator(principal)
+    try:  # an unknown backend or bad options are a 422 now, not a failed job later (no weights load here)
+        backend_class(card.backend)(card)
+    except ConfigurationError as exc:
+        raise InvalidParameter("backend", exc.detail) from None
+    platform.portfolio.refresh(platform.db, force=True)
+    if card.id in platform.portfolio.cards:
+        raise Conflict(f"model {card.id!r} already exists; delete it first (or edit the models file it comes from)")
+    try:
+        with platform.db.write() as session:
+            modelstore.add_card(session, card, principal.key_id)
+            audit.append_by(session, principal, "model.added", subject=card.id, data=card.model_dump(mode="json"))
+    except IntegrityError:
+        raise Conflict(f"model {card.id!r} already exists") from None
+    platform.portfolio.refresh(platform.db, force=True)
+    return card
+
+
+@router.delete("/{model_id}", response_model=ModelCard, summary="Remove a model card (operator admin)")
+def delete_model(model_id: str, platform: PlatformDep, principal: TenantAdmin) -> ModelCard:
+    """Remove a card added over the API. Jobs already queued on it still run: their route keeps the card."""
+    _operator(principal)
+    platform.portfolio.refresh(platform.db, force=True)
+    card = platform.portfolio.cards.get(model_id)
+    if card is None:
+        raise NotFound(f"model {model_id!r} not found")
+    if model_id in platform.portfolio.fixed:
+        raise Conflict(f"model {model_id!r} comes from the models file or is built in; remove it there")
+    with platform.db.write() as session:
+        if not modelstore.delete_card(session, model_id):
+            raise NotFound(f"model {model_id!r} not found")
+        audit.append_by(session, principal, "model.deleted", subject=model_id)
+    platform.portfolio.refresh(platform.db, force=True)
     return card

@@ -28,7 +28,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from reelfoundry.errors import ConfigurationError, InvalidParameter
 from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
-from reelfoundry.schema import ModelCard, TemplateSpec
+from reelfoundry.schema import ModelCard, Quality, Resources, Speed, TemplateSpec
+from reelfoundry.schema.model_card import DEVICE_CLASSES
 from reelfoundry.schema.template import Background, ImageLayer, Scene, ShapeLayer, TextLayer, Timing, fill
 
 MAX_FPS = 60
@@ -52,7 +53,20 @@ TEMPLATE_CARD = ModelCard(
     max_num_frames=2880,
     max_width=1920,
     max_height=1080,
+    max_fps=MAX_FPS,
+    task="template",
     license="Apache-2.0",
+    resources=Resources(weights_gib=0.0, activation_gib_per_mpf=0.02, max_batch=1),
+    # CPU-bound: the same on every device class. ~0.01 s a frame at 640×360 (0.23 Mpx) plus ~1 s to set up and
+    # encode, measured on the 2-core CPU machine (benchmarks/RESULTS.md, template renderer).
+    speed={
+        device: Speed(s_per_step_mpf=0.043, overhead_s=1.0, source="measured 2026-11, 2-core CPU (template bench)")
+        for device in DEVICE_CLASSES
+    },
+    quality=Quality(
+        score=0.2,
+        source="assumed: exact for template specs, but a free prompt becomes only a title card of its text",
+    ),
 )
 
 _TEXT_WIDTH = 0.9

@@ -1,0 +1,102 @@
+"""The portfolio as configuration: model cards in a YAML file, like LiteLLM's ``config.yaml``.
+
+::
+
+    models:
+      - id: ltx-video
+        name: LTX-Video 0.9
+        backend: diffusers
+        options: {path: Lightricks/LTX-Video, pipeline_class: LTXPipeline}
+        ...                                 # every ModelCard field; see schemas/ModelCard.json
+
+The shipped file (``portfolio/models.yaml``) is used unless ``REELFOUNDRY_MODELS_FILE`` names
+another. Errors name the file, the line of the card and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+from pydantic import ValidationError
+
+from reelfoundry.errors import InvalidParameter
+from reelfoundry.schema import ModelCard
+
+SHIPPED_MODELS_FILE = Path(__file__).with_name("models.yaml")
+#: A models file larger than this is refused before it is parsed (YAML is cheap to make expensive).
+MAX_MODELS_FILE_BYTES = 1_048_576
+MAX_CARDS = 1000
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "card"
+
+
+def card_error(exc: ValidationError, where: str) -> InvalidParameter:
+    """The first problem of a card that failed validation, naming ``where`` and the field."""
+    first = exc.errors()[0]
+    field = _field(tuple(first["loc"]))
+    message = first["msg"].removeprefix("Value error, ")
+    return InvalidParameter(field, f"{where}: field {field!r}: {message}")
+
+
+def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
+    """Model cards from YAML text; InvalidParameter naming ``source``, the card's line and the field."""
+    if len(text.encode()) > MAX_MODELS_FILE_BYTES:
+        raise InvalidParameter("models", f"{source}: larger than {MAX_MODELS_FILE_BYTES} bytes")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InvalidParameter("models", f"{source}: {line}not valid YAML: {reason}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise InvalidParameter("models", f"{source}: line 1: field 'models' is missing (a list of model cards)")
+    unknown = sorted(set(data) - {"models"})
+    if unknown:
+        raise InvalidParameter(unknown[0], f"{source}: unknown top-level field {unknown[0]!r}; only 'models'")
+    entries: list[Any] = data["models"]
+    if len(entries) > MAX_CARDS:
+        raise InvalidParameter("models", f"{source}: {len(entries)} cards; at most {MAX_CARDS}")
+    lines: list[int] = []
+    for key, value in getattr(root, "value", []):
+        if getattr(key, "value", None) == "models":
+            lines = [item.start_mark.line + 1 for item in getattr(value, "value", [])]
+    cards: list[ModelCard] = []
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        where = f"{source}: line {lines[i] if i < len(lines) else '?'} (models[{i}])"
+        if not isinstance(entry, dict):
+            raise InvalidParameter("models", f"{where}: a model card is a mapping of fields")
+        try:
+            card = ModelCard.model_validate(entry)
+        except ValidationError as exc:
+            raise card_error(exc, where) from None
+        if card.id in seen:
+            raise InvalidParameter("id", f"{where}: field 'id': {card.id!r} is already defined at {seen[card.id]}")
+        seen[card.id] = where
+        cards.append(card)
+    return cards
+
+
+def load_models_file(path: str | Path) -> list[ModelCard]:
+    """The cards of a models file; InvalidParameter naming the file, line and field."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_MODELS_FILE_BYTES:
+            raise InvalidParameter("models", f"{path}: larger than {MAX_MODELS_FILE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameter("models_file", f"cannot read the models file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidParameter("models_file", f"{path}: not UTF-8 text") from None
+    return parse_models(text, str(path))
+
+
+def shipped_cards() -> list[ModelCard]:
+    """The cards of the shipped portfolio file."""
+    return load_models_file(SHIPPED_MODELS_FILE)

@@ -1,0 +1,58 @@
+"""Model cards added over the API, and each model's health (failures and cooldown) for the router."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from reelfoundry.schema import ModelCard
+from reelfoundry.store.tables import ModelCardRow, ModelHealthRow, utcnow
+
+
+def add_card(session: Session, card: ModelCard, created_by: str | None) -> ModelCardRow:
+    """Store a card added over the API (the caller checks its id is free)."""
+    row = ModelCardRow(id=card.id, card=card.model_dump(mode="json"), created_by=created_by, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def delete_card(session: Session, model_id: str) -> bool:
+    """Remove a card added over the API; False if there was none."""
+    return session.execute(delete(ModelCardRow).where(ModelCardRow.id == model_id)).rowcount > 0
+
+
+def stored_card_ids(session: Session) -> set[str]:
+    """Ids of the cards added over the API."""
+    return set(session.scalars(select(ModelCardRow.id)))
+
+
+def cooldowns(session: Session, now: datetime | None = None) -> dict[str, datetime]:
+    """Models resting now, with when they may be tried again."""
+    now = now or utcnow()
+    stmt = select(ModelHealthRow.model, ModelHealthRow.cooldown_until).where(ModelHealthRow.cooldown_until > now)
+    return {model: until for model, until in session.execute(stmt) if until is not None}
+
+
+def record_outcome(
+    session: Session, model: str, *, ok: bool, threshold: int, cooldown_s: float, now: datetime | None = None
+) -> ModelHealthRow:
+    """Count a backend success (resets the count) or failure; the ``threshold``-th failure in a row starts a
+    cooldown of ``cooldown_s`` (LiteLLM's allowed_fails / cooldown_time). After it, one more failure starts the
+    next cooldown at once; a success ends the streak."""
+    now = now or utcnow()
+    row = session.get(ModelHealthRow, model, with_for_update=True)
+    if row is None:
+        row = ModelHealthRow(model=model, failures=0, cooldown_until=None, updated_at=now)
+        session.add(row)
+    if ok:
+        row.failures, row.cooldown_until = 0, None
+    else:
+        row.failures += 1
+        if row.failures >= threshold:
+            row.cooldown_until = now + timedelta(seconds=cooldown_s)
+    row.updated_at = now
+    session.flush()
+    return row
