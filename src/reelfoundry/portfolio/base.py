@@ -55,6 +55,9 @@ class GenerationOutput:
     num_frames: int
     #: Backend facts worth keeping (steps run, sampler, ...).
     info: dict[str, object] = field(default_factory=dict)
+    #: A finished MP4 (a vendor API's output) that produce() signs as it is instead of encoding ``frames``;
+    #: produce() owns the file from then on and removes it.
+    video: Path | None = None
 
 
 def check_card_limits(card: ModelCard, num_frames: int, width: int, height: int) -> None:

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 BACKENDS: dict[str, str] = {
     "template": "reelfoundry.portfolio.backends.template:TemplateBackend",
     "diffusers": "reelfoundry.portfolio.backends.diffusers:DiffusersBackend",
+    "replicate": "reelfoundry.portfolio.backends.replicate:ReplicateBackend",
+    "fal": "reelfoundry.portfolio.backends.fal:FalBackend",
 }
 
 def backend_class(name: str) -> type[Backend]:
