@@ -369,7 +369,10 @@ class Engine:
 
 
 def _usage(out: Finished) -> jobstore.AttemptUsage:
-    """What a finished attempt used, as its worker measured."""
+    """What a finished attempt used, as its worker measured. A vendor's job ran on the vendor's machines: the
+    worker only waited, so its time and energy are not charged; the vendor's charge is."""
+    if out.vendor is not None:
+        return jobstore.AttemptUsage(0.0, 0.0, "vendor", vendor=out.vendor)
     return jobstore.AttemptUsage(out.seconds, out.energy_j, out.energy_method)
 
 

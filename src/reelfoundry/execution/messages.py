@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reelfoundry.finops.energy import EnergySpec
+from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.media import MediaInfo
 from reelfoundry.portfolio.base import GenerationParams
 from reelfoundry.provenance.manifest import Signing
@@ -55,6 +56,8 @@ class Finished:
     #: Energy of the attempt's share of the device, and how it was found (nvml, rapl, model).
     energy_j: float = 0.0
     energy_method: str = "none"
+    #: Set when the attempt ran on a vendor's API: whose, where, and what it charged (0 unless it delivered).
+    vendor: VendorCharge | None = None
 
 
 WorkerOutput = Progress | Finished

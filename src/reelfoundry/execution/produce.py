@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import av
 import numpy as np
 
-from reelfoundry.media import MediaInfo, encode_mp4, write_poster
+from reelfoundry.media import MediaInfo, encode_mp4, probe, write_poster
 from reelfoundry.media.probe import file_digest
 from reelfoundry.portfolio.base import Backend, GenerationParams, StepCallback
 from reelfoundry.provenance.manifest import Signing, sign_mp4
@@ -21,6 +23,8 @@ class Produced:
     media: MediaInfo
     video: Path
     poster: Path
+    #: The backend's facts (GenerationOutput.info), e.g. a vendor's charge.
+    info: dict[str, object] = field(default_factory=dict)
 
 
 def produce(
@@ -36,7 +40,18 @@ def produce(
     output = backend.generate(params, callback)
     middle: list[np.ndarray] = []
     encoded = video.with_name(video.stem + ".unsigned.mp4") if signing is not None else video
-    media = encode_mp4(_keep(output.frames, output.num_frames // 2, middle), output.fps, encoded)
+    if output.video is not None:
+        # A finished MP4 (a vendor's): signed as it is, not decoded and encoded a second time.
+        try:
+            media = probe(output.video)
+            if media.media_type != "video/mp4":
+                raise ValueError(f"{backend.name} returned a {media.media_type} file, not an MP4")
+            middle.append(_frame(output.video, media.num_frames // 2))
+            shutil.copyfile(output.video, encoded)  # a new file, with the mode a normal write gives
+        finally:
+            output.video.unlink(missing_ok=True)
+    else:
+        media = encode_mp4(_keep(output.frames, output.num_frames // 2, middle), output.fps, encoded)
     poster = video.with_suffix(".jpg")
     try:
         if signing is not None:
@@ -57,7 +72,20 @@ def produce(
     finally:
         if encoded != video:
             encoded.unlink(missing_ok=True)
-    return Produced(media=media, video=video, poster=poster)
+    return Produced(media=media, video=video, poster=poster, info=output.info)
+
+
+def _frame(path: Path, index: int) -> np.ndarray:
+    """Frame ``index`` of a video (or its last, if it has fewer) as uint8 RGB."""
+    last: np.ndarray | None = None
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            last = frame.to_ndarray(format="rgb24")
+            if i >= index:
+                break
+    if last is None:
+        raise ValueError(f"{path.name} has no decodable frame")
+    return last
 
 
 def _keep(frames: Iterable[np.ndarray], index: int, into: list[np.ndarray]) -> Iterator[np.ndarray]:

@@ -17,12 +17,14 @@ import os
 import resource
 import signal
 import time
+from decimal import Decimal
 from multiprocessing.connection import Connection
 
 from reelfoundry.errors import BackendError, GenerationCancelled, ReelFoundryError
 from reelfoundry.execution.messages import Finished, Progress, WorkItem
 from reelfoundry.execution.produce import produce
 from reelfoundry.finops.energy import EnergyMeter
+from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.portfolio.base import Backend
 from reelfoundry.portfolio.registry import backend_class
 
@@ -139,8 +141,12 @@ def run_item(
 
     meter = EnergyMeter(item.energy) if item.energy is not None else None
 
-    def done(**kw: object) -> Finished:
+    def done(vendor_usd: object = "0", **kw: object) -> Finished:
         energy = {"energy_j": meter.joules, "energy_method": meter.method} if meter is not None else {}
+        hosting = item.card.hosting
+        # A vendor's attempt is charged what the vendor charged: its price for what it delivered, else nothing.
+        if not isinstance(hosting, str):
+            kw["vendor"] = VendorCharge(hosting.vendor, hosting.region, Decimal(str(vendor_usd)))
         return Finished(item.job_id, item.attempt, seconds=time.perf_counter() - start, **energy, **kw)  # type: ignore[arg-type]
 
     try:
@@ -150,7 +156,15 @@ def run_item(
                 backend = backends[item.card.id] = backend_class(item.card.backend)(item.card)
             video = item.out_dir / f"{item.job_id}-{item.attempt}.mp4"
             result = produce(backend, item.params, video, callback, item.signing)
-        return done(media=result.media, video_path=result.video, poster_path=result.poster), False
+        return (
+            done(
+                media=result.media,
+                video_path=result.video,
+                poster_path=result.poster,
+                vendor_usd=result.info.get("vendor_usd", "0"),
+            ),
+            False,
+        )
     except GenerationCancelled:
         return done(cancelled=True), False
     except ReelFoundryError as exc:

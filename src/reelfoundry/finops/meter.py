@@ -2,7 +2,9 @@
 
 Pure arithmetic on Decimal; the engine measures, this module prices. The rules:
 
-- compute $   = device-seconds / 3600 × $/device-hour × device share (a MIG slice or fraction < 1)
+- compute $   = device-seconds / 3600 × $/device-hour × device share (a MIG slice or fraction < 1);
+                for a job on a vendor's API, the vendor's charge: its $/video-second × seconds delivered
+                (the worker only waited, so no local device-seconds or energy are charged)
 - idle $      = idle device-seconds charged to the job (see :class:`IdleLedger`) priced the same way
 - energy kWh  = measured device energy (NVML, RAPL) or TDP × share × utilisation × seconds, × PUE
 - CO2e kg     = kWh × grid intensity (g/kWh) / 1000
@@ -96,6 +98,17 @@ class Usage:
     energy_method: str = "none"
     stored_bytes: int = 0
     video_seconds: float = 0.0
+    #: What a vendor API charged for the job (its price per video second × the seconds it delivered).
+    vendor_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class VendorCharge:
+    """One attempt on a vendor's API: whose, where, and what it charged (0 for one that delivered nothing)."""
+
+    vendor: str
+    region: str
+    usd: Decimal
 
 
 @dataclass(frozen=True)
@@ -128,12 +141,13 @@ def significant(value: Decimal, digits: int) -> str:
 
 
 def price(usage: Usage, rates: Rates | None, egress_bytes: int = 0) -> CostFigures:
-    """Price a job's usage at ``rates`` (None: it never ran anywhere, so it costs nothing)."""
+    """Price a job's usage at ``rates`` (None: no local rates; only a vendor's charge, if any, is counted)."""
+    vendor = _usd(usage.vendor_usd)
     if rates is None:
         zero = Decimal(0)
-        return CostFigures(zero, zero, zero, zero, zero, zero, zero)
+        return CostFigures(vendor, zero, zero, zero, vendor, zero, zero)
     per_second = rates.usd_per_share_second
-    compute = _usd(Decimal(str(usage.device_seconds)) * per_second)
+    compute = _usd(Decimal(str(usage.device_seconds)) * per_second) + vendor
     idle = _usd(Decimal(str(usage.idle_seconds)) * per_second)
     months = rates.retention_days / DAYS_PER_MONTH
     storage = _usd(Decimal(usage.stored_bytes) / Decimal(10**9) * rates.storage_usd_per_gb_month * months)

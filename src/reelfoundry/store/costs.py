@@ -7,14 +7,20 @@ from decimal import Decimal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reelfoundry.finops.meter import Rates, Usage, egress_usd, price
+from reelfoundry.finops.meter import Rates, Usage, VendorCharge, egress_usd, price
 from reelfoundry.ids import new_id
 from reelfoundry.schema import CostRecord
 from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, utcnow
 
 
-def record_final(session: Session, job: JobRow, asset: AssetRow | None = None) -> CostRecordRow:
-    """The job's one CostRecord, priced from its usage and the rates it ran at (made once; later calls return it)."""
+def record_final(
+    session: Session, job: JobRow, asset: AssetRow | None = None, vendor: VendorCharge | None = None
+) -> CostRecordRow:
+    """The job's one CostRecord, priced from its usage and the rates it ran at (made once; later calls return it).
+
+    ``vendor``: the job ran on a vendor's API, which charged this; that charge is its compute part, and the
+    record names the vendor and its region as where it ran (storage and egress stay this platform's).
+    """
     existing = session.scalar(select(CostRecordRow).where(CostRecordRow.job_id == job.id))
     if existing is not None:
         return existing
@@ -27,6 +33,7 @@ def record_final(session: Session, job: JobRow, asset: AssetRow | None = None) -
         energy_method=job.energy_method or "none",
         stored_bytes=stored,
         video_seconds=(asset.duration_s or 0.0) if asset is not None else 0.0,
+        vendor_usd=vendor.usd if vendor is not None else Decimal(0),
     )
     figures = price(usage, rates)
     # Where it ran and at what rates (absent for a job that never ran: it costs nothing).
@@ -48,6 +55,16 @@ def record_final(session: Session, job: JobRow, asset: AssetRow | None = None) -
         if rates
         else {}
     )
+    if vendor is not None:
+        rated.update(
+            provider=vendor.vendor,
+            region=vendor.region,
+            pricing_model="per-video-second",
+            device="api",
+            device_share=None,
+            usd_per_device_hour=None,
+            energy_method="vendor",
+        )
     row = CostRecordRow(
         id=new_id(),
         job_id=job.id,

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from reelfoundry.errors import IdempotencyConflict, InvalidTransition
+from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.ids import new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, RoutePlan, VideoRequest
 from reelfoundry.store.costs import record_final, to_cost
@@ -152,6 +153,8 @@ class AttemptUsage:
     seconds: float
     energy_j: float = 0.0
     energy_method: str = "model"
+    #: The attempt ran on a vendor's API, which charged this (priced into the cost record).
+    vendor: VendorCharge | None = None
 
 
 def _with_usage(values: dict[str, Any], usage: AttemptUsage | None) -> dict[str, Any]:
@@ -220,7 +223,7 @@ def complete(
         return None
     session.add(asset)
     session.flush()
-    record_final(session, row, asset)
+    record_final(session, row, asset, usage.vendor if usage is not None else None)
     append_event(session, row, "job.succeeded", {"asset_id": asset.id, "attempt": attempt})
     return row
 
