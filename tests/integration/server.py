@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from faulty_backend import CARD as FAULTY_CARD
 
 SUPPORT = Path(__file__).parents[1] / "support"
@@ -78,11 +80,19 @@ class Server:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key or self.admin_key}"}, timeout=30)
 
 
+def models_file(cards: list[dict[str, Any]]) -> str:
+    """A models file (``REELFOUNDRY_MODELS_FILE``) holding ``cards``, in a temporary directory; its path."""
+    fd, path = tempfile.mkstemp(prefix="models-", suffix=".yaml")
+    with os.fdopen(fd, "w") as out:
+        yaml.safe_dump({"models": cards}, out)
+    return path
+
+
 def server_env(**settings: Any) -> dict[str, str]:
     """Environment for a server: the faulty test model registered, fast polling, plus overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REELFOUNDRY_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SUPPORT), env.get("PYTHONPATH", "")]))
-    env["REELFOUNDRY_EXTRA_MODELS"] = json.dumps([FAULTY_CARD])
+    env["REELFOUNDRY_MODELS_FILE"] = models_file([FAULTY_CARD])
     env["REELFOUNDRY_POLL_INTERVAL_S"] = "0.05"
     for key, value in settings.items():
         env[f"REELFOUNDRY_{key.upper()}"] = str(value)

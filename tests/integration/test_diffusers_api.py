@@ -11,7 +11,7 @@ from typing import Any
 import av
 import pytest
 from faulty_backend import CARD as FAULTY_CARD
-from server import Server, server_env, wait_state
+from server import Server, models_file, server_env, wait_state
 from tiny_pipelines import CARD_DEFAULTS, build_tiny_ltx, build_tiny_wan
 
 # Registered under this import path until registry.py names the backend "diffusers".
@@ -30,7 +30,7 @@ def diffusers_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         cards.append({"id": f"tiny-{kind}", "name": f"Tiny {kind}", "backend": BACKEND, **card})
     env = server_env(job_timeout_s=60, cancel_grace_s=2)
     # server_env registers only the faulty card; the whole list replaces it.
-    env["REELFOUNDRY_EXTRA_MODELS"] = json.dumps(cards)
+    env["REELFOUNDRY_MODELS_FILE"] = models_file(cards)
     env["HF_HUB_OFFLINE"] = "1"
     srv = Server(root / "data", env).start()
     yield srv

@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pytest
 from faulty_backend import CARD as FAULTY_CARD
-from server import Server, server_env
+from server import Server, models_file, server_env
 
 from reelfoundry.store import Database, audit
 from reelfoundry.store.tables import AuditRow
 
 # A vendor's remote API cannot run here; this card only stands in for one (it is never run: the
-# data-class rule refuses confidential work before any backend is touched).
+# data-class filter refuses confidential work before any backend is touched).
 REMOTE_CARD = {
     **FAULTY_CARD,
     "id": "vendor-video",
     "name": "Vendor video API (stand-in)",
-    "hosting": "remote",
+    "hosting": {"vendor": "replicate", "region": "us"},
+    "price_usd_per_video_second": "0.05",
 }
 
 
@@ -30,7 +31,7 @@ def policy_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
         policy_protected_identities=json.dumps(["Jane Doe"]),
         webhook_allowed_hosts=json.dumps(["127.0.0.1"]),
     )
-    env["REELFOUNDRY_EXTRA_MODELS"] = json.dumps([REMOTE_CARD])
+    env["REELFOUNDRY_MODELS_FILE"] = models_file([FAULTY_CARD, REMOTE_CARD])
     srv = Server(root / "data", env).start()
     yield srv
     srv.stop()

@@ -40,12 +40,9 @@ def test_settings_refuse_contradictions() -> None:
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REELFOUNDRY_WORKER_SLOTS", "3")
-    monkeypatch.setenv(
-        "REELFOUNDRY_EXTRA_MODELS",
-        '[{"id": "m", "name": "M", "backend": "template", '
-        '"default_num_frames": 8, "default_fps": 8, "default_width": 64, "default_height": 64, '
-        '"max_num_frames": 8, "max_width": 64, "max_height": 64}]',
-    )
+    monkeypatch.setenv("REELFOUNDRY_MODELS_FILE", "/etc/reelfoundry/models.yaml")
+    monkeypatch.setenv("REELFOUNDRY_FLEET_DEVICES", '["H100", "L40S"]')
     s = Settings()
-    assert s.worker_slots == 3 and s.extra_models[0].id == "m"
+    assert s.worker_slots == 3 and str(s.models_file) == "/etc/reelfoundry/models.yaml"
+    assert s.fleet_devices == ["H100", "L40S"]
     assert s.resolved_database_url.startswith("sqlite:///")

@@ -126,7 +126,33 @@ def jobs_list(
 def jobs_show(job_id: str, as_json: AsJson = False) -> None:
     """One job, in full (--json: exactly as the API returns it)."""
     job = client().json("GET", f"/v1/jobs/{_id('job', job_id)}")
-    show_record(job, as_json, f"Job {job_id}")
+    if as_json:
+        print_json(job)
+        return
+    route = job.pop("route", None)
+    show_record(job, False, f"Job {job_id}")
+    if route:
+        show_route(route)
+
+
+def show_route(route: dict[str, Any]) -> None:
+    """A RoutePlan: the choice and its reason, then every candidate with its estimates or the filter it failed."""
+    rows = []
+    for c in route.get("candidates", []):
+        rows.append(
+            {
+                "model": c["model"] + (" ← chosen" if c["model"] == route["chosen"] else ""),
+                "est. $": c.get("estimated_usd"),
+                "est. s": None if c.get("estimated_s") is None else f"{c['estimated_s']:.0f}",
+                "quality": f"{c.get('quality', 0):g}",
+                "where": c.get("where"),
+                "filtered by": None if not c.get("filtered_by") else f"{c['filtered_by']}: {c.get('detail')}",
+            }
+        )
+    title = f"Route ({route['objective']}): {route['reason']}"
+    if route.get("fallbacks"):
+        title += f"; fallbacks {', '.join(route['fallbacks'])}"
+    table(rows, ["model", "est. $", "est. s", "quality", "where", "filtered by"], title)
 
 
 @jobs_app.command("cancel")

@@ -17,11 +17,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reelfoundry.errors import IdempotencyConflict, InvalidTransition
+from reelfoundry.errors import (
+    BackendError,
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidTransition,
+    ModelIntegrityError,
+)
 from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.ids import new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, RoutePlan, VideoRequest
 from reelfoundry.store.costs import record_final, to_cost
+from reelfoundry.store import models as modelstore
 from reelfoundry.store.events import append_event
 from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
@@ -223,16 +230,52 @@ def complete(
         return None
     session.add(asset)
     session.flush()
+    modelstore.record_success(session, row.model)
     record_final(session, row, asset, usage.vendor if usage is not None else None)
     append_event(session, row, "job.succeeded", {"asset_id": asset.id, "attempt": attempt})
     return row
 
 
+@dataclass(frozen=True)
+class Health:
+    """When a failing model rests: after ``threshold`` backend failures in a row, for ``cooldown_s``."""
+
+    threshold: int = 3
+    cooldown_s: float = 60.0
+
+
+#: Error types that say the model's backend failed, not the request: they count against the model's health and
+#: send the job on to its route's next fallback.
+MODEL_FAILURES = frozenset(
+    {BackendError.problem_type(), ConfigurationError.problem_type(), ModelIntegrityError.problem_type()}
+)
+
+
+def next_fallback(row: JobRow) -> str | None:
+    """The model after the one the job is on now in its route (chosen, then fallbacks), or None."""
+    if not row.route:
+        return None
+    order = [row.route["chosen"], *row.route.get("fallbacks", [])]
+    if row.model not in order:
+        return None
+    i = order.index(row.model)
+    return order[i + 1] if i + 1 < len(order) else None
+
+
 def fail(
-    session: Session, job_id: str, attempt: int, error: JobError, *, retry: bool, usage: AttemptUsage | None = None
+    session: Session,
+    job_id: str,
+    attempt: int,
+    error: JobError,
+    *,
+    retry: bool,
+    usage: AttemptUsage | None = None,
+    health: Health = Health(),  # noqa: B008 - frozen, shared safely
 ) -> JobRow | None:
     """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed.
 
+    A backend failure (``MODEL_FAILURES``) counts against the model's health and, when the job's route has a
+    fallback after the model it is on, re-queues it on that model (``job.rerouted``) whatever ``retry`` says.
     A job whose cancellation was requested is never re-queued: it ends cancelled.
     """
     current = session.get(JobRow, job_id, populate_existing=True, with_for_update=True)
@@ -240,6 +283,20 @@ def fail(
         return None
     if current.cancel_requested:
         return mark_cancelled(session, job_id, attempt, usage)
+    if error.type in MODEL_FAILURES:
+        modelstore.record_outcome(
+            session, current.model, ok=False, threshold=health.threshold, cooldown_s=health.cooldown_s
+        )
+        failed_model, fallback = current.model, next_fallback(current)
+        if fallback is not None:
+            values = dict(
+                state=JobState.queued.value, model=fallback, progress=0.0, lease_until=None, worker_node=None
+            )
+            row = _running(session, job_id, attempt, **_with_usage(values, usage))
+            assert row is not None
+            data = {"attempt": attempt, "from": failed_model, "to": fallback}
+            append_event(session, row, "job.rerouted", {**data, "error": error.model_dump()})
+            return row
     if retry and current.attempts < current.max_attempts:
         values = dict(state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None)
         row = _running(session, job_id, attempt, **_with_usage(values, usage))

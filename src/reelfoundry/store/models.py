@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from reelfoundry.schema import ModelCard
@@ -34,6 +34,16 @@ def cooldowns(session: Session, now: datetime | None = None) -> dict[str, dateti
     now = now or utcnow()
     stmt = select(ModelHealthRow.model, ModelHealthRow.cooldown_until).where(ModelHealthRow.cooldown_until > now)
     return {model: until for model, until in session.execute(stmt) if until is not None}
+
+
+def record_success(session: Session, model: str) -> None:
+    """A job of ``model`` succeeded: its failure streak and any cooldown end (one UPDATE, often of no row)."""
+    session.execute(
+        update(ModelHealthRow)
+        .where(ModelHealthRow.model == model, ModelHealthRow.failures > 0)
+        .values(failures=0, cooldown_until=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def record_outcome(

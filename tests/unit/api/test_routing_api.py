@@ -1,0 +1,104 @@
+"""Routing over the API, in-process: the RoutePlan made once at admission and shown on the job; the portfolio's
+cards added and removed by the operator's admin without a restart; a queued job keeps the card it was routed
+with after that card changes or goes."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from inprocess import AppFactory
+
+from reelfoundry.execution.engine import Engine
+from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
+from reelfoundry.store.tables import AuditPendingRow, JobRow
+
+PROMO = {
+    **TEMPLATE_CARD.model_dump(mode="json", exclude={"speed", "quality", "resources"}),
+    "id": "promo",
+    "name": "Promo renderer",
+    "default_width": 320,
+    "default_height": 180,
+    "default_num_frames": 24,
+}
+
+
+def test_a_cost_objective_without_a_model_gets_a_route_naming_the_choice_and_why(make_app: AppFactory) -> None:
+    client, _ = make_app()
+    r = client.post("/v1/jobs", json={"prompt": "a red circle moving left", "constraints": {"objective": "cost"}})
+    assert r.status_code == 201, r.text
+    job = client.get(f"/v1/jobs/{r.json()['id']}").json()
+    route = job["route"]
+    assert route["objective"] == "cost" and route["chosen"] == job["model"]
+    assert job["model"] in route["reason"] and "cheapest" in route["reason"]
+    passed = [c for c in route["candidates"] if c["filtered_by"] is None]
+    cheapest = min(passed, key=lambda c: float(c["estimated_usd"]))
+    assert cheapest["model"] == route["chosen"] and cheapest["params"]["seed"] == job["request"]["seed"]
+    assert job["estimated_usd"] == cheapest["estimated_usd"]
+    assert {c["model"] for c in route["candidates"]} >= {"template", "builtin"}
+    assert route["fallbacks"] and route["chosen"] not in route["fallbacks"]
+
+
+def test_an_infeasible_deadline_is_a_422_naming_it_and_no_job(make_app: AppFactory) -> None:
+    client, _ = make_app()
+    r = client.post("/v1/jobs", json={"prompt": "p", "model": "builtin", "constraints": {"deadline_s": 0.01}})
+    assert r.status_code == 422 and r.json()["parameter"] == "constraints.deadline_s", r.text
+    r = client.post("/v1/jobs", json={"prompt": "p", "constraints": {"deadline_s": 0.01}})
+    assert r.status_code == 422 and r.json()["parameter"] == "constraints.deadline_s", r.text
+    assert "deadline" in r.json()["detail"]
+    assert client.get("/v1/jobs").json()["items"] == []
+
+
+def test_the_operator_adds_and_removes_cards_live_and_audited(make_app: AppFactory) -> None:
+    client, _ = make_app()
+    assert client.post("/v1/models", json=PROMO).status_code == 201
+    assert "promo" in [m["id"] for m in client.get("/v1/models", params={"limit": 200}).json()["items"]]
+    assert client.get("/v1/models/promo").json()["default_width"] == 320
+    r = client.post("/v1/jobs", json={"prompt": "p", "model": "promo"})
+    assert r.status_code == 201 and r.json()["model"] == "promo"
+    again = client.post("/v1/models", json=PROMO)
+    assert again.status_code == 409 and again.headers["content-type"] == "application/problem+json"
+    assert client.post("/v1/models", json={**PROMO, "id": "template"}).status_code == 409
+    bad = client.post("/v1/models", json={**PROMO, "id": "nope", "backend": "no.such:Backend"})
+    assert bad.status_code == 422 and bad.json()["parameter"] == "backend"
+    invalid = client.post("/v1/models", json={**PROMO, "id": "x", "resources": {"devices": ["TPU"]}})
+    assert invalid.status_code == 422
+    assert client.delete("/v1/models/template").status_code == 409
+    assert client.delete("/v1/models/promo").status_code == 200
+    assert client.delete("/v1/models/promo").status_code == 404
+    assert client.get("/v1/models/promo").status_code == 404
+    r = client.post("/v1/jobs", json={"prompt": "p", "model": "promo"})
+    assert r.status_code == 404 or r.status_code == 422, r.text
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.read() as session:
+        actions = [a for (a,) in session.query(AuditPendingRow.action).filter(AuditPendingRow.subject == "promo")]
+    assert actions[:2] == ["model.added", "model.deleted"] or {"model.added", "model.deleted"} <= set(actions)
+
+
+@pytest.mark.parametrize(("role", "tenant"), [("creator", None), ("admin", "acme")])
+def test_only_the_operators_admins_change_the_portfolio(make_app: AppFactory, role: str, tenant: str | None) -> None:
+    client, _ = make_app()
+    body: dict[str, Any] = {"name": "k", "role": role, **({"tenant": tenant} if tenant else {})}
+    key = client.post("/v1/keys", json=body).json()["secret"]
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.post("/v1/models", json=PROMO, headers=headers).status_code == 403
+    assert client.get("/v1/models/template", headers=headers).status_code == 200
+
+
+def test_a_queued_job_runs_with_the_card_it_was_routed_with_after_that_card_changes(make_app: AppFactory) -> None:
+    client, _ = make_app()
+    assert client.post("/v1/models", json=PROMO).status_code == 201
+    job = client.post("/v1/jobs", json={"prompt": "p", "model": "promo"}).json()
+    # The card changes (removed, then added again with another default size) while the job is queued.
+    assert client.delete("/v1/models/promo").status_code == 200
+    assert client.post("/v1/models", json={**PROMO, "default_width": 640, "default_height": 360}).status_code == 201
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    engine = SimpleNamespace(storage=platform.storage, portfolio=platform.portfolio)
+    with platform.db.read() as session:
+        row = session.get(JobRow, job["id"])
+        card, params = Engine._resolve(engine, session, row)  # type: ignore[arg-type]
+    assert card.default_width == 320 and (params.width, params.height, params.num_frames) == (320, 180, 24)
+    assert platform.portfolio.card("promo").default_width == 640
+    # and the job's route, read back, is the one made at admission
+    assert client.get(f"/v1/jobs/{job['id']}").json()["route"] == job["route"]
