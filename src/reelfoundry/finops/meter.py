@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
+from reelfoundry.clock import SYSTEM_CLOCK, Clock
 from reelfoundry.errors import InvalidParameter
 
 USD = Decimal("0.0000000001")  # stored precision: 1e-10 dollars
@@ -171,10 +172,12 @@ class IdleLedger:
     tick reported (it held for the interval); a job claimed on the node takes what has built up since
     the previous claim. What has built up after the last job waits for the next
     one (reports show it as unattributed idle until then).
+
+    ``clock``: a :class:`~reelfoundry.clock.Clock` (its ``monotonic()`` is read) or a function returning seconds.
     """
 
     slots: int
-    clock: Any = time.monotonic
+    clock: Clock | Callable[[], float] = SYSTEM_CLOCK
     _pending: float = 0.0
     _last: float | None = None
     _busy: int = 0
@@ -186,7 +189,7 @@ class IdleLedger:
     def tick(self, busy: int) -> None:
         """Account the time since the last tick, then note that ``busy`` slots run jobs from now on."""
         with self._lock:
-            now = self.clock()
+            now = self.clock.monotonic() if isinstance(self.clock, Clock) else self.clock()
             if self._last is not None:
                 elapsed = max(0.0, now - self._last)
                 idle = max(0, self.slots - self._busy) * elapsed

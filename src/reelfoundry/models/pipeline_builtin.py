@@ -73,7 +73,7 @@ class BuiltinVideoPipeline(DiffusionPipeline):
         num_inference_steps: int = 20,
         guidance_scale: float = 4.0,
         guidance_min_sigma: float = 0.0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",
         callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
@@ -84,12 +84,24 @@ class BuiltinVideoPipeline(DiffusionPipeline):
         Guidance applies only at noise levels σ ≥ ``guidance_min_sigma`` (guidance in a limited
         interval, Kynkäänniemi et al. 2024): it sets the layout, shape and motion early; at low noise
         it only overshoots the object's colours into speckles, and skipping it halves those steps.
+
+        A batch: a list of prompts (and of negative prompts, one each, or one for all). ``generator``
+        may be a list with one generator per prompt, as diffusers pipelines take it: each clip's
+        starting noise is then drawn from its own generator, so a clip made in a batch is the clip its
+        seed makes alone (up to float rounding). A single generator draws the whole batch's noise.
         """
         # 1. Check inputs
         self.check_inputs(prompt, num_frames, height, width, num_inference_steps)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         batch = len(prompts)
-        negatives = [negative_prompt or ""] * batch if not isinstance(negative_prompt, list) else negative_prompt
+        if isinstance(negative_prompt, list):
+            if len(negative_prompt) != batch:
+                raise ValueError(f"{len(negative_prompt)} negative prompts for {batch} prompts")
+            negatives = [n or "" for n in negative_prompt]
+        else:
+            negatives = [negative_prompt or ""] * batch
+        if isinstance(generator, list) and len(generator) != batch:
+            raise ValueError(f"{len(generator)} generators for {batch} prompts: give one per prompt")
         self._interrupt = False
         device, dtype = self._execution_device, self.transformer.dtype
 
@@ -103,8 +115,14 @@ class BuiltinVideoPipeline(DiffusionPipeline):
 
         # 4. Prepare the starting noise
         shape = (batch, self.transformer.config.in_channels, num_frames, height, width)
-        noise_device = generator.device if generator is not None else device
-        latents = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32).to(device, dtype)
+        if isinstance(generator, list):  # one clip's noise from each generator, as if each ran alone
+            one = (1, *shape[1:])
+            noise = [torch.randn(one, generator=g, device=g.device, dtype=torch.float32) for g in generator]
+            latents = torch.cat([n.to(device) for n in noise]).to(device, dtype)
+        else:
+            noise_device = generator.device if generator is not None else device
+            latents = torch.randn(shape, generator=generator, device=noise_device, dtype=torch.float32)
+            latents = latents.to(device, dtype)
 
         # 5. Denoising loop
         for i, t in enumerate(timesteps):

@@ -8,7 +8,7 @@ cancelled job stops (the callback raises :class:`GenerationCancelled`).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -95,3 +95,28 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def generate(self, params: GenerationParams, callback: StepCallback | None = None) -> GenerationOutput:
         """Produce the frames. Must call ``callback`` at every step boundary."""
+
+    def generate_batch(
+        self, params_list: Sequence[GenerationParams], callback: StepCallback | None = None
+    ) -> list[GenerationOutput]:
+        """Produce the frames of several jobs, one output each, in order; ``callback`` at every step boundary
+        of the batch (steps done, total steps of the whole batch).
+
+        This default runs them one by one. A backend that can run compatible jobs together (one forward pass
+        per step for all of them) overrides it; each output must then equal what ``generate`` makes of the same
+        parameters, up to float rounding.
+        """
+        count = len(params_list)
+        return [
+            self.generate(params, None if callback is None else sequential_callback(callback, index, count))
+            for index, params in enumerate(params_list)
+        ]
+
+
+def sequential_callback(callback: StepCallback, index: int, count: int) -> StepCallback:
+    """A step callback for job ``index`` of ``count`` run one after another: steps counted over all of them."""
+
+    def step(done: int, total: int) -> None:
+        callback(index * total + done, count * total)
+
+    return step

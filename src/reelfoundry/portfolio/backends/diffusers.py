@@ -34,6 +34,12 @@ The pipeline loads on the first ``generate()`` and stays on the backend instance
 that keeps its backends runs later jobs without loading again. torch and diffusers are imported only
 then, which keeps the API process (it builds backends to call ``check_inputs`` at admission) light.
 
+Batches: ``generate_batch`` runs compatible jobs (same frames, size, steps, guidance, and all with or all without
+a negative prompt) as one pipeline call with a list of prompts and a list of generators, one seeded generator per
+job, as diffusers pipelines take them: one forward pass per step for the batch, and each job's starting noise is
+the noise its seed gives alone, so its clip is the one it would get alone up to float rounding. Jobs that differ
+are run as separate calls; image-to-video jobs and pipelines whose ``__call__`` takes no lists run one by one.
+
 A cancel arrives as :class:`GenerationCancelled` raised by the step callback inside diffusers'
 ``callback_on_step_end``. It propagates straight out of the pipeline call rather than setting the
 pipeline's ``_interrupt`` flag: the flag only skips the remaining steps, after which the pipeline still
@@ -46,6 +52,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -54,7 +61,14 @@ from PIL import Image, ImageOps
 
 from reelfoundry.errors import ConfigurationError, InvalidParameter, ModelIntegrityError
 from reelfoundry.media.probe import file_digest
-from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback, check_card_limits
+from reelfoundry.portfolio.base import (
+    Backend,
+    GenerationOutput,
+    GenerationParams,
+    StepCallback,
+    check_card_limits,
+    sequential_callback,
+)
 from reelfoundry.schema import ModelCard
 
 if TYPE_CHECKING:
@@ -121,6 +135,43 @@ def verify_files(directory: Path, expected: dict[str, str]) -> None:
             raise ModelIntegrityError(
                 relative, f"model file {relative!r} has sha256 {actual}, but the card pins {digest.lower()}"
             )
+
+
+def batch_key(params: GenerationParams) -> tuple[object, ...]:
+    """Jobs with equal keys can share one pipeline call: same frames, size, steps and guidance, and either all or
+    none with a negative prompt (a pipeline's default negative prompt is not ours to guess)."""
+    return (
+        params.num_frames,
+        params.width,
+        params.height,
+        params.steps,
+        params.guidance_scale,
+        params.negative_prompt is None,
+    )
+
+
+def takes_lists(pipe: Any) -> bool:
+    """Whether a pipeline's ``__call__`` takes lists of prompts and of generators (diffusers pipelines do)."""
+    try:
+        parameters = inspect.signature(pipe.__call__).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(
+        name in parameters and "list" in str(parameters[name].annotation).lower() for name in ("prompt", "generator")
+    )
+
+
+def split_videos(frames: Any, count: int) -> list[Any]:
+    """A batched pipeline output's ``frames`` as one entry per video (each for :func:`frames_to_uint8`)."""
+    if isinstance(frames, np.ndarray) and frames.ndim == 5:
+        videos: list[Any] = list(frames)
+    elif isinstance(frames, (list, tuple)):
+        videos = list(frames)
+    else:
+        raise ConfigurationError(f"the pipeline returned frames of an unexpected kind: {type(frames).__name__}")
+    if len(videos) != count:
+        raise ConfigurationError(f"the pipeline returned {len(videos)} videos for a batch of {count} prompts")
+    return videos
 
 
 def frames_to_uint8(frames: Any) -> np.ndarray:
@@ -231,20 +282,91 @@ class DiffusersBackend(Backend):
         generator = torch.Generator(device=device).manual_seed(params.seed)
 
         # 4. Call arguments: the card's fixed ones, then the request's
-        steps_done = 0
+        on_step_end, steps_done = self._step_hook(params, callback)
+        kwargs = self._kwargs(params, params.prompt, params.negative_prompt, generator, on_step_end)
+        if self.card.task == "image-to-video":
+            with Image.open(params.inputs[0]) as opened:
+                kwargs["image"] = ImageOps.exif_transpose(opened).convert("RGB")
+
+        # 5. Denoise and decode; a cancel raised by the callback ends the call at that step boundary
+        output = self._call(pipe, kwargs)
+
+        # 6. Frames as uint8, checked against the request
+        return self._output(pipe, params, output.frames, steps_done[0])
+
+    def generate_batch(
+        self, params_list: Sequence[GenerationParams], callback: StepCallback | None = None
+    ) -> list[GenerationOutput]:
+        """Compatible jobs in one pipeline call each (see the module docstring); ``callback`` per step of the
+        batch. Outputs in the order of ``params_list``."""
+        import torch
+
+        # 1. Check inputs; what cannot be batched runs one by one
+        for params in params_list:
+            self.check_inputs(params)
+        if len(params_list) < 2 or self.card.task == "image-to-video":
+            return super().generate_batch(params_list, callback)
+        pipe = self.pipeline()
+        if not takes_lists(pipe):
+            return super().generate_batch(params_list, callback)
+
+        # 2. Group compatible jobs; each group is one call
+        groups: dict[tuple[object, ...], list[int]] = {}
+        for index, params in enumerate(params_list):
+            groups.setdefault(batch_key(params), []).append(index)
+        outputs: dict[int, GenerationOutput] = {}
+        device = pipe._execution_device
+        for number, members in enumerate(groups.values()):
+            batch = [params_list[i] for i in members]
+            first = batch[0]
+
+            # 3. One seeded generator per job: its noise is what it would draw alone
+            generators = [torch.Generator(device=device).manual_seed(p.seed) for p in batch]
+
+            # 4. Call arguments, with lists for what differs between jobs
+            hook = (
+                callback if callback is None or len(groups) == 1 else sequential_callback(callback, number, len(groups))
+            )
+            on_step_end, steps_done = self._step_hook(first, hook)
+            negatives = None if first.negative_prompt is None else [p.negative_prompt or "" for p in batch]
+            kwargs = self._kwargs(first, [p.prompt for p in batch], negatives, generators, on_step_end)
+
+            # 5. Denoise and decode the whole group
+            output = self._call(pipe, kwargs)
+
+            # 6. Each job's frames, checked against its request
+            for i, video in zip(members, split_videos(output.frames, len(batch)), strict=True):
+                outputs[i] = self._output(pipe, params_list[i], video, steps_done[0], batch=len(batch))
+        return [outputs[i] for i in range(len(params_list))]
+
+    def _step_hook(
+        self, params: GenerationParams, callback: StepCallback | None
+    ) -> tuple[Callable[..., dict[str, Any]], list[int]]:
+        """diffusers' ``callback_on_step_end`` reporting to ``callback``, and a one-item list of the steps done."""
+        steps_done = [0]
 
         def on_step_end(pipeline: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            nonlocal steps_done
-            steps_done = step + 1
+            steps_done[0] = step + 1
             if callback is not None:
                 # num_timesteps counts the loop's iterations, which differs from the steps asked for when a
                 # scheduler calls the model more than once per step.
                 callback(step + 1, int(getattr(pipeline, "num_timesteps", None) or params.steps or step + 1))
             return tensors
 
+        return on_step_end, steps_done
+
+    def _kwargs(
+        self,
+        params: GenerationParams,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None,
+        generator: Any,
+        on_step_end: Callable[..., dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The card's fixed call arguments, then the request's; unset values are left to the pipeline."""
         kwargs: dict[str, Any] = {
             **self.call_kwargs,
-            "prompt": params.prompt,
+            "prompt": prompt,
             "num_frames": params.num_frames,
             "height": params.height,
             "width": params.width,
@@ -252,27 +374,27 @@ class DiffusersBackend(Backend):
             "output_type": "np",
             "callback_on_step_end": on_step_end,
         }
-        # Unset values are left out so the pipeline's own defaults apply.
-        if params.negative_prompt is not None:
-            kwargs["negative_prompt"] = params.negative_prompt
+        if negative_prompt is not None:
+            kwargs["negative_prompt"] = negative_prompt
         if params.steps is not None:
             kwargs["num_inference_steps"] = params.steps
         if params.guidance_scale is not None:
             kwargs["guidance_scale"] = params.guidance_scale
-        if self.card.task == "image-to-video":
-            with Image.open(params.inputs[0]) as opened:
-                kwargs["image"] = ImageOps.exif_transpose(opened).convert("RGB")
+        return kwargs
 
-        # 5. Denoise and decode; a cancel raised by the callback ends the call at that step boundary
+    @staticmethod
+    def _call(pipe: Pipeline, kwargs: dict[str, Any]) -> Any:
         try:
-            output = pipe(**kwargs)
+            return pipe(**kwargs)
         except BaseException:
             # With CPU offload a call cut short leaves its current component on the GPU; put it back.
             pipe.maybe_free_model_hooks()
             raise
 
-        # 6. Frames as uint8, checked against the request
-        frames = frames_to_uint8(output.frames)
+    def _output(
+        self, pipe: Pipeline, params: GenerationParams, raw: Any, steps: int, batch: int = 1
+    ) -> GenerationOutput:
+        frames = frames_to_uint8(raw)
         expected = (params.num_frames, params.height, params.width)
         if frames.shape[:3] != expected:
             raise ConfigurationError(
@@ -280,17 +402,15 @@ class DiffusersBackend(Backend):
                 f"for a request of {expected[0]} frames of {expected[2]}x{expected[1]}; the card's frame_multiple, "
                 "frame_offset or size_multiple do not match what the pipeline accepts"
             )
-        return GenerationOutput(
-            frames=frames,
-            fps=params.fps,
-            num_frames=frames.shape[0],
-            info={
-                "steps": steps_done,
-                "pipeline": type(pipe).__name__,
-                "device": str(device),
-                "dtype": str(pipe.dtype),
-            },
-        )
+        info: dict[str, object] = {
+            "steps": steps,
+            "pipeline": type(pipe).__name__,
+            "device": str(pipe._execution_device),
+            "dtype": str(pipe.dtype),
+        }
+        if batch > 1:
+            info["batch"] = batch
+        return GenerationOutput(frames=frames, fps=params.fps, num_frames=frames.shape[0], info=info)
 
     def pipeline(self) -> Pipeline:
         """The loaded pipeline: verified and loaded on first use, then kept on this instance."""
