@@ -122,7 +122,7 @@ def _fetch(
                     received += len(chunk)
                     if received > max_bytes:
                         # Stop reading: closing the connection is cheaper than draining a huge answer.
-                        raise TooLarge(f"the output is over {max_bytes:,} bytes; at most that many are fetched")
+                        raise TooLarge(f"the output is over {max_bytes:,} bytes; at most {max_bytes:,} are fetched")
                     out.write(chunk)
                     if tick is not None and received >= next_tick:
                         next_tick = received + _CHUNK_TICK_BYTES

@@ -78,7 +78,7 @@ from reelfoundry.finops.meter import usd_text
 from reelfoundry.media.probe import MediaInfo, probe
 from reelfoundry.outbound.client import OutboundError
 from reelfoundry.outbound.download import TooLarge, download
-from reelfoundry.outbound.policy import OutboundPolicy
+from reelfoundry.outbound.policy import OutboundPolicy, ResolutionFailed
 from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback, check_card_limits
 from reelfoundry.schema import ModelCard
 
@@ -514,7 +514,7 @@ class VendorBackend(Backend):
             raise BackendError(f"{self.vendor}: refused to fetch the output: {exc.detail}") from None
         except OutboundError as exc:
             raise BackendError(f"{self.vendor}: could not fetch the output: {exc}") from None
-        except ReelFoundryError as exc:  # ResolutionFailed
+        except ResolutionFailed as exc:
             raise BackendError(f"{self.vendor}: could not fetch the output: {exc.detail}") from None
         try:
             media = probe(path)
