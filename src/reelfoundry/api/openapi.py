@@ -93,6 +93,25 @@ EXAMPLES: dict[str, Any] = {
         "enforcement": "hard",
     },
     "rotate_webhook_secret": {"grace_s": 86400},
+    "add_model": {
+        "id": "ltx-video-fast",
+        "name": "LTX-Video, 20 steps",
+        "backend": "diffusers",
+        "options": {"path": "Lightricks/LTX-Video", "pipeline_class": "LTXPipeline", "size_multiple": 32},
+        "default_num_frames": 121,
+        "default_fps": 24,
+        "default_width": 768,
+        "default_height": 512,
+        "max_num_frames": 257,
+        "max_width": 1216,
+        "max_height": 704,
+        "frame_multiple": 8,
+        "frame_offset": 1,
+        "default_steps": 20,
+        "resources": {"weights_gib": 20, "activation_gib_per_mpf": 0.25, "devices": ["H100", "H200"], "max_batch": 4},
+        "speed": {"H100": {"s_per_step_mpf": 0.02, "overhead_s": 3, "source": "assumed"}},
+        "quality": {"score": 0.78, "source": "assumed: fewer steps than ltx-video"},
+    },
 }
 
 #: Example query strings for the curl samples, by operation id.
