@@ -102,6 +102,14 @@ def test_errors_pages_and_admin_calls(server: Server) -> None:
         assert len(listed) >= 3 and len({j.id for j in listed}) == len(listed)
         assert all(isinstance(j, Job) for j in listed)
         assert "template" in {m.id for m in c.models.list(limit=1)}
+        promo = c.models.get("template").model_copy(update={"id": "promo-client", "default_width": 320})
+        assert c.models.add(promo).id == "promo-client"
+        routed = c.jobs.submit(prompt="a promo", model="promo-client", num_frames=12)
+        assert routed.route is not None and routed.route.chosen == "promo-client"
+        assert c.models.delete("promo-client").default_width == 320
+        with pytest.raises(ApiError) as gone:
+            c.models.get("promo-client")
+        assert gone.value.status == 404
 
         key = c.keys.create("client-test", "viewer")
         assert key.secret and key.id in {k.id for k in c.keys.list()}

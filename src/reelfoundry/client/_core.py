@@ -245,6 +245,16 @@ def get_model(model_id: str) -> Call[ModelCard]:
     return Call("GET", f"/v1/models/{_seg(model_id)}", _parser(ModelCard))
 
 
+def add_model(card: ModelCard) -> Call[ModelCard]:
+    """POST /v1/models (a repeat after a dropped connection answers 409, so it is not retried)."""
+    return Call("POST", "/v1/models", _parser(ModelCard), json=card.model_dump(mode="json"), idempotent=False)
+
+
+def delete_model(model_id: str) -> Call[ModelCard]:
+    """DELETE /v1/models/{id} (not repeated after a dropped connection: a repeat would answer 404)."""
+    return Call("DELETE", f"/v1/models/{_seg(model_id)}", _parser(ModelCard), idempotent=False)
+
+
 def webhook_deliveries(limit: int | None) -> Pager[WebhookDelivery]:
     """GET /v1/webhooks/deliveries, page by page."""
     return _pager("/v1/webhooks/deliveries", WebhookDelivery, {"limit": limit})

@@ -374,6 +374,14 @@ class Models:
         """One model card."""
         return self._c.call(_core.get_model(model_id))
 
+    def add(self, card: ModelCard) -> ModelCard:
+        """Add a card to the portfolio (the operator's admin key); live on every server within a second."""
+        return self._c.call(_core.add_model(card))
+
+    def delete(self, model_id: str) -> ModelCard:
+        """Remove a card added with :meth:`add`; returns it as it was. Jobs queued on it still run."""
+        return self._c.call(_core.delete_model(model_id))
+
 
 class Webhooks:
     """``/v1/webhooks``: the delivery log and the signing secret."""
