@@ -132,7 +132,8 @@ class Event(BaseModel):
         ...,
         description=(
             "job.queued, job.running, job.progress, job.succeeded, job.failed, job.cancelled, "
-            "job.requeued, job.cancel_requested, budget.exceeded; for the job's asset: asset.approved, asset.rejected, "
+            "job.requeued, job.rerouted (to the route's next model after a backend failure), job.cancel_requested, "
+            "budget.exceeded; for the job's asset: asset.approved, asset.rejected, "
             "asset.published."
         ),
     )
