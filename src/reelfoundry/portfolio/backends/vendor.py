@@ -25,9 +25,9 @@ and the whole job ``vendor_timeout_s`` (at most 90 % of ``job_timeout_s``, so th
 kill a worker that is still talking to a vendor).
 
 Settings come from :class:`~reelfoundry.config.Settings`, read from the ``REELFOUNDRY_*`` environment of
-the worker process when the job runs (workers receive the card, not the settings): a missing key fails
-the job with a ConfigurationError naming the variable. Admission does not need the key, so API nodes may
-run without vendor secrets.
+the worker process when the job runs (workers receive the card, not the settings): a missing key there
+fails the job with a ConfigurationError naming the variable. (The router, at admission, already routes only
+to vendors whose key is set where the job is admitted.)
 
 Card options common to both vendors:
 
@@ -38,9 +38,9 @@ Card options common to both vendors:
     ``{our parameter: the vendor's input name, or null to leave it out}``, merged over the backend's
     default map. Our parameters: ``prompt``, ``negative_prompt``, ``seed``, ``num_frames``, ``fps``,
     ``width``, ``height``, ``duration_s`` (num_frames / fps), ``steps``, ``guidance_scale`` and ``image``
-    (image-to-video: inputs[0] as a ``data:`` URI, at most 10 MiB). By default only prompt,
-    negative_prompt (when given), seed and image are sent; a model that takes frames, size or duration
-    names them here (vendors' input names differ per model).
+    (image-to-video: inputs[0] as a ``data:`` URI, at most 10 MiB); ``duration_s`` is an integer when
+    it is a whole number of seconds. By default only prompt, negative_prompt (when given), seed and image
+    are sent; a model that takes frames, size or duration names them here (input names differ per model).
 ``output_path``
     Dotted path to the output URL inside the vendor's output, e.g. ``video.url``; a number indexes a
     list. Defaults per vendor.
@@ -384,7 +384,7 @@ class VendorBackend(Backend):
             "fps": params.fps,
             "width": params.width,
             "height": params.height,
-            "duration_s": round(params.num_frames / params.fps, 3),
+            "duration_s": _seconds(params.num_frames / params.fps),
             "steps": params.steps,
             "guidance_scale": params.guidance_scale,
             "image": _data_uri(params.inputs[0]) if params.inputs and self.input_map.get("image") else None,
@@ -525,6 +525,11 @@ class VendorBackend(Backend):
             path.unlink(missing_ok=True)
             raise
         return path, media
+
+
+def _seconds(value: float) -> int | float:
+    """Whole seconds as an integer (APIs that take a duration often take only those), else to the millisecond."""
+    return int(value) if value.is_integer() else round(value, 3)
 
 
 def _data_uri(path: Path) -> str:
