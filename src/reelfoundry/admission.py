@@ -49,7 +49,11 @@ def _route(platform: Platform, principal: Principal, request: VideoRequest) -> R
         # Name the budget, its standing and the cheapest estimate, as a reservation would.
         with platform.db.read() as session:
             budgetstore.reserve(
-                session, principal.tenant_id, request.labels.project, request.labels.campaign, Decimal(refused.extra["estimate_usd"])
+                session,
+                principal.tenant_id,
+                request.labels.project,
+                request.labels.campaign,
+                Decimal(refused.extra["estimate_usd"]),
             )
         raise
 

@@ -162,8 +162,9 @@ def test_server_commands(server: Server, tmp_path: Path) -> None:
     jobs = json.loads(rf("jobs", "list", "--json", *common).stdout)
     job = next(j for j in jobs if j["request"]["prompt"] == "Via the CLI")
     assert json.loads(rf("jobs", "show", job["id"], "--json", *common).stdout)["state"] == "succeeded"
-    r = rf("jobs", "show", job["id"], *common)  # a table for people
+    r = rf("jobs", "show", job["id"], *common)  # a table for people, and the route under it
     assert r.returncode == 0 and job["id"] in r.stdout and "succeeded" in r.stdout
+    assert "Route (explicit): the request names template" in r.stdout
     assets = json.loads(rf("assets", "list", "--project", "demo", "--json", *common).stdout)
     assert [a["id"] for a in assets] == [job["asset_id"]]
     r = rf("assets", "download", job["asset_id"], "-o", str(tmp_path / "d.mp4"), *common)
@@ -174,6 +175,16 @@ def test_server_commands(server: Server, tmp_path: Path) -> None:
     assert rf("keys", "revoke", key["id"], *common).returncode == 0
     models = json.loads(rf("models", "list", "--json", *common).stdout)
     assert {"template", "faulty"} <= {m["id"] for m in models}
+    card = json.loads(rf("models", "show", "template", "--json", *common).stdout)
+    (tmp_path / "models.yaml").write_text(json.dumps({"models": [{**card, "id": "promo-cli"}]}))
+    r = rf("models", "add", str(tmp_path / "models.yaml"), *common)
+    assert r.returncode == 0 and "added promo-cli" in r.stderr, r.stderr
+    routed = json.loads(rf("submit", "cheap please", "--objective", "cost", "--frames", "6", "--json", *common).stdout)
+    assert routed["route"]["objective"] == "cost" and routed["model"] in routed["route"]["reason"]
+    assert rf("models", "remove", "promo-cli", *common).returncode == 0
+    (tmp_path / "bad.yaml").write_text("models:\n  - id: x\n    name: X\n")
+    r = rf("models", "add", str(tmp_path / "bad.yaml"), *common)
+    assert r.returncode == 2 and "line 2" in r.stderr and "backend" in r.stderr and "Traceback" not in r.stderr
     queued = json.loads(rf("submit", "slow:3", "--model", "faulty", "--json", *common).stdout)
     assert rf("jobs", "cancel", queued["id"], *common).returncode == 0
 

@@ -95,8 +95,8 @@ def generate(
     """Generate a video on this machine, no server needed (data dir: your user data directory)."""
     from reelfoundry.config import Settings
     from reelfoundry.execution.produce import produce
-    from reelfoundry.governance.policy import ContentPolicy
     from reelfoundry.finops.catalog import load_catalog
+    from reelfoundry.governance.policy import ContentPolicy
     from reelfoundry.portfolio.registry import Portfolio
     from reelfoundry.provenance.credentials import configured_credentials
     from reelfoundry.provenance.manifest import signing_for

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from reelfoundry.cli.client import CLIError
 from reelfoundry.cli.common import (
     AsJson,
     client,
     common_options,
+    console,
     emit,
     print_json,
     progress,
@@ -30,7 +33,7 @@ from reelfoundry.cli.generate import (
     TemplateOpt,
     build_request,
 )
-from reelfoundry.schema import JobState
+from reelfoundry.schema import DataClass, JobState, Objective, Priority
 
 jobs_app = typer.Typer(help="List, inspect and cancel jobs.", no_args_is_help=True)
 
@@ -53,12 +56,28 @@ def submit(
     ] = None,
     project: Annotated[str | None, typer.Option("--project")] = None,
     campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    objective: Annotated[
+        Objective, typer.Option("--objective", help="How the router picks a model for --model auto.")
+    ] = Objective.auto,
+    min_quality: Annotated[
+        float | None, typer.Option("--min-quality", min=0, max=1, help="Quality floor (0–1) of --objective auto.")
+    ] = None,
+    deadline: Annotated[
+        float | None, typer.Option("--deadline", min=0.001, help="Seconds from now by which it should be done.")
+    ] = None,
+    max_cost: Annotated[
+        str | None, typer.Option("--max-cost", help="Refuse models estimated above this many USD, e.g. 0.50.")
+    ] = None,
+    data_class: Annotated[DataClass, typer.Option("--data-class", help="How sensitive the prompt is.")] = (
+        DataClass.internal
+    ),
+    priority: Annotated[Priority, typer.Option("--priority")] = Priority.interactive,
     wait: Annotated[bool, typer.Option("--wait", help="Follow progress until the job ends.")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="With --wait: download the MP4 here.")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Submit a job to a running server (the same generation options as `generate`)."""
-    from reelfoundry.schema import Labels
+    from reelfoundry.schema import Constraints, Labels
 
     request = build_request(
         prompt,
@@ -73,9 +92,19 @@ def submit(
         negative=negative,
         inputs=[_id("asset", i) for i in inputs or []],
         labels=Labels(project=project, campaign=campaign),
+        priority=priority,
+        constraints=Constraints(
+            objective=objective,
+            min_quality=min_quality,
+            deadline_s=deadline,
+            max_cost_usd=_usd(max_cost) if max_cost is not None else None,
+            data_class=data_class,
+        ),
     )
     api = client()
     job = api.submit(request)
+    if not as_json and model == "auto" and job.get("route"):
+        console.print(f"[dim]model: {job['route']['reason']}[/dim]", highlight=False)
     if not wait:
         emit(job, as_json, f"queued job {job['id']}")
         return
@@ -133,6 +162,16 @@ def jobs_show(job_id: str, as_json: AsJson = False) -> None:
     show_record(job, False, f"Job {job_id}")
     if route:
         show_route(route)
+
+
+def _usd(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise CLIError(f"--max-cost must be an amount in USD such as 0.50, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise CLIError(f"--max-cost must be 0 or more, got {text!r}")
+    return value
 
 
 def show_route(route: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ def _summary(card: dict[str, Any]) -> dict[str, Any]:
     quality = card.get("quality") or {}
     return {
         **card,
-        "hosting": hosting if isinstance(hosting, str) else f"{hosting['vendor']} API ({hosting['region']})",
+        "hosting": hosting if not isinstance(hosting, dict) else f"{hosting['vendor']} API ({hosting['region']})",
         "size": f"{card['max_width']}×{card['max_height']}",
         "quality": quality.get("score"),
         "$/video-s": card.get("price_usd_per_video_second"),
@@ -79,7 +79,9 @@ def models_show(model_id: str, as_json: AsJson = False) -> None:
 @models_app.command("add")
 @common_options()
 def models_add(
-    path: Annotated[Path, typer.Argument(help="A models file (YAML: `models: [card, ...]`, as REELFOUNDRY_MODELS_FILE).")],
+    path: Annotated[
+        Path, typer.Argument(help="A models file (YAML: `models: [card, ...]`, as REELFOUNDRY_MODELS_FILE).")
+    ],
     as_json: AsJson = False,
 ) -> None:
     """Add the cards of a models file to the server's portfolio (operator admin key); live at once."""

@@ -21,7 +21,6 @@ from reelfoundry.errors import PolicyDenied
 from reelfoundry.schema import VideoRequest
 
 
-
 @dataclass(frozen=True)
 class ContentPolicy:
     """The configured content rules."""

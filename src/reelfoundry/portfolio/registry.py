@@ -30,6 +30,7 @@ BACKENDS: dict[str, str] = {
     "fal": "reelfoundry.portfolio.backends.fal:FalBackend",
 }
 
+
 def backend_class(name: str) -> type[Backend]:
     """Import the backend class registered as ``name`` (or given as ``module:Class``)."""
     path = BACKENDS.get(name, name)

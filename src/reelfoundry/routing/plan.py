@@ -26,10 +26,11 @@ like this one).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied, ReelFoundryError, UnknownModel
 from reelfoundry.finops.estimate import estimate_seconds, estimate_usd, vendor_usd
@@ -158,7 +159,9 @@ def _estimate(v: _Verdict, request: VideoRequest, state: RouterState) -> None:
     assert params is not None
     if card.vendor is not None:
         speed = card.speed.get(API_DEVICE)
-        v.seconds = speed.seconds(params.num_frames, params.width, params.height, params.steps or 1) if speed else DEFAULT_API_S
+        v.seconds = (
+            speed.seconds(params.num_frames, params.width, params.height, params.steps or 1) if speed else DEFAULT_API_S
+        )
         rates = state.default_rates or next(iter(state.devices.values()), None)
         v.usd = estimate_usd(card, params, rates, timeout_s=state.timeout_s) if rates else vendor_usd(card, params)
         v.where = f"{card.vendor} API ({card.hosting.region})"  # type: ignore[union-attr]
@@ -215,11 +218,15 @@ def _judge(card: ModelCard, request: VideoRequest, state: RouterState, explicit:
         detail = f"{card.id} is estimated at ${format(v.usd, 'f')}, over constraints.max_cost_usd ${ceiling}"
         return v.fail("budget", detail, "constraints.max_cost_usd")
     if state.budget_left_usd is not None and v.usd > state.budget_left_usd:
-        detail = f"{card.id} is estimated at ${format(v.usd, 'f')}; the tenant's budget has ${state.budget_left_usd} left"
+        detail = (
+            f"{card.id} is estimated at ${format(v.usd, 'f')}; the tenant's budget has ${state.budget_left_usd} left"
+        )
         return v.fail("budget", detail, "budget")
     deadline = request.constraints.deadline_s
     if deadline is not None and v.seconds > deadline:
-        detail = f"{card.id} would take about {v.seconds:.0f} s (queue and run), over constraints.deadline_s {deadline:g} s"
+        detail = (
+            f"{card.id} would take about {v.seconds:.0f} s (queue and run), over constraints.deadline_s {deadline:g} s"
+        )
         return v.fail("deadline", detail, "constraints.deadline_s")
     return v
 
@@ -228,7 +235,7 @@ def _classes(card: ModelCard) -> str:
     return ", ".join(c.value for c in card.data_classes) or "none"
 
 
-def _rank(objective: str, floor: float) -> tuple[str, object]:
+def _rank(objective: str, floor: float) -> tuple[str, Callable[[_Verdict], tuple[Any, ...]]]:
     """A sort key for the objective, and the sentence that explains the first place."""
     if objective == "quality":
         return "the best quality", lambda v: (-v.quality, v.usd, v.seconds, v.card.id)
@@ -258,18 +265,20 @@ def plan(request: VideoRequest, portfolio: Mapping[str, ModelCard], state: Route
     objective = "explicit" if explicit else request.constraints.objective.value
     floor = request.constraints.min_quality if request.constraints.min_quality is not None else state.min_quality
     phrase, key = _rank(objective, floor)
-    ordered = sorted(passed, key=key)  # type: ignore[arg-type]
+    ordered = sorted(passed, key=key)
     best = ordered[0]
     if explicit:
         reason = f"the request names {best.card.id}"
     elif objective == "auto" and best.quality < floor:
         reason = f"no model passing the filters meets quality {floor:g}; {best.card.id} is the best of {len(passed)}"
     else:
-        reason = f"{best.card.id} is {phrase} of {len(passed)} model{'s' if len(passed) > 1 else ''} passing the filters"
+        reason = (
+            f"{best.card.id} is {phrase} of {len(passed)} model{'s' if len(passed) > 1 else ''} passing the filters"
+        )
     assert best.usd is not None and best.seconds is not None
     reason += f" (about ${format(best.usd, 'f')}, {best.seconds:.0f} s, quality {best.quality:g})"
     return RoutePlan(
-        objective=objective,  # type: ignore[arg-type]
+        objective=objective,
         chosen=best.card.id,
         reason=reason,
         fallbacks=[v.card.id for v in ordered[1 : 1 + MAX_FALLBACKS]],
@@ -298,7 +307,7 @@ def _candidate(v: _Verdict) -> Candidate:
         estimated_s=round(v.seconds, 3) if v.seconds is not None else None,
         quality=v.quality,
         where=v.where,
-        filtered_by=v.filtered_by,  # type: ignore[arg-type]
+        filtered_by=v.filtered_by,
         detail=v.detail,
         params=params,
     )
@@ -313,10 +322,13 @@ def _no_route(request: VideoRequest, verdicts: list[_Verdict]) -> ReelFoundryErr
     if furthest.error is not None and len(verdicts) == 1:
         return furthest.error  # a named model: its own error, as before routing existed
     if furthest.filtered_by == "data-class":
-        return PolicyDenied("data-class", f"no model may take {request.constraints.data_class.value} data: {furthest.detail}")
+        return PolicyDenied(
+            "data-class", f"no model may take {request.constraints.data_class.value} data: {furthest.detail}"
+        )
     if furthest.parameter == "budget":
         cheapest = min(v.usd for v in verdicts if v.parameter == "budget" and v.usd is not None)
-        return BudgetExceeded(f"no model fits the tenant's budget: {furthest.detail}", estimate_usd=format(cheapest, "f"))
+        return BudgetExceeded(
+            f"no model fits the tenant's budget: {furthest.detail}", estimate_usd=format(cheapest, "f")
+        )
     summary = "; ".join(f"{v.card.id}: {v.filtered_by} ({v.detail})" for v in verdicts[:8])
     return Unroutable(furthest.parameter, f"no model can run this request: {summary}")
-

@@ -112,4 +112,3 @@ def work_params(request: VideoRequest, resolved: ResolvedParams, inputs: tuple[P
         template=request.template,
         inputs=inputs,
     )
-

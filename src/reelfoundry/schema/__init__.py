@@ -15,7 +15,6 @@ from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
 from reelfoundry.schema.model_card import ModelCard, Quality, Resources, Speed, VendorHosting
 from reelfoundry.schema.page import Page
 from reelfoundry.schema.request import Constraints, DataClass, Labels, Objective, Priority, VideoRequest
-from reelfoundry.schema.route import Candidate, ResolvedParams, RoutePlan
 from reelfoundry.schema.review import (
     DECISION_STATE,
     REVIEW_TRANSITIONS,
@@ -27,6 +26,7 @@ from reelfoundry.schema.review import (
     TenantSettings,
     TenantUpdate,
 )
+from reelfoundry.schema.route import Candidate, ResolvedParams, RoutePlan
 from reelfoundry.schema.template import TemplateSpec
 from reelfoundry.schema.usage import UsageReport, UsageRow
 from reelfoundry.schema.webhooks import WebhookDelivery, WebhookRotation, WebhookSecret
@@ -81,10 +81,10 @@ __all__ = [
     "TRANSITIONS",
     "Asset",
     "Budget",
-    "Candidate",
     "BudgetCreate",
     "BudgetPeriod",
     "BudgetScope",
+    "Candidate",
     "Constraints",
     "CostRecord",
     "DataClass",

@@ -98,7 +98,9 @@ class ModelCard(BaseModel):
     name: str = Field(..., max_length=256, description="Human-readable name.")
     version: str = Field("1", max_length=64, description="Model version. Default 1.")
     backend: str = Field(
-        ..., max_length=256, description="Registered backend name (template, diffusers, replicate, fal) or `module:Class`."
+        ...,
+        max_length=256,
+        description="Registered backend name (template, diffusers, replicate, fal) or `module:Class`.",
     )
     hosting: Literal["self-hosted"] | VendorHosting = Field(
         "self-hosted",

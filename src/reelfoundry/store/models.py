@@ -21,7 +21,8 @@ def add_card(session: Session, card: ModelCard, created_by: str | None) -> Model
 
 def delete_card(session: Session, model_id: str) -> bool:
     """Remove a card added over the API; False if there was none."""
-    return session.execute(delete(ModelCardRow).where(ModelCardRow.id == model_id)).rowcount > 0
+    removed = session.scalars(delete(ModelCardRow).where(ModelCardRow.id == model_id).returning(ModelCardRow.id))
+    return removed.first() is not None
 
 
 def stored_card_ids(session: Session) -> set[str]:

@@ -108,7 +108,11 @@ def test_a_gpu_worker_makes_the_gpu_model_routable() -> None:
 
 def test_every_hard_filter_names_itself_on_its_losers() -> None:
     state = RouterState(
-        devices={"cpu": CPU}, default_rates=CPU, vendors=frozenset(), cooldowns={"mid": NOW + timedelta(minutes=1)}, now=NOW
+        devices={"cpu": CPU},
+        default_rates=CPU,
+        vendors=frozenset(),
+        cooldowns={"mid": NOW + timedelta(minutes=1)},
+        now=NOW,
     )
     route = plan(req(width=128, height=128, constraints={"data_class": "internal"}), PORTFOLIO, state)
     f = filtered(route)
@@ -128,9 +132,16 @@ def test_every_hard_filter_names_itself_on_its_losers() -> None:
 
 
 def test_a_cooldown_ends_and_the_model_is_routable_again() -> None:
-    cooling = RouterState(devices={"cpu": CPU}, default_rates=CPU, cooldowns={"cheap": NOW + timedelta(seconds=60)}, now=NOW)
+    cooling = RouterState(
+        devices={"cpu": CPU}, default_rates=CPU, cooldowns={"cheap": NOW + timedelta(seconds=60)}, now=NOW
+    )
     assert plan(req(constraints={"objective": "cost"}), PORTFOLIO, cooling).chosen != "cheap"
-    later = RouterState(devices={"cpu": CPU}, default_rates=CPU, cooldowns={"cheap": NOW + timedelta(seconds=60)}, now=NOW + timedelta(seconds=61))
+    later = RouterState(
+        devices={"cpu": CPU},
+        default_rates=CPU,
+        cooldowns={"cheap": NOW + timedelta(seconds=60)},
+        now=NOW + timedelta(seconds=61),
+    )
     assert plan(req(constraints={"objective": "cost"}), PORTFOLIO, later).chosen == "cheap"
 
 
@@ -249,7 +260,9 @@ def test_the_choice_satisfies_every_hard_filter(request: VideoRequest, state: Ro
 
 @settings(max_examples=200, deadline=None)
 @given(request=requests, state=states)
-def test_no_confidential_or_restricted_request_is_ever_routed_to_a_vendor(request: VideoRequest, state: RouterState) -> None:
+def test_no_confidential_or_restricted_request_is_ever_routed_to_a_vendor(
+    request: VideoRequest, state: RouterState
+) -> None:
     body = request.model_dump(mode="json")
     for data_class in SELF_HOSTED_ONLY:
         body["constraints"]["data_class"] = data_class.value
