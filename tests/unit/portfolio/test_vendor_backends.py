@@ -379,3 +379,30 @@ def test_a_finished_mp4_is_probed_as_it_is(replicate: FakeVendor, tmp_path: Path
     assert (media.media_type, media.num_frames, media.width) == ("video/mp4", 12, 32)
     assert output.num_frames == 12 and output.fps == 8
     output.video.unlink()
+
+
+def _mkv(path: Path, frames: int = 10, fps: int = 10) -> bytes:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(frames):
+            image = np.full((32, 32, 3), i * 20, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path.read_bytes()
+
+
+def test_an_output_that_is_not_an_mp4_is_decoded_and_encoded(
+    fal: FakeVendor, tmp_path: Path, private_tmp: Path
+) -> None:
+    fal.output = _mkv(tmp_path / "out.mkv")
+    output = backend("fal", fal, FakeTime()).generate(PARAMS)
+    assert output.video is None and output.fps == 10
+    produced = produce(backend("fal", fal, FakeTime()), PARAMS, tmp_path / "out.mp4")
+    assert (produced.media.media_type, produced.media.codec, produced.media.num_frames) == ("video/mp4", "h264", 10)
+    assert produced.info["vendor_usd"] == str((PRICE * Decimal("1.0")).quantize(Decimal("1e-10")))
+    del output  # its frames were never read: dropping them removes the download
+    assert leftovers(private_tmp) == []

@@ -448,7 +448,7 @@ class VendorBackend(Backend):
         fps = max(1, round(media.fps)) if media.fps else params.fps
         if media.media_type == "video/mp4":
             return GenerationOutput(frames=(), fps=fps, num_frames=media.num_frames, info=info, video=path)
-        return GenerationOutput(frames=_decode(path), fps=fps, num_frames=media.num_frames, info=info)
+        return GenerationOutput(frames=_Decoded(path), fps=fps, num_frames=media.num_frames, info=info)
 
     def _expected_s(self, params: GenerationParams) -> float:
         speed = self.card.speed.get("api")
@@ -538,13 +538,22 @@ def _data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
-def _decode(path: Path) -> Iterator[np.ndarray]:
-    """Frames of a video file as uint8 RGB (even sizes, as H.264 needs); the file is removed when done."""
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                array = frame.to_ndarray(format="rgb24")
-                height, width = array.shape[:2]
-                yield np.ascontiguousarray(array[: height - height % 2, : width - width % 2])
-    finally:
-        path.unlink(missing_ok=True)
+class _Decoded:
+    """The frames of a downloaded video as uint8 RGB (cropped to even sizes, as H.264 needs), decoded as they
+    are read. The file is removed once they have been read, or when this is dropped unread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        try:
+            with av.open(str(self.path)) as container:
+                for frame in container.decode(video=0):
+                    array = frame.to_ndarray(format="rgb24")
+                    height, width = array.shape[:2]
+                    yield np.ascontiguousarray(array[: height - height % 2, : width - width % 2])
+        finally:
+            self.path.unlink(missing_ok=True)
+
+    def __del__(self) -> None:
+        self.path.unlink(missing_ok=True)
