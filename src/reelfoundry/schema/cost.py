@@ -35,7 +35,9 @@ class CostRecord(BaseModel):
     model: str
     state: str = Field(..., description="The job's final state.")
     total_usd: DecimalString = Field(..., description="compute + idle + storage + egress. " + _MONEY)
-    compute_usd: DecimalString = Field(..., description="device-seconds × $/device-hour × share. " + _MONEY)
+    compute_usd: DecimalString = Field(
+        ..., description="device-seconds × $/device-hour × share, or a vendor API's charge (device api). " + _MONEY
+    )
     idle_usd: DecimalString = Field(..., description="Idle device time charged to this job (OpenCost-style). " + _MONEY)
     storage_usd: DecimalString = Field(..., description="Stored bytes × tier $/GB-month × retention. " + _MONEY)
     egress_usd: DecimalString = Field(..., description="Bytes delivered × $/GB, added as content is served. " + _MONEY)
