@@ -165,6 +165,24 @@ class Settings(BaseSettings):
         description="Share of the device each worker slot holds: a fraction (0.5) or a MIG profile (1g.10gb = 1/7). "
         "Default: 1 / worker_slots (slots share one device).",
     )
+    worker_partition: str | None = Field(
+        None,
+        pattern=r"^[1-7]g\.\d+gb$",
+        description="MIG profile each worker slot is (e.g. 3g.40gb): the scheduler gives it that many GiB and "
+        "k/7 of the device (its price share is worker_device_share; set both). Default: no MIG.",
+    )
+    worker_device_memory_gib: float | None = Field(
+        None,
+        gt=0,
+        description="Device memory one worker slot offers the scheduler (GiB). Default: the MIG slice's, else the "
+        "device's × its share; on a CPU the worker memory limit.",
+    )
+    batching: bool = Field(
+        True, description="Run compatible queued jobs (same model, size, frames, steps) as one batch on one slot."
+    )
+    schedule_window: int = Field(
+        256, ge=1, le=10_000, description="Queued jobs (by priority, then age) the scheduler considers each turn."
+    )
     worker_usd_per_device_hour: Decimal | None = Field(
         None, ge=0, description="Your own price per device-hour (e.g. amortised on-premise), instead of the catalog's."
     )

@@ -61,3 +61,21 @@ class Finished:
 
 
 WorkerOutput = Progress | Finished
+
+
+@dataclass(frozen=True)
+class WorkBatch:
+    """Attempts of compatible jobs (one card; the same frames, size, steps and guidance) run together on one
+    worker slot: one forward pass per step for all of them. Each job still gets its own video, manifest,
+    progress and ``Finished`` (with its share of the batch's device time and energy)."""
+
+    items: tuple[WorkItem, ...]
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The jobs of the batch, in order."""
+        return [item.job_id for item in self.items]
+
+
+#: What the executor hands one worker slot: one attempt, or a batch of them.
+WorkUnit = WorkItem | WorkBatch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -151,6 +152,55 @@ def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | N
     assert row is not None
     append_event(session, row, "job.running", {"attempt": row.attempts, "node": node})
     return row
+
+
+def claim_ids(
+    session: Session, ids: Sequence[str], node: str, lease_until: datetime, now: datetime | None = None
+) -> list[JobRow]:
+    """Atomically move those of ``ids`` that are still queued to running for ``node``, each with its
+    ``job.running`` event; the rows, in the order of ``ids``.
+
+    The scheduler chose ``ids`` from a window it read earlier: a job another node has taken since, or one
+    cancelled meanwhile, is simply not claimed. PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the subquery
+    passes over rows another claimer holds locked instead of waiting for it; SQLite: the write lock plus
+    ``state = 'queued'`` in the outer UPDATE make the claim exclusive.
+    """
+    if not ids:
+        return []
+    now = now or utcnow()
+    pick = (
+        select(JobRow.id)
+        .where(JobRow.id.in_(list(ids)), JobRow.state == JobState.queued.value)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(JobRow)
+        .where(JobRow.id.in_(pick), JobRow.state == JobState.queued.value)
+        .values(
+            state=JobState.running.value,
+            attempts=JobRow.attempts + 1,
+            progress=0.0,
+            started_at=now,
+            worker_node=node,
+            lease_until=lease_until,
+        )
+        .returning(JobRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = set(session.execute(stmt).scalars())
+    if not claimed:
+        return []
+    found = session.scalars(
+        select(JobRow).where(JobRow.id.in_(claimed)).execution_options(populate_existing=True)
+    ).all()
+    rows = {row.id: row for row in found}
+    out = []
+    for job_id in dict.fromkeys(ids):
+        row = rows.get(job_id)
+        if row is not None:
+            append_event(session, row, "job.running", {"attempt": row.attempts, "node": node})
+            out.append(row)
+    return out
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def tiny_pipeline(seed: int = 0) -> BuiltinVideoPipeline:
 
 
 def _alone(pipe: BuiltinVideoPipeline, prompt: str, seed: int, **kw: object) -> np.ndarray:
-    frames = pipe(prompt, generator=torch.Generator().manual_seed(seed), **kw).frames  # type: ignore[union-attr]
+    frames = pipe(prompt, generator=torch.Generator().manual_seed(seed), **kw).frames
     return np.asarray(frames[0])
 
 
@@ -50,12 +50,12 @@ def test_pipeline_batch_with_one_generator_per_prompt_equals_each_clip_alone(kw:
     negatives = ["", "blurry", "red"]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     batch = pipe(PROMPTS, negative_prompt=negatives, generator=generators, num_inference_steps=3, **kw).frames
-    assert batch.shape == (3, 16, 64, 64, 3)  # type: ignore[union-attr]
+    assert batch.shape == (3, 16, 64, 64, 3)
     for i, (prompt, seed, negative) in enumerate(zip(PROMPTS, seeds, negatives, strict=True)):
         alone = _alone(pipe, prompt, seed, negative_prompt=negative, num_inference_steps=3, **kw)
-        np.testing.assert_allclose(batch[i], alone, atol=FLOAT_TOL, rtol=0)  # type: ignore[index]
+        np.testing.assert_allclose(batch[i], alone, atol=FLOAT_TOL, rtol=0)
     # The clips differ from one another: the comparison above could fail.
-    assert np.abs(batch[0] - batch[1]).max() > 0.05  # type: ignore[index]
+    assert np.abs(batch[0] - batch[1]).max() > 0.05
 
 
 def test_negative_prompts_are_per_clip_under_guidance() -> None:
@@ -63,7 +63,7 @@ def test_negative_prompts_are_per_clip_under_guidance() -> None:
     generators = [torch.Generator().manual_seed(5) for _ in range(2)]
     negatives = ["", "a red circle moving"]
     both = pipe(["a red circle"] * 2, negative_prompt=negatives, generator=generators, num_inference_steps=2).frames
-    assert np.abs(both[0] - both[1]).max() > 1e-3  # type: ignore[index]
+    assert np.abs(both[0] - both[1]).max() > 1e-3
     with pytest.raises(ValueError, match="generators"):
         pipe(["a", "b"], generator=[torch.Generator()], num_inference_steps=1)
     with pytest.raises(ValueError, match="negative prompts"):
@@ -121,8 +121,10 @@ def test_backend_batch_runs_one_pass_per_step_and_each_clip_equals_its_own(backe
         assert isinstance(out.frames, np.ndarray) and isinstance(single, np.ndarray)
         assert out.fps == p.fps and out.info["batch"] == 3
         # uint8 frames: float rounding may move a value across a rounding boundary, by one level at most.
+        assert isinstance(out.frames, np.ndarray) and isinstance(single, np.ndarray)
         assert np.abs(out.frames.astype(int) - single.astype(int)).max() <= 1
-    assert np.abs(batched[0].frames.astype(int) - batched[1].frames.astype(int)).max() > 10  # type: ignore[union-attr]
+    first, second = (np.asarray(o.frames, dtype=int) for o in batched[:2])
+    assert np.abs(first - second).max() > 10
 
 
 def test_backend_never_batches_incompatible_params(backend: DiffusersBackend) -> None:
@@ -143,7 +145,8 @@ def test_backend_never_batches_incompatible_params(backend: DiffusersBackend) ->
     batched = backend.generate_batch(params)
     assert sizes == expected and max(sizes) == 4  # only seeds 1 and 3 shared passes (2 rows each while guided)
     for out, single in zip(batched, alone, strict=True):
-        assert np.abs(out.frames.astype(int) - single.astype(int)).max() <= 1  # type: ignore[union-attr]
+        assert isinstance(out.frames, np.ndarray) and isinstance(single, np.ndarray)
+        assert np.abs(out.frames.astype(int) - single.astype(int)).max() <= 1
 
 
 class _OneByOne(Backend):
@@ -165,7 +168,7 @@ def test_default_generate_batch_runs_jobs_one_by_one_with_batch_progress(backend
     one = _OneByOne(backend.card)
     steps: list[tuple[int, int]] = []
     outs = one.generate_batch([_params(1), _params(2), _params(3)], lambda d, t: steps.append((d, t)))
-    assert one.calls == [1, 2, 3] and [int(o.frames[0][0, 0, 0]) for o in outs] == [1, 2, 3]  # type: ignore[index]
+    assert one.calls == [1, 2, 3] and [int(np.asarray(o.frames)[0, 0, 0, 0]) for o in outs] == [1, 2, 3]
     assert steps == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
 
 
