@@ -16,7 +16,16 @@ simulate_app = typer.Typer(
     invoke_without_command=True,
 )
 
-_SUMMARY = ("utilization", "p95_wait_s", "deadline_misses", "cost_per_video_usd", "idle_cost_usd", "jobs_completed")
+_SUMMARY = (
+    "utilization",
+    "fleet_utilization",
+    "p95_wait_s",
+    "deadline_misses",
+    "cost_per_video_usd",
+    "idle_cost_usd",
+    "mean_held_devices",
+    "jobs_completed",
+)
 
 
 class Policy(StrEnum):
@@ -37,26 +46,56 @@ def simulate(
     policy: Annotated[
         Policy, typer.Option("--policy", help="fifo, or the reelfoundry scheduler.")
     ] = Policy.reelfoundry,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            "--models",
+            help="Model cards (YAML `models: [card, ...]`) in place of the shipped portfolio file; "
+            "the template and built-in cards are always there.",
+        ),
+    ] = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="reelfoundry without autoscaling: the whole fleet held, as fifo.")
+    ] = False,
+    batch_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--batch-wait", min=0, help="Seconds a partial batch of batch-class jobs may wait (reelfoundry; 300)."
+        ),
+    ] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write utilisation and queue length over time as PNG.")
+        Path | None,
+        typer.Option("--plot", help="Write busy and held devices and queue length over time as PNG."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Utilisation, queue wait p50/p95 per priority, deadline misses, cost per video, idle cost, busy time."""
+    """Utilisation (busy ÷ held, and ÷ whole fleet), queue wait p50/p95 per priority, deadline misses, cost per
+    video, idle cost, held and busy device time."""
     if ctx.invoked_subcommand is not None:
         return
-    from reelfoundry.scheduling import Timeline, load_fleet, load_trace, plot_timeline
+    from reelfoundry.scheduling import Timeline, load_fleet, load_profiles, load_trace, plot_timeline
     from reelfoundry.scheduling import simulate as run
 
     if fleet is None or trace is None:
         raise CLIError(
             "give --fleet FLEET.yaml and --trace TRACE.jsonl (make a trace with `reelfoundry simulate gen-trace`)"
         )
-    for path in (fleet, trace):
-        if not path.is_file():
+    for path in (fleet, trace, models):
+        if path is not None and not path.is_file():
             raise CLIError(f"{str(path)!r} does not exist")
+    if static and policy == Policy.fifo:
+        raise CLIError("--static is for --policy reelfoundry: fifo always holds the whole fleet")
+    profiles = load_profiles(models)
     timeline = Timeline() if plot is not None else None
-    result = run(load_trace(trace), load_fleet(fleet), policy.value, timeline=timeline)
+    result = run(
+        load_trace(trace, profiles),
+        load_fleet(fleet),
+        policy.value,
+        profiles=profiles,
+        timeline=timeline,
+        autoscaling=False if static else None,
+        batch_wait_s=batch_wait,
+    )
     if plot is not None and timeline is not None:
         plot_timeline(timeline, plot, f"{policy.value} on {fleet.name}")
     if as_json:

@@ -1,26 +1,41 @@
-"""Model profiles: how much device memory and time a model needs, per device class.
+"""Model profiles: how much device memory and time a model needs, per device class — read from model cards.
 
-The ModelCard does not carry these figures yet, so the scheduler keeps its own small table.
-Every number below is an ASSUMPTION for simulation, not a measurement; replace it with
-measured figures (``reelfoundry bench``) when they exist.
+A :class:`ModelProfile` is made from a :class:`~reelfoundry.schema.ModelCard` (:meth:`ModelProfile.from_card`):
+``resources`` gives memory, devices and batching, ``speed`` the seconds per denoising step per million
+pixel-frames and the fixed overhead on each device class. :func:`default_profiles` reads the cards the
+platform ships: the template renderer's, the built-in model's and those of ``portfolio/models.yaml``;
+:func:`load_profiles` reads a models file (``reelfoundry simulate --models FILE``) in place of the shipped
+one. The figures in the shipped cards are ASSUMPTIONS unless their ``source`` says measured.
 
-Runtime of a batch of ``n`` compatible jobs on a device of relative speed ``v``::
+Runtime of a batch of ``n`` compatible jobs on a whole device of class ``d``::
 
     work     = steps × frames × width × height / 1e6           (step-megapixel-frames)
-    runtime  = overhead_s + work × s_per_step_mpf / v × (1 + (n - 1) × batch_marginal)
+    runtime  = overhead_s[d] + work × s_per_step_mpf[d] × (1 + (n - 1) × batch_marginal)
 
 Memory of a batch::
 
-    memory   = weights_gib + n × act_gib_per_mpf × frames × width × height / 1e6
+    memory   = weights_gib + n × activation_gib_per_mpf × frames × width × height / 1e6
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from reelfoundry.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from reelfoundry.schema import ModelCard
 
 #: Relative dense bf16 throughput against an H100 (vendor datasheet TFLOPS: H100 SXM 989, B200 ~2250,
 #: A100 312, L40S 362; H200 has H100 compute with faster memory, +10 % assumed). A CPU node is
-#: assumed 250× slower than an H100 for diffusion models. ASSUMPTIONS.
+#: assumed 250× slower than an H100 for diffusion models. ASSUMPTIONS, used only to derive a figure a
+#: card does not state (a device it lists without a speed) and for the built-in model's fallback.
 DEVICE_SPEED: dict[str, float] = {
     "cpu": 0.004,
     "L40S": 0.37,
@@ -44,6 +59,15 @@ DEVICE_MEMORY_GIB: dict[str, float] = {
 
 
 @dataclass(frozen=True)
+class DeviceSpeed:
+    """One model's time on one whole device class at batch 1, and where the figure came from."""
+
+    s_per_step_mpf: float
+    overhead_s: float
+    source: str = "assumed"
+
+
+@dataclass(frozen=True)
 class ModelProfile:
     """What one model needs from a device: memory by batch size, time by device class, max batch."""
 
@@ -52,16 +76,32 @@ class ModelProfile:
     weights_gib: float
     #: Activation memory per job per million pixel-frames, GiB.
     act_gib_per_mpf: float
-    #: Seconds per denoising step per million pixel-frames on an H100 at batch 1.
-    s_per_step_mpf: float
-    #: Fixed seconds per run (load latents, decode, encode the video).
-    overhead_s: float
     #: Largest batch the model accepts.
     max_batch: int
     #: Extra time each further job in a batch adds, as a fraction of a single job's time.
-    batch_marginal: float = 0.35
-    #: Relative speed per device class; the devices it can run on. Defaults to :data:`DEVICE_SPEED`.
-    speed: dict[str, float] = field(default_factory=lambda: dict(DEVICE_SPEED))
+    batch_marginal: float
+    #: Device class → its figures; the model runs on exactly these classes.
+    speeds: Mapping[str, DeviceSpeed] = field(default_factory=dict)
+    #: Where the profile came from: "card", or which figures fell back to the scheduler's own.
+    source: str = "card"
+
+    @property
+    def speed(self) -> dict[str, float]:
+        """Relative speed per device class it runs on (against its H100 figure, else its fastest device)."""
+        if not self.speeds:
+            return {}
+        ref = self.speeds["H100"] if "H100" in self.speeds else min(self.speeds.values(), key=_rate)
+        return {
+            d: (ref.s_per_step_mpf / s.s_per_step_mpf if s.s_per_step_mpf > 0 else 1.0) for d, s in self.speeds.items()
+        }
+
+    def runs_on(self, device: str) -> bool:
+        """Whether the model can run on device class ``device``."""
+        return device in self.speeds
+
+    def overhead_s(self, device: str) -> float:
+        """Fixed seconds per run on ``device`` (KeyError if it cannot run there)."""
+        return self.speeds[device].overhead_s
 
     def memory_gib(self, batch: int, num_frames: int, width: int, height: int) -> float:
         """Device memory a batch of ``batch`` jobs of this size takes."""
@@ -69,63 +109,217 @@ class ModelProfile:
 
     def runtime_s(self, batch: int, num_frames: int, width: int, height: int, steps: int, device: str) -> float:
         """Seconds a batch takes on a whole device of class ``device`` (KeyError if it cannot run there)."""
+        figures = self.speeds[device]
         work = max(1, steps) * num_frames * width * height / 1e6
-        single = work * self.s_per_step_mpf / self.speed[device]
-        return self.overhead_s + single * (1 + (batch - 1) * self.batch_marginal)
+        return figures.overhead_s + work * figures.s_per_step_mpf * (1 + (batch - 1) * self.batch_marginal)
+
+    @classmethod
+    def from_card(cls, card: ModelCard, fallback: ModelProfile | None = None) -> ModelProfile:
+        """The profile a card states: memory, devices and batching from ``resources``, time from ``speed``.
+
+        ``fallback`` supplies what the card leaves unstated: its resources when the card sets none, its
+        speeds when the card states no speed. A device the card lists under ``resources.devices`` without a
+        speed figure gets one derived from a stated device by :data:`DEVICE_SPEED` (an assumption, so
+        marked in the figure's ``source``). InvalidParameter naming the field when there is nothing to go on.
+        """
+        if not card.self_hosted:
+            raise InvalidParameter(
+                "hosting", f"model card {card.id!r}: field 'hosting': a vendor API model runs on no fleet"
+            )
+        notes: list[str] = []
+        stated = "resources" in card.model_fields_set
+        if stated or fallback is None:
+            res = card.resources
+            weights, act, devices = res.weights_gib, res.activation_gib_per_mpf, list(res.devices)
+            max_batch, marginal = res.max_batch, res.batch_marginal
+        else:
+            weights, act, devices = fallback.weights_gib, fallback.act_gib_per_mpf, list(fallback.speeds)
+            max_batch, marginal = fallback.max_batch, fallback.batch_marginal
+            notes.append("resources")
+        given = {
+            d: DeviceSpeed(s.s_per_step_mpf, s.overhead_s, s.source) for d, s in card.speed.items() if d in DEVICE_SPEED
+        }
+        if not given and fallback is not None:
+            given = dict(fallback.speeds)
+            notes.append("speed")
+        if not given:
+            raise InvalidParameter(
+                "speed",
+                f"model card {card.id!r}: field 'speed': no figure for any device class; the scheduler needs one",
+            )
+        speeds: dict[str, DeviceSpeed] = {}
+        base_device = "H100" if "H100" in given else next(iter(given))
+        base = given[base_device]
+        for device in devices:
+            if device in given:
+                speeds[device] = given[device]
+            elif device in DEVICE_SPEED:
+                ratio = DEVICE_SPEED[base_device] / DEVICE_SPEED[device]
+                speeds[device] = DeviceSpeed(
+                    base.s_per_step_mpf * ratio,
+                    base.overhead_s,
+                    f"derived from the {base_device} figure by relative throughput (assumed)",
+                )
+        if not speeds:
+            raise InvalidParameter(
+                "resources.devices",
+                f"model card {card.id!r}: field 'resources.devices': none of {devices} has a speed figure",
+            )
+        source = "card" if not notes else f"card; scheduler fallback for {' and '.join(notes)}"
+        return cls(card.id, weights, act, max_batch, marginal, speeds, source)
 
 
-#: Profiles of the shipped models and three illustrative diffusers-class models. ASSUMPTIONS:
-#: - builtin: the tiny 64×64×16 model trained in-repo; ~1 s per job on a CPU core set, trivially small.
-#: - template: the PIL/ffmpeg template renderer is CPU-bound: same speed on every device (a GPU buys
-#:   nothing), one job at a time (``steps`` is ignored: one "step" per frame).
-#: - ltx-video (2B DiT + T5-XXL): ~40 s for 121×768×512 at 40 steps on an H100, ~20 GiB resident.
-#: - wan-1.3b (1.3B DiT + umT5-XXL): ~90 s for 81×832×480 at 50 steps on an H100, ~14 GiB resident.
-#: - hunyuan-video (13B DiT): ~200 s for 129×960×544 at 30 steps on an H100, ~40 GiB resident plus
-#:   ~0.5 GiB per Mpf of activations, so only 80 GiB-class devices fit it.
-PROFILES: dict[str, ModelProfile] = {
+def _rate(s: DeviceSpeed) -> float:
+    return s.s_per_step_mpf
+
+
+def _scaled(h100_s_per_step_mpf: float, overhead_s: float, source: str) -> dict[str, DeviceSpeed]:
+    return {d: DeviceSpeed(h100_s_per_step_mpf / v, overhead_s, source) for d, v in DEVICE_SPEED.items()}
+
+
+#: The scheduler's own figures for the two models the platform always has, used where their cards state
+#: none. ASSUMPTIONS:
+#: - builtin: the tiny 64×64×16 model trained in-repo; ~1.8 s per job on a CPU worker (RESULTS measured
+#:   1.35–1.4 s per clip in batches of 8 on 2 cores), trivially small; H100 figure scaled by DEVICE_SPEED.
+#: - template: the PIL/ffmpeg renderer is CPU-bound: the same speed on every device (a GPU buys nothing),
+#:   one job at a time (``steps`` is ignored: one "step" per frame).
+FALLBACK_PROFILES: dict[str, ModelProfile] = {
     "builtin": ModelProfile(
-        model="builtin",
-        weights_gib=0.2,
-        act_gib_per_mpf=0.5,
-        s_per_step_mpf=0.004,
-        overhead_s=0.5,
-        max_batch=16,
-        batch_marginal=0.1,
+        "builtin", 0.2, 0.5, 16, 0.1, _scaled(0.004, 0.5, "assumed (scheduler fallback)"), "scheduler fallback"
     ),
     "template": ModelProfile(
-        model="template",
-        weights_gib=0.3,
-        act_gib_per_mpf=0.02,
-        s_per_step_mpf=0.15,
-        overhead_s=1.0,
-        max_batch=1,
-        batch_marginal=1.0,
-        speed={device: 1.0 for device in DEVICE_SPEED},
-    ),
-    "ltx-video": ModelProfile(
-        model="ltx-video",
-        weights_gib=20.0,
-        act_gib_per_mpf=0.25,
-        s_per_step_mpf=0.02,
-        overhead_s=3.0,
-        max_batch=4,
-    ),
-    "wan-1.3b": ModelProfile(
-        model="wan-1.3b",
-        weights_gib=14.0,
-        act_gib_per_mpf=0.15,
-        s_per_step_mpf=0.055,
-        overhead_s=4.0,
-        max_batch=4,
-    ),
-    "hunyuan-video": ModelProfile(
-        model="hunyuan-video",
-        weights_gib=40.0,
-        act_gib_per_mpf=0.5,
-        s_per_step_mpf=0.1,
-        overhead_s=8.0,
-        max_batch=2,
-        batch_marginal=0.5,
-        speed={k: v for k, v in DEVICE_SPEED.items() if k != "cpu"},
+        "template",
+        0.3,
+        0.02,
+        1,
+        1.0,
+        {d: DeviceSpeed(0.15, 1.0, "assumed (scheduler fallback)") for d in DEVICE_SPEED},
+        "scheduler fallback",
     ),
 }
+
+
+def profiles_from_cards(cards: Iterable[tuple[ModelCard, str]]) -> dict[str, ModelProfile]:
+    """Profiles of self-hosted cards (vendor API cards are skipped: they need no fleet).
+
+    ``cards``: (card, where) pairs; an error names ``where`` (a file and line) and the field.
+    A card whose id has a :data:`FALLBACK_PROFILES` entry takes from it what the card leaves unstated.
+    """
+    out: dict[str, ModelProfile] = {}
+    for card, where in cards:
+        if not card.self_hosted:
+            continue
+        try:
+            out[card.id] = ModelProfile.from_card(card, FALLBACK_PROFILES.get(card.id))
+        except InvalidParameter as exc:
+            raise InvalidParameter(exc.parameter, f"{where}: {exc.detail}") from None
+    return out
+
+
+def parse_models(text: str, source: str = "models file") -> list[tuple[ModelCard, str]]:
+    """Cards of a models file (YAML ``models: [card, ...]``), each with where it is (file, line, index).
+
+    InvalidParameter naming ``source``, the card's line and index, and the field.
+    """
+    import yaml  # type: ignore[import-untyped]
+    from pydantic import ValidationError
+
+    from reelfoundry.schema import ModelCard
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise InvalidParameter("models", f"{source}: {line}not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise InvalidParameter("models", f"{source}: line 1: field 'models' is missing (a list of model cards)")
+    lines: list[int] = []
+    for key, value in getattr(root, "value", []):
+        if getattr(key, "value", None) == "models":
+            lines = [item.start_mark.line + 1 for item in getattr(value, "value", [])]
+    out: list[tuple[ModelCard, str]] = []
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(data["models"]):
+        where = f"{source}: line {lines[i] if i < len(lines) else '?'} (models[{i}])"
+        if not isinstance(entry, dict):
+            raise InvalidParameter("models", f"{where}: a model card is a mapping of fields")
+        try:
+            card = ModelCard.model_validate(entry)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            name = ".".join(str(p) for p in first["loc"]) or _named_field(first["msg"])
+            raise InvalidParameter(
+                name, f"{where}: field {name!r}: {first['msg'].removeprefix('Value error, ')}"
+            ) from None
+        if card.id in seen:
+            raise InvalidParameter("id", f"{where}: field 'id': {card.id!r} is already defined at {seen[card.id]}")
+        seen[card.id] = where
+        out.append((card, where))
+    return out
+
+
+def _named_field(message: str) -> str:
+    """The card field a whole-card check's message is about (the first one it names), else ``card``."""
+    from reelfoundry.schema import ModelCard
+
+    names = ["resources.devices", *ModelCard.model_fields]
+    found = [(message.find(n), -len(n), n) for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", message)]
+    return min(found)[2] if found else "card"
+
+
+def load_models(path: str | Path) -> list[tuple[ModelCard, str]]:
+    """Cards of a models file with where each is; InvalidParameter naming the file, line and field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidParameter("models", f"cannot read the models file {str(p)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidParameter("models", f"{p}: not UTF-8 text") from None
+    return parse_models(text, str(p))
+
+
+#: The portfolio file the platform ships.
+SHIPPED_MODELS_FILE = Path(__file__).parents[1] / "portfolio" / "models.yaml"
+
+
+def _always_cards() -> list[tuple[ModelCard, str]]:
+    """The template renderer's card and the built-in model's (a fallback-only card when no weights are installed)."""
+    from reelfoundry.models.builtin import builtin_card
+    from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
+
+    cards: list[tuple[ModelCard, str]] = [(TEMPLATE_CARD, "template card")]
+    builtin = builtin_card()
+    if builtin is not None:
+        cards.append((builtin, "built-in model card"))
+    return cards
+
+
+def load_profiles(models_file: str | Path | None = None) -> dict[str, ModelProfile]:
+    """Profiles of the template and built-in cards plus the cards of ``models_file`` (default: the shipped one).
+
+    As on the server, a models file replaces the shipped one; a card in it with the id ``template`` or
+    ``builtin`` replaces that card. Without installed weights the built-in model keeps its fallback profile.
+    """
+    cards = _always_cards()
+    extra = load_models(models_file if models_file is not None else SHIPPED_MODELS_FILE)
+    ids = {card.id for card, _ in extra}
+    profiles = profiles_from_cards([c for c in cards if c[0].id not in ids] + extra)
+    if "builtin" not in profiles:
+        profiles["builtin"] = FALLBACK_PROFILES["builtin"]
+    return profiles
+
+
+@functools.cache
+def default_profiles() -> Mapping[str, ModelProfile]:
+    """The shipped portfolio's profiles (read once; read-only)."""
+    return MappingProxyType(load_profiles())
+
+
+def __getattr__(name: str) -> Any:
+    # PROFILES stays importable as before; it is read from the cards on first use.
+    if name == "PROFILES":
+        return default_profiles()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

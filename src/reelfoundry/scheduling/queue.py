@@ -49,6 +49,8 @@ class JobQueue:
         self._jobs: dict[int, Job] = {}
         self._by_tenant: dict[tuple[Priority, str], list[tuple[float, float, int]]] = {}
         self._by_key: dict[tuple[str, int, int, int, int], list[tuple[int, float, float, int]]] = {}
+        #: Batch key → queued jobs of it per class (interactive, batch).
+        self._counts: dict[tuple[str, int, int, int, int], list[int]] = {}
         for job in jobs:
             self.push(job)
 
@@ -63,15 +65,44 @@ class JobQueue:
         return job_id in self._jobs
 
     def push(self, job: Job) -> None:
-        """Queue a job."""
+        """Queue a job (ValueError if its id is queued already)."""
+        if job.id in self._jobs:
+            raise ValueError(f"job {job.id} is queued already")
         self._jobs[job.id] = job
         heapq.heappush(self._by_tenant.setdefault((job.priority, job.tenant), []), (job.due, job.t, job.id))
         rank = CLASSES.index(job.priority)
         heapq.heappush(self._by_key.setdefault(job.batch_key, []), (rank, job.due, job.t, job.id))
+        self._counts.setdefault(job.batch_key, [0, 0])[rank] += 1
 
     def remove(self, job_id: int) -> Job:
         """Take a job out of the queue (KeyError if it is not queued)."""
-        return self._jobs.pop(job_id)
+        job = self._jobs.pop(job_id)
+        counts = self._counts[job.batch_key]
+        counts[CLASSES.index(job.priority)] -= 1
+        if not counts[0] and not counts[1]:
+            del self._counts[job.batch_key]
+        return job
+
+    def first(self, key: tuple[str, int, int, int, int]) -> Job | None:
+        """The most urgent queued job with this batch key (interactive first, then deadline, arrival), or None."""
+        heap = self._by_key.get(key)
+        while heap and heap[0][3] not in self._jobs:
+            heapq.heappop(heap)
+        return self._jobs[heap[0][3]] if heap else None
+
+    def groups(self) -> list[tuple[tuple[str, int, int, int, int], int, int, float]]:
+        """Queued work by batch key: (key, interactive jobs, batch jobs, earliest deadline of its most urgent
+        class, or inf).
+
+        O(distinct keys): the counts are kept up to date by :meth:`push` and :meth:`remove`.
+        """
+        out = []
+        for key, (interactive, batch) in self._counts.items():
+            heap = self._by_key[key]
+            while heap and heap[0][3] not in self._jobs:
+                heapq.heappop(heap)
+            out.append((key, interactive, batch, heap[0][1] if heap else _INF))
+        return out
 
     def tenants(self, priority: Priority) -> list[str]:
         """Tenants with jobs of a class queued (possibly stale until :meth:`head` is asked)."""

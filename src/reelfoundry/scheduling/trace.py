@@ -18,15 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from reelfoundry.errors import InvalidParameter
-from reelfoundry.scheduling.profiles import PROFILES
+from reelfoundry.scheduling.profiles import ModelProfile, default_profiles
 from reelfoundry.scheduling.queue import CLASSES, Job
 
 _INT_FIELDS = ("num_frames", "width", "height", "steps")
 _REQUIRED = ("t", "tenant", "model", "priority", *_INT_FIELDS)
 
 
-def job_from_record(record: Mapping[str, Any], job_id: int, where: str = "trace") -> Job:
-    """One job from a trace record; InvalidParameter naming ``where`` and the field otherwise."""
+def job_from_record(
+    record: Mapping[str, Any],
+    job_id: int,
+    where: str = "trace",
+    profiles: Mapping[str, ModelProfile] | None = None,
+) -> Job:
+    """One job from a trace record; InvalidParameter naming ``where`` and the field otherwise.
+
+    ``profiles``: the models a job may name (default: the shipped portfolio's cards).
+    """
+    profiles = default_profiles() if profiles is None else profiles
     if not isinstance(record, Mapping):
         raise InvalidParameter("trace", f"{where}: a job must be a JSON object")
     for key in _REQUIRED:
@@ -38,9 +47,11 @@ def job_from_record(record: Mapping[str, Any], job_id: int, where: str = "trace"
     for key in ("tenant", "model"):
         if not isinstance(record[key], str) or not record[key]:
             raise InvalidParameter(key, f"{where}: field {key!r} must be a non-empty string")
-    if record["model"] not in PROFILES:
+    if record["model"] not in profiles:
         raise InvalidParameter(
-            "model", f"{where}: field 'model': no profile for {record['model']!r}; known: {', '.join(PROFILES)}"
+            "model",
+            f"{where}: field 'model': no model card for {record['model']!r} (a self-hosted card of the portfolio "
+            f"or of --models); known: {', '.join(sorted(profiles))}",
         )
     if record["priority"] not in CLASSES:
         raise InvalidParameter(
@@ -69,14 +80,18 @@ def job_from_record(record: Mapping[str, Any], job_id: int, where: str = "trace"
     )
 
 
-def jobs_from_records(records: Iterable[Mapping[str, Any]], source: str = "trace") -> list[Job]:
+def jobs_from_records(
+    records: Iterable[Mapping[str, Any]], source: str = "trace", profiles: Mapping[str, ModelProfile] | None = None
+) -> list[Job]:
     """Jobs from trace records (e.g. :func:`gen_trace`'s), sorted by arrival; ids are record order."""
-    jobs = [job_from_record(r, i, f"{source}: record {i + 1}") for i, r in enumerate(records)]
+    profiles = default_profiles() if profiles is None else profiles
+    jobs = [job_from_record(r, i, f"{source}: record {i + 1}", profiles) for i, r in enumerate(records)]
     return sorted(jobs, key=lambda j: (j.t, j.id))
 
 
-def parse_trace(text: str, source: str = "trace") -> list[Job]:
+def parse_trace(text: str, source: str = "trace", profiles: Mapping[str, ModelProfile] | None = None) -> list[Job]:
     """Jobs from JSONL text (blank lines skipped); errors name ``source``, the line and the field."""
+    profiles = default_profiles() if profiles is None else profiles
     jobs: list[Job] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -86,14 +101,14 @@ def parse_trace(text: str, source: str = "trace") -> list[Job]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidParameter("trace", f"{where}: not valid JSON: {exc.msg}") from None
-        jobs.append(job_from_record(record, len(jobs), where))
+        jobs.append(job_from_record(record, len(jobs), where, profiles))
     return sorted(jobs, key=lambda j: (j.t, j.id))
 
 
-def load_trace(path: str | Path) -> list[Job]:
-    """Jobs from a JSONL trace file."""
+def load_trace(path: str | Path, profiles: Mapping[str, ModelProfile] | None = None) -> list[Job]:
+    """Jobs from a JSONL trace file (``profiles``: the models a job may name; default the shipped cards)."""
     p = Path(path)
-    return parse_trace(p.read_text(encoding="utf-8"), str(p))
+    return parse_trace(p.read_text(encoding="utf-8"), str(p), profiles)
 
 
 def write_trace(records: Iterable[Mapping[str, Any]], path: str | Path) -> None:

@@ -42,8 +42,8 @@ def job(
         t=t,
         tenant=tenant,
         model=model,
-        priority=priority,
-        num_frames=frames,  # type: ignore[arg-type]
+        priority=priority,  # type: ignore[arg-type]
+        num_frames=frames,
         width=768,
         height=512,
         steps=steps,
@@ -241,7 +241,15 @@ def test_simulate_reports_the_metrics_for_both_policies() -> None:
             assert set(r["p95_wait_s"]) == {"interactive", "batch"}
             assert r["cost_per_video_usd"] > 0 and r["idle_cost_usd"] >= 0
             assert r["deadline_misses"] >= 0
-            assert abs(sum(r["busy_s_by_device"].values()) / (fleet.devices * r["span_s"]) - r["utilization"]) < 1e-3
+            busy = sum(r["busy_s_by_device"].values())
+            assert busy == pytest.approx(r["busy_device_s"], abs=0.01)
+            assert busy / (fleet.devices * r["span_s"]) == pytest.approx(r["fleet_utilization"], abs=1e-3)
+            assert busy / r["held_device_s"] == pytest.approx(r["utilization"], abs=1e-3)
+            assert r["held_device_s"] <= fleet.devices * r["span_s"] + 0.01
+            if policy == "fifo":  # a static fleet: every device held for the whole span
+                assert r["held_device_s"] == pytest.approx(fleet.devices * r["span_s"])
+                assert r["utilization"] == r["fleet_utilization"]
+                assert r["cost_usd"] == r["fleet_cost_usd"]
 
 
 def test_reelfoundry_beats_fifo_on_interactive_wait_and_misses() -> None:
