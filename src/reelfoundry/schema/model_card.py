@@ -7,13 +7,14 @@ quality and price; the scheduler reads resources and speed; the backend reads ``
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from reelfoundry.schema.request import DataClass
+from reelfoundry.schema.request import MAX_FRAMES, MAX_SIDE, DataClass
 
 #: What a model can be asked to do.
 Task = Literal["text-to-video", "image-to-video", "template"]
@@ -23,6 +24,8 @@ DEVICE_CLASSES = ("cpu", "L40S", "A100-40GB", "A100-80GB", "H100", "H200", "B200
 API_DEVICE = "api"
 #: Data classes that may never leave the platform's own machines.
 SELF_HOSTED_ONLY = frozenset({DataClass.confidential, DataClass.restricted})
+#: Model ids a card may not take: a request's ``model`` gives these another meaning.
+RESERVED_IDS = frozenset({"auto"})
 
 
 class VendorHosting(BaseModel):
@@ -37,7 +40,8 @@ class VendorHosting(BaseModel):
 class Resources(BaseModel):
     """What a self-hosted model needs from a device."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Infinity and NaN are valid Python JSON and YAML (.inf, .nan), and an estimate made of them is no estimate.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     weights_gib: float = Field(0.0, ge=0, description="Device memory held by weights, encoders and VAE (GiB).")
     activation_gib_per_mpf: float = Field(
@@ -64,7 +68,7 @@ class Resources(BaseModel):
 class Speed(BaseModel):
     """How long one job takes on one device class (or at the vendor's API), and where the figure came from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     s_per_step_mpf: float = Field(
         ..., ge=0, description="Seconds per denoising step per million pixel-frames at batch 1 on a whole device."
@@ -90,10 +94,14 @@ class Quality(BaseModel):
 class ModelCard(BaseModel):
     """A model in the portfolio and the limits within which it may be asked to generate."""
 
-    model_config = ConfigDict(extra="forbid", title="ModelCard", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", title="ModelCard", protected_namespaces=(), allow_inf_nan=False)
 
     id: str = Field(
-        ..., min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Model id used in requests."
+        ...,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[a-z0-9][a-z0-9._-]*$",
+        description='Model id used in requests (not "auto", which asks the router to choose).',
     )
     name: str = Field(..., max_length=256, description="Human-readable name.")
     version: str = Field("1", max_length=64, description="Model version. Default 1.")
@@ -114,20 +122,24 @@ class ModelCard(BaseModel):
         description="Data classes it may process. Default: all for self-hosted models, public and internal for "
         "vendor APIs (which may never take confidential or restricted data).",
     )
-    default_num_frames: int = Field(..., ge=1, description="Frames when the request gives none.")
-    default_fps: int = Field(..., ge=1, description="Frames per second when the request gives none.")
-    default_width: int = Field(..., ge=16, description="Width when the request gives none.")
-    default_height: int = Field(..., ge=16, description="Height when the request gives none.")
-    max_num_frames: int = Field(..., ge=1, description="Most frames one job may ask for.")
-    max_width: int = Field(..., ge=16, description="Largest width.")
-    max_height: int = Field(..., ge=16, description="Largest height.")
+    # The limits stay within what a request may ask for (VideoRequest's), so a card cannot make a job larger
+    # than any request could: its defaults apply to every request that gives no size.
+    default_num_frames: int = Field(..., ge=1, le=MAX_FRAMES, description="Frames when the request gives none.")
+    default_fps: int = Field(..., ge=1, le=60, description="Frames per second when the request gives none.")
+    default_width: int = Field(..., ge=16, le=MAX_SIDE, description="Width when the request gives none.")
+    default_height: int = Field(..., ge=16, le=MAX_SIDE, description="Height when the request gives none.")
+    max_num_frames: int = Field(..., ge=1, le=MAX_FRAMES, description="Most frames one job may ask for.")
+    max_width: int = Field(..., ge=16, le=MAX_SIDE, description="Largest width.")
+    max_height: int = Field(..., ge=16, le=MAX_SIDE, description="Largest height.")
     max_fps: int = Field(60, ge=1, le=60, description="Highest frame rate. Default 60.")
-    default_steps: int | None = Field(None, ge=1, description="Denoising steps when the request gives none.")
-    default_guidance_scale: float | None = Field(None, ge=0, description="Guidance scale when the request gives none.")
-    frame_multiple: int = Field(
-        1, ge=1, description="num_frames must be k*frame_multiple (+1 if frame_offset). Default 1."
+    default_steps: int | None = Field(None, ge=1, le=500, description="Denoising steps when the request gives none.")
+    default_guidance_scale: float | None = Field(
+        None, ge=0, le=50, description="Guidance scale when the request gives none."
     )
-    frame_offset: int = Field(0, ge=0, description="See frame_multiple. Default 0.")
+    frame_multiple: int = Field(
+        1, ge=1, le=MAX_FRAMES, description="num_frames must be k*frame_multiple (+1 if frame_offset). Default 1."
+    )
+    frame_offset: int = Field(0, ge=0, le=MAX_FRAMES, description="See frame_multiple. Default 0.")
     resources: Resources = Field(default_factory=Resources, description="Device memory, devices and batching.")
     speed: dict[str, Speed] = Field(
         default_factory=dict,
@@ -162,6 +174,8 @@ class ModelCard(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> ModelCard:
+        if self.id in RESERVED_IDS:
+            raise ValueError(f"id {self.id!r} is reserved: a request's model {self.id!r} asks the router to choose")
         if self.default_num_frames > self.max_num_frames:
             raise ValueError(f"default_num_frames {self.default_num_frames} > max_num_frames {self.max_num_frames}")
         if self.default_width > self.max_width or self.default_height > self.max_height:
@@ -180,6 +194,7 @@ class ModelCard(BaseModel):
                 raise ValueError(f"a vendor API may not take {leaking} data: remove them from data_classes")
             if self.price_usd_per_video_second is None:
                 raise ValueError("a vendor API card states price_usd_per_video_second")
+        _check_estimate_hint(self.options.get("estimate_s"))
         return self
 
     @property
@@ -191,3 +206,17 @@ class ModelCard(BaseModel):
     def self_hosted(self) -> bool:
         """Whether the model runs on this platform's own workers."""
         return self.vendor is None
+
+
+def _check_estimate_hint(hint: Any) -> None:
+    # options.estimate_s is read by the cost estimate of every request the router considers this card for:
+    # a malformed one would fail them all, so it is refused here.
+    if hint is None:
+        return
+    keys = ("fixed", "per_frame_step")
+    if not isinstance(hint, dict) or set(hint) != set(keys):
+        raise ValueError("options.estimate_s is {fixed: seconds, per_frame_step: seconds}")
+    for key in keys:
+        value = hint[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise ValueError(f"options.estimate_s.{key} must be a number of seconds, 0 or more, got {value!r}")

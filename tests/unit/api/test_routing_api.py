@@ -102,3 +102,14 @@ def test_a_queued_job_runs_with_the_card_it_was_routed_with_after_that_card_chan
     assert platform.portfolio.card("promo").default_width == 640
     # and the job's route, read back, is the one made at admission
     assert client.get(f"/v1/jobs/{job['id']}").json()["route"] == job["route"]
+
+
+def test_a_card_that_would_break_routing_is_refused_when_posted(make_app: AppFactory) -> None:
+    client, _ = make_app()
+    # "auto" asks the router to choose: a card of that id could never be named.
+    assert client.post("/v1/models", json={**PROMO, "id": "auto"}).status_code == 422
+    # A malformed estimate hint would make every request's cost estimate raise (a 500 for all of them).
+    hint = {**PROMO, "id": "hint", "options": {"estimate_s": {"fixed": "x", "per_frame_step": 1}}}
+    assert client.post("/v1/models", json=hint).status_code == 422
+    assert client.post("/v1/models", json={**PROMO, "id": "wide", "max_width": 10**9}).status_code == 422
+    assert client.post("/v1/jobs", json={"prompt": "p"}).status_code == 201
