@@ -15,6 +15,7 @@ another. Errors name the file, the line of the card and the field.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,31 @@ SHIPPED_MODELS_FILE = Path(__file__).with_name("models.yaml")
 #: A models file larger than this is refused before it is parsed (YAML is cheap to make expensive).
 MAX_MODELS_FILE_BYTES = 1_048_576
 MAX_CARDS = 1000
+#: Deepest nesting of mappings and lists (a card needs 4 or 5; the composer recurses once per level).
+MAX_DEPTH = 32
+#: What a value in a card may be: what JSON can say, plus the dates YAML reads unquoted.
+_PLAIN = (str, int, float, bool, type(None), list, dict, date)
+
+
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+    """SafeLoader without aliases and deep nesting: ten lines of anchors and ``*aliases`` expand to gigabytes
+    once the card is written out as JSON (or make a cycle), and a megabyte of ``[`` overflows the stack."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -42,21 +68,38 @@ def card_error(exc: ValidationError, where: str) -> InvalidParameter:
     return InvalidParameter(field, f"{where}: field {field!r}: {message}")
 
 
+def _not_plain(value: Any, path: str) -> str | None:
+    """The path of the first value that JSON cannot carry (YAML's !!binary, !!set, ...), or None."""
+    if not isinstance(value, _PLAIN):
+        return f"{path}: a value of type {type(value).__name__} (only JSON values and dates)"
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _not_plain(child, f"{path}.{key}")
+        if found is not None:
+            return found
+    return None
+
+
 def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
     """Model cards from YAML text; InvalidParameter naming ``source``, the card's line and the field."""
     if len(text.encode()) > MAX_MODELS_FILE_BYTES:
         raise InvalidParameter("models", f"{source}: larger than {MAX_MODELS_FILE_BYTES} bytes")
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
+        root = loader.get_single_node()
+        data: Any = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InvalidParameter("models", f"{source}: {line}not valid YAML: {reason}") from None
+    except ValueError as exc:  # a scalar the constructor cannot make: a 5000-digit integer, a 13th month
+        raise InvalidParameter("models", f"{source}: not valid YAML: {str(exc)[:200]}") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise InvalidParameter("models", f"{source}: line 1: field 'models' is missing (a list of model cards)")
-    unknown = sorted(set(data) - {"models"})
+    unknown = sorted(str(key) for key in data if key != "models")
     if unknown:
         raise InvalidParameter(unknown[0], f"{source}: unknown top-level field {unknown[0]!r}; only 'models'")
     entries: list[Any] = data["models"]
@@ -72,6 +115,9 @@ def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
         where = f"{source}: line {lines[i] if i < len(lines) else '?'} (models[{i}])"
         if not isinstance(entry, dict):
             raise InvalidParameter("models", f"{where}: a model card is a mapping of fields")
+        odd = _not_plain(entry, "card")
+        if odd is not None:
+            raise InvalidParameter("models", f"{where}: {odd}")
         try:
             card = ModelCard.model_validate(entry)
         except ValidationError as exc:
