@@ -18,10 +18,11 @@ Among those that pass, ``constraints.objective`` picks: ``cost`` the cheapest, `
 (``constraints.min_quality``, else the platform's default), or the best if none does. The others follow as
 fallbacks, in the same order, for when the chosen backend fails.
 
-Estimates: run time from the card's ``speed`` on the device class (else the platform's per-backend guess),
-cost from the catalog price of that device (a vendor API: its price per second of video), queue wait as the
-jobs queued ahead × this job's run time ÷ the worker slots (an approximation: it assumes the jobs ahead are
-like this one).
+Estimates: run time from the card's ``speed`` on a device class with the memory the job needs (the fastest
+for ``latency``, else the cheapest that meets the deadline; else the platform's per-backend guess), cost from
+the catalog price of that device (a vendor API: its price per second of video), queue wait as the jobs queued
+ahead × this job's run time ÷ the worker slots (an approximation: it assumes the jobs ahead are like this one;
+a vendor's job waits too, since a worker slot polls the vendor for it).
 """
 
 from __future__ import annotations
@@ -153,24 +154,28 @@ def _capability(card: ModelCard, request: VideoRequest) -> str | None:
     return None
 
 
-def _estimate(v: _Verdict, request: VideoRequest, state: RouterState) -> None:
-    """Cost, time and where, on the best device class for the objective (cheapest meeting the deadline)."""
+def _estimate(v: _Verdict, request: VideoRequest, state: RouterState, objective: str) -> None:
+    """Cost, time and where, on the best device class for the objective among those with the memory: the soonest
+    done for ``latency``, else the cheapest meeting the deadline."""
     card, params = v.card, v.params
     assert params is not None
+    # A vendor's job also waits for a worker slot: the worker polls the vendor until the video is ready.
+    wait_jobs = state.queued_ahead / max(1, state.slots)
     if card.vendor is not None:
         speed = card.speed.get(API_DEVICE)
-        v.seconds = (
+        run = (
             speed.seconds(params.num_frames, params.width, params.height, params.steps or 1) if speed else DEFAULT_API_S
         )
+        v.seconds = run * (1 + wait_jobs)
         rates = state.default_rates or next(iter(state.devices.values()), None)
         v.usd = estimate_usd(card, params, rates, timeout_s=state.timeout_s) if rates else vendor_usd(card, params)
         v.where = f"{card.vendor} API ({card.hosting.region})"  # type: ignore[union-attr]
         return
-    wait_jobs = state.queued_ahead / max(1, state.slots)
+    need = card.resources.memory_gib(1, params.num_frames, params.width, params.height)
     options: list[tuple[Decimal, float, str]] = []
     devices = state.devices or ({"": state.default_rates} if state.default_rates else {})
     for device, rates in devices.items():
-        if device and device not in card.resources.devices:
+        if device and (device not in card.resources.devices or need > DEVICE_MEMORY_GIB.get(device, float("inf"))):
             continue
         run = min(estimate_seconds(card, params, device or None), state.timeout_s)
         usd = estimate_usd(card, params, rates, timeout_s=state.timeout_s, device=device or None)
@@ -180,11 +185,14 @@ def _estimate(v: _Verdict, request: VideoRequest, state: RouterState) -> None:
         return
     deadline = request.constraints.deadline_s
     meeting = [o for o in options if deadline is None or o[1] <= deadline]
-    usd, seconds, device = min(meeting, key=lambda o: (o[0], o[1])) if meeting else min(options, key=lambda o: o[1])
+    if objective == "latency" or not meeting:
+        usd, seconds, device = min(options, key=lambda o: (o[1], o[0]))
+    else:
+        usd, seconds, device = min(meeting, key=lambda o: (o[0], o[1]))
     v.usd, v.seconds, v.where = usd, seconds, device or None
 
 
-def _judge(card: ModelCard, request: VideoRequest, state: RouterState, explicit: bool) -> _Verdict:
+def _judge(card: ModelCard, request: VideoRequest, state: RouterState, objective: str) -> _Verdict:
     v = _Verdict(card)
     reason = _capability(card, request)
     if reason is not None:
@@ -209,9 +217,9 @@ def _judge(card: ModelCard, request: VideoRequest, state: RouterState, explicit:
         if not any(need <= DEVICE_MEMORY_GIB.get(d, float("inf")) for d in runnable):
             return v.fail("unavailable", f"{card.id} needs {need:.1f} GiB; no worker device has it", "model")
     until = state.cooldowns.get(card.id)
-    if not explicit and until is not None and (state.now is None or until > state.now):
+    if objective != "explicit" and until is not None and (state.now is None or until > state.now):
         return v.fail("cooldown", f"{card.id} failed repeatedly and rests until {until.isoformat()}", "model")
-    _estimate(v, request, state)
+    _estimate(v, request, state, objective)
     assert v.usd is not None and v.seconds is not None
     ceiling = request.constraints.max_cost_usd
     if ceiling is not None and v.usd > ceiling:
@@ -258,11 +266,11 @@ def plan(request: VideoRequest, portfolio: Mapping[str, ModelCard], state: Route
         cards = [portfolio[request.model]]
     else:
         cards = [portfolio[k] for k in sorted(portfolio)]
-    verdicts = [_judge(card, request, state, explicit) for card in cards]
+    objective = "explicit" if explicit else request.constraints.objective.value
+    verdicts = [_judge(card, request, state, objective) for card in cards]
     passed = [v for v in verdicts if v.filtered_by is None]
     if not passed:
         raise _no_route(request, verdicts)
-    objective = "explicit" if explicit else request.constraints.objective.value
     floor = request.constraints.min_quality if request.constraints.min_quality is not None else state.min_quality
     phrase, key = _rank(objective, floor)
     ordered = sorted(passed, key=key)

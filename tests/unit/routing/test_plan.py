@@ -276,3 +276,30 @@ def _check_self_hosted(secret: VideoRequest, state: RouterState) -> None:
     except (InvalidParameter, PolicyDenied, BudgetExceeded):
         return
     assert all(PORTFOLIO[m].vendor is None for m in (route.chosen, *route.fallbacks))
+
+
+def test_the_estimate_is_for_a_device_with_the_memory_and_the_objectives_device() -> None:
+    l40s = worker_rates(Settings(worker_device="L40S", worker_provider="aws", worker_device_share="1"), CATALOG)
+    speed = {"s_per_step_mpf": 0.01, "overhead_s": 1.0}
+    resources = {"devices": ["L40S", "H100"], "weights_gib": 40, "activation_gib_per_mpf": 2}
+    big = card("big", 0.9, 1.0, resources=resources, speed={"L40S": speed, "H100": speed})
+    state = RouterState(devices={"L40S": l40s, "H100": H100}, default_rates=l40s, now=NOW)
+    # 16 frames of 256×256 need 40 + 2 × 1.05 = 42.1 GiB: the L40S (48 GiB) holds it and costs less
+    small = plan(req(model="big", num_frames=16, width=256, height=256), {"big": big}, state)
+    assert small.candidate("big").where == "L40S"
+    # 64 frames need 40 + 2 × 4.19 = 48.4 GiB: only the H100 holds it, though the L40S is cheaper
+    large = plan(req(model="big", num_frames=64, width=256, height=256), {"big": big}, state)
+    assert large.candidate("big").where == "H100"
+    # latency: the fastest device, though another is cheaper
+    fast = card("fast", 0.9, 1.0, speed={"cpu": {"s_per_step_mpf": 5.0}, "H100": {"s_per_step_mpf": 0.1}})
+    two = RouterState(devices={"cpu": CPU, "H100": H100}, default_rates=CPU, now=NOW)
+    assert plan(req(constraints={"objective": "cost"}), {"fast": fast}, two).candidate("fast").where == "cpu"
+    assert plan(req(constraints={"objective": "latency"}), {"fast": fast}, two).candidate("fast").where == "H100"
+
+
+def test_a_vendor_job_waits_in_the_queue_like_any_other() -> None:
+    idle = plan(req(model="vendor"), PORTFOLIO, STATE).candidate("vendor").estimated_s
+    busy = RouterState(
+        devices={"cpu": CPU}, default_rates=CPU, vendors=frozenset({"replicate"}), queued_ahead=4, slots=2, now=NOW
+    )
+    assert idle is not None and plan(req(model="vendor"), PORTFOLIO, busy).candidate("vendor").estimated_s == idle * 3
