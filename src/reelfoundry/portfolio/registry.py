@@ -87,7 +87,10 @@ class Portfolio:
             except ValueError:  # a card stored by an older version that no longer validates: skipped, logged
                 log.warning("model card %s in the database no longer validates; ignored", row.id)
         with self._lock:
-            self.added, self._loaded_at = added, now
+            # A read that began before the newest one stored (a slow periodic refresh overtaken by the forced
+            # one after POST /v1/models) would bring back the cards as they were: it is dropped.
+            if now >= self._loaded_at:
+                self.added, self._loaded_at = added, now
 
     def card(self, model: str) -> ModelCard:
         """The card of a model id; UnknownModel otherwise."""
