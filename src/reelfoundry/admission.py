@@ -12,7 +12,7 @@ from reelfoundry.errors import BudgetExceeded, PolicyDenied
 from reelfoundry.platform import Platform
 from reelfoundry.routing import plan
 from reelfoundry.routing.state import router_state, work_params
-from reelfoundry.schema import RoutePlan, VideoRequest
+from reelfoundry.schema import ModelCard, RoutePlan, VideoRequest
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import audit
 from reelfoundry.store import budgets as budgetstore
@@ -38,13 +38,17 @@ def _log_refusal(
         audit.append_by(session, principal, action, subject=subject, data=data)
 
 
-def _route(platform: Platform, principal: Principal, request: VideoRequest) -> RoutePlan:
-    """The RoutePlan of a request (its seed fixed); a tenant budget nothing fits is the budget's own 402."""
+def _route(platform: Platform, principal: Principal, request: VideoRequest) -> tuple[RoutePlan, dict[str, ModelCard]]:
+    """The RoutePlan of a request (its seed fixed) and the cards it was made from; a tenant budget nothing fits is
+    the budget's own 402."""
     platform.portfolio.refresh(platform.db)
+    # One reading of the portfolio: another request's refresh may change it (a card deleted, or added again with
+    # other limits) before this job is stored, and the job must keep the cards its plan was made from.
+    cards = platform.portfolio.cards
     with platform.db.read() as session:
         state = router_state(platform, session, principal.tenant_id, request)
     try:
-        return plan(request, platform.portfolio.cards, state)
+        return plan(request, cards, state), cards
     except BudgetExceeded as refused:
         # Name the budget, its standing and the cheapest estimate, as a reservation would.
         with platform.db.read() as session:
@@ -76,17 +80,17 @@ def admit(
         request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
     try:
         platform.policy.check(request)
-        route = _route(platform, principal, request)
+        route, cards = _route(platform, principal, request)
     except PolicyDenied as denied:
         _log_refusal(platform, principal, "policy.denied", None, {"rule": denied.rule, "request_sha256": body_hash})
         raise
-    card = platform.portfolio.card(route.chosen)
+    card = cards[route.chosen]
     chosen = route.candidate(card.id)
     assert chosen.params is not None and chosen.estimated_usd is not None
     params = work_params(request, chosen.params, _input_paths(platform, principal.tenant_id, request.inputs))
     platform.portfolio.backend(card).check_inputs(params)
     estimate = chosen.estimated_usd
-    route_cards = {m: platform.portfolio.card(m).model_dump(mode="json") for m in (route.chosen, *route.fallbacks)}
+    route_cards = {m: cards[m].model_dump(mode="json") for m in (route.chosen, *route.fallbacks)}
     labels = request.labels
     try:
         with platform.db.write() as session:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from inprocess import AppFactory
 
+from reelfoundry import admission
 from reelfoundry.execution.engine import Engine
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
 from reelfoundry.store.tables import AuditPendingRow, JobRow
@@ -113,3 +114,26 @@ def test_a_card_that_would_break_routing_is_refused_when_posted(make_app: AppFac
     assert client.post("/v1/models", json=hint).status_code == 422
     assert client.post("/v1/models", json={**PROMO, "id": "wide", "max_width": 10**9}).status_code == 422
     assert client.post("/v1/jobs", json={"prompt": "p"}).status_code == 201
+
+
+def test_a_card_changed_while_a_job_is_admitted_does_not_change_the_cards_it_keeps(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = make_app()
+    assert client.post("/v1/models", json=PROMO).status_code == 201
+    real_plan = admission.plan
+
+    def plan_then_replace(*args: Any) -> Any:
+        route = real_plan(*args)
+        # Meanwhile another request replaces the card with one of another default size.
+        assert client.delete("/v1/models/promo").status_code == 200
+        assert client.post("/v1/models", json={**PROMO, "default_width": 640}).status_code == 201
+        return route
+
+    monkeypatch.setattr(admission, "plan", plan_then_replace)
+    r = client.post("/v1/jobs", json={"prompt": "p", "model": "promo"})
+    assert r.status_code == 201, r.text
+    platform = client.app.state.platform  # type: ignore[attr-defined]
+    with platform.db.read() as session:
+        row = session.get(JobRow, r.json()["id"])
+        assert row.route_cards["promo"]["default_width"] == 320 == row.route["candidates"][0]["params"]["width"]
