@@ -137,3 +137,24 @@ def test_a_card_changed_while_a_job_is_admitted_does_not_change_the_cards_it_kee
     with platform.db.read() as session:
         row = session.get(JobRow, r.json()["id"])
         assert row.route_cards["promo"]["default_width"] == 320 == row.route["candidates"][0]["params"]["width"]
+
+
+def test_a_card_added_over_the_api_names_no_import_path(make_app: AppFactory) -> None:
+    client, _ = make_app()
+    # importable and a Backend: the models file may name it, an API key may not
+    module_path = {**PROMO, "id": "mod", "backend": "reelfoundry.portfolio.backends.template:TemplateBackend"}
+    r = client.post("/v1/models", json=module_path)
+    assert r.status_code == 422 and r.json()["parameter"] == "backend" and "models file" in r.json()["detail"]
+    pipeline = {
+        **PROMO,
+        "id": "pipe",
+        "backend": "diffusers",
+        "task": "text-to-video",
+        "options": {"path": "org/model", "pipeline_class": "os:system"},
+    }
+    r = client.post("/v1/models", json=pipeline)
+    assert r.status_code == 422 and r.json()["parameter"] == "options.pipeline_class"
+    assert client.post("/v1/models", json={**pipeline, "options": {"path": "org/model"}}).status_code == 201
+    assert {"mod", "pipe"} & {m["id"] for m in client.get("/v1/models", params={"limit": 200}).json()["items"]} == {
+        "pipe"
+    }

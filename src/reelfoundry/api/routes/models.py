@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, TenantAdmin
 from reelfoundry.errors import BadRequest, ConfigurationError, Conflict, Forbidden, InvalidParameter, NotFound
-from reelfoundry.portfolio.registry import backend_class
+from reelfoundry.portfolio.registry import BACKENDS, backend_class
 from reelfoundry.schema import ModelCard, Page
 from reelfoundry.store import audit
 from reelfoundry.store import models as modelstore
@@ -20,6 +20,25 @@ def _operator(principal: Principal) -> None:
     # Cards are the whole platform's, not a tenant's: only the operator tenant's admins change them.
     if not principal.is_operator:
         raise Forbidden("only the platform operator's admin keys add or remove models")
+
+
+def _no_import_paths(card: ModelCard) -> None:
+    # A `module:Class` is imported where the card is used (this server at once, workers when they load it): over
+    # the API that would let a bearer key import any installed module into the platform's processes. Cards that
+    # need code of their own go in the models file, which only someone on the machine can change.
+    if card.backend not in BACKENDS:
+        raise InvalidParameter(
+            "backend",
+            f"a card added over the API names a registered backend ({', '.join(sorted(BACKENDS))}), not "
+            f"{card.backend[:256]!r}; import paths go in the models file",
+        )
+    pipeline_class = card.options.get("pipeline_class")
+    if card.backend == "diffusers" and isinstance(pipeline_class, str) and ":" in pipeline_class:
+        raise InvalidParameter(
+            "options.pipeline_class",
+            f"a card added over the API names a diffusers pipeline class, not the import path {pipeline_class[:256]!r};"
+            " import paths go in the models file",
+        )
 
 
 @router.get("", response_model=Page[ModelCard], summary="List models, by id")
@@ -49,9 +68,11 @@ def get_model(model_id: str, platform: PlatformDep, principal: Reader) -> ModelC
 
 @router.post("", status_code=201, response_model=ModelCard, summary="Add a model card (operator admin)")
 def add_model(card: ModelCard, platform: PlatformDep, principal: TenantAdmin) -> ModelCard:
-    """Add a card to the portfolio, live on every server within a second. Its backend must exist; its id must be
-    new (the models file's and built-in cards are changed in the file). Audited."""
+    """Add a card to the portfolio, live on every server within a second. Its backend must be a registered one (an
+    import path, of a backend or a diffusers pipeline class, only in the models file); its id must be new (the
+    models file's and built-in cards are changed in the file). Audited."""
     _operator(principal)
+    _no_import_paths(card)
     try:  # an unknown backend or bad options are a 422 now, not a failed job later (no weights load here)
         backend_class(card.backend)(card)
     except ConfigurationError as exc:
