@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from reelfoundry.schema import ModelCard
@@ -54,10 +56,16 @@ def record_outcome(
     cooldown of ``cooldown_s`` (LiteLLM's allowed_fails / cooldown_time). After it, one more failure starts the
     next cooldown at once; a success ends the streak."""
     now = now or utcnow()
-    row = session.get(ModelHealthRow, model, with_for_update=True)
-    if row is None:
-        row = ModelHealthRow(model=model, failures=0, cooldown_until=None, updated_at=now)
-        session.add(row)
+    # A broken model fails its jobs on every worker at once: the first failures race to create its row, so it is
+    # inserted if absent (a no-op for all but one) and then locked, never added after a read that found none.
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(ModelHealthRow)
+        .values(model=model, failures=0, cooldown_until=None, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[ModelHealthRow.model])
+    )
+    row = session.get(ModelHealthRow, model, with_for_update=True, populate_existing=True)
+    assert row is not None
     if ok:
         row.failures, row.cooldown_until = 0, None
     else:

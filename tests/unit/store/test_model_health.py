@@ -3,6 +3,7 @@ model; repeated failures rest a model (the router then skips it) until the coold
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from reelfoundry.schema import JobError, JobState, RoutePlan, VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store import models as modelstore
-from reelfoundry.store.tables import AssetRow, EventRow, JobRow, utcnow
+from reelfoundry.store.tables import AssetRow, EventRow, JobRow, ModelHealthRow, utcnow
 
 BACKEND_FAILED = JobError(type=BackendError.problem_type(), detail="the vendor answered 500")
 
@@ -100,3 +101,28 @@ def test_one_failure_below_the_threshold_rests_nothing(database: Database, tenan
     _run_and_fail(database)
     with database.read() as s:
         assert modelstore.cooldowns(s) == {}
+
+
+def test_the_first_failures_of_a_model_raced_by_workers_all_count(database: Database) -> None:
+    # A broken model fails every job of it at once: the first failures race to create its health row.
+    workers = 6
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def fail_once() -> None:
+        try:
+            barrier.wait(10)
+            with database.write() as s:
+                modelstore.record_outcome(s, "broken", ok=False, threshold=3, cooldown_s=30)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fail_once) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with database.read() as s:
+        assert s.get(ModelHealthRow, "broken").failures == workers
+        assert "broken" in modelstore.cooldowns(s)
