@@ -11,11 +11,11 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from reelfoundry.config import Settings
-from reelfoundry.errors import ConfigurationError, UnknownModel
+from reelfoundry.errors import ConfigurationError, InvalidParameter, UnknownModel
 from reelfoundry.models.builtin import builtin_card
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
 from reelfoundry.portfolio.base import Backend
-from reelfoundry.portfolio.config import load_models_file, shipped_cards
+from reelfoundry.portfolio.config import SHIPPED_MODELS_FILE, load_models_file, shipped_cards
 from reelfoundry.schema import ModelCard
 from reelfoundry.store import Database
 from reelfoundry.store.tables import ModelCardRow
@@ -65,8 +65,17 @@ class Portfolio:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Portfolio:
-        """The built-in cards plus the models file's (``models_file``, else the shipped one)."""
-        return cls(load_models_file(settings.models_file) if settings.models_file else shipped_cards())
+        """The built-in cards plus the models file's (``models_file``, else the shipped one). A card whose backend
+        cannot be made (unknown, or options it refuses) is an InvalidParameter naming the file and the card now,
+        not a failure of every job the router sends to it."""
+        source = str(settings.models_file or SHIPPED_MODELS_FILE)
+        cards = load_models_file(settings.models_file) if settings.models_file else shipped_cards()
+        for card in cards:
+            try:
+                backend_class(card.backend)(card)  # cheap: no weights load, no network
+            except ConfigurationError as exc:
+                raise InvalidParameter("models_file", f"{source}: model {card.id!r}: {exc.detail}") from None
+        return cls(cards)
 
     @property
     def cards(self) -> dict[str, ModelCard]:

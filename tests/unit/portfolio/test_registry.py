@@ -7,8 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import yaml  # type: ignore[import-untyped]
 from sqlalchemy.orm import Session
 
+from reelfoundry.config import Settings
+from reelfoundry.errors import InvalidParameter
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.store import Database
@@ -47,3 +51,22 @@ def test_a_slow_refresh_that_began_earlier_does_not_undo_a_newer_one(tmp_path: P
     slow.join(10)
     assert "promo" in portfolio.cards
     db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ("no.such:Backend", "cannot be imported"),
+        # self-hosted (so open to confidential data) yet sending its requests to a vendor
+        ("replicate", "hosting is self-hosted"),
+    ],
+)
+def test_a_models_file_card_whose_backend_cannot_be_made_is_refused_at_load(
+    tmp_path: Path, backend: str, message: str
+) -> None:
+    path = tmp_path / "models.yaml"
+    card = PROMO.model_dump(mode="json") | {"backend": backend, "task": "text-to-video", "options": {"model": "a/b"}}
+    path.write_text(yaml.safe_dump({"models": [card]}))
+    with pytest.raises(InvalidParameter, match=message) as err:
+        Portfolio.from_settings(Settings(models_file=path, data_dir=tmp_path))
+    assert err.value.detail.startswith(f"{path}: model 'promo': ")
