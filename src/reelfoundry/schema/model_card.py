@@ -26,6 +26,9 @@ API_DEVICE = "api"
 SELF_HOSTED_ONLY = frozenset({DataClass.confidential, DataClass.restricted})
 #: Model ids a card may not take: a request's ``model`` gives these another meaning.
 RESERVED_IDS = frozenset({"auto"})
+#: Most bytes a card takes as JSON. Every job routed to a card stores a copy (with its fallbacks'), every server
+#: re-reads the cards added over the API each second, and the shipped cards take 1 to 4 KiB.
+MAX_CARD_BYTES = 65_536
 
 
 class VendorHosting(BaseModel):
@@ -195,6 +198,11 @@ class ModelCard(BaseModel):
             if self.price_usd_per_video_second is None:
                 raise ValueError("a vendor API card states price_usd_per_video_second")
         _check_estimate_hint(self.options.get("estimate_s"))
+        size = len(self.model_dump_json())
+        if size > MAX_CARD_BYTES:
+            raise ValueError(
+                f"the card takes {size} bytes as JSON; at most {MAX_CARD_BYTES} (options, training, metrics)"
+            )
         return self
 
     @property

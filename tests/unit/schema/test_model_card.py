@@ -46,6 +46,9 @@ def test_a_plain_card_validates() -> None:
         ({"options": {"estimate_s": {"fixed": 1, "per_frame_step": float("nan")}}}, "estimate_s.per_frame_step"),
         ({"options": {"estimate_s": {"fixed": 1}}}, "estimate_s"),
         ({"options": {"estimate_s": 5}}, "estimate_s"),
+        # a copy goes into every job routed to it
+        ({"training": {"notes": "x" * 70_000}}, "65536"),
+        ({"data_classes": ["public"] * 10_000}, "65536"),
     ],
 )
 def test_a_card_beyond_bounds_is_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
