@@ -11,6 +11,7 @@ import pytest
 from inprocess import AppFactory
 
 from reelfoundry import admission
+from reelfoundry.api.routes import models as models_route
 from reelfoundry.execution.engine import Engine
 from reelfoundry.portfolio.backends.template import TEMPLATE_CARD
 from reelfoundry.store.tables import AuditPendingRow, JobRow
@@ -158,3 +159,13 @@ def test_a_card_added_over_the_api_names_no_import_path(make_app: AppFactory) ->
     assert {"mod", "pipe"} & {m["id"] for m in client.get("/v1/models", params={"limit": 200}).json()["items"]} == {
         "pipe"
     }
+
+
+def test_the_cards_added_over_the_api_are_bounded_in_number(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = make_app()
+    monkeypatch.setattr(models_route, "MAX_CARDS", 2)
+    assert [client.post("/v1/models", json={**PROMO, "id": f"p{i}"}).status_code for i in range(3)] == [201, 201, 409]
+    assert client.delete("/v1/models/p0").status_code == 200
+    assert client.post("/v1/models", json={**PROMO, "id": "p2"}).status_code == 201

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, TenantAdmin
 from reelfoundry.errors import BadRequest, ConfigurationError, Conflict, Forbidden, InvalidParameter, NotFound
+from reelfoundry.portfolio.config import MAX_CARDS
 from reelfoundry.portfolio.registry import BACKENDS, backend_class
 from reelfoundry.schema import ModelCard, Page
 from reelfoundry.store import audit
@@ -80,6 +81,9 @@ def add_model(card: ModelCard, platform: PlatformDep, principal: TenantAdmin) ->
     platform.portfolio.refresh(platform.db, force=True)
     if card.id in platform.portfolio.cards:
         raise Conflict(f"model {card.id!r} already exists; delete it first (or edit the models file it comes from)")
+    # The router judges every card for every request, and every server re-reads these each second.
+    if len(platform.portfolio.added) >= MAX_CARDS:
+        raise Conflict(f"the portfolio holds {MAX_CARDS} cards added over the API, the most it takes; delete one")
     try:
         with platform.db.write() as session:
             modelstore.add_card(session, card, principal.key_id)
