@@ -183,6 +183,13 @@ class Settings(BaseSettings):
     schedule_window: int = Field(
         256, ge=1, le=10_000, description="Queued jobs (by priority, then age) the scheduler considers each turn."
     )
+    batch_wait_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="How long a partial batch of batch-priority jobs may wait for compatible jobs to fill it, if "
+        "its deadline allows (interactive jobs never wait). Default 0: start at once.",
+    )
     worker_usd_per_device_hour: Decimal | None = Field(
         None, ge=0, description="Your own price per device-hour (e.g. amortised on-premise), instead of the catalog's."
     )

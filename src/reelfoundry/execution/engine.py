@@ -2,33 +2,44 @@
 
 The loop is three calls, as in vLLM's engine core::
 
-    items = self.schedule()                     # claim queued jobs for free slots
+    units = self.schedule()                     # choose queued jobs for the free slots, claim them
     outputs = self.executor... execute / poll   # run them, collect progress and results
     self.update_from_output(outputs)            # write states, assets and events
 
+``schedule`` reads a window of queued jobs, asks the pure scheduling core
+(:func:`reelfoundry.scheduling.schedule`: interactive before batch, weighted fair share between tenants,
+earliest deadline first, batches of compatible jobs) where they go on this node's free slots, and claims
+the chosen ids; a job another node took meanwhile is skipped. A batch runs on one slot as one unit
+(:class:`~reelfoundry.execution.messages.WorkBatch`); each of its jobs still has its own progress, events,
+asset, manifest and cost record.
+
 The database is the only shared state, so a crash anywhere loses nothing: on
-start the engine re-queues the jobs this node was running.
+start the engine re-queues the jobs this node was running. Time comes from one
+:class:`~reelfoundry.clock.Clock` (the scheduler's ``now``, leases, stamps, the idle meter).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.clock import SYSTEM_CLOCK, Clock
 from reelfoundry.config import Settings
 from reelfoundry.errors import InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
-from reelfoundry.execution.messages import Finished, Progress, WorkerOutput, WorkItem
+from reelfoundry.execution.messages import Finished, Progress, WorkBatch, WorkerOutput, WorkItem, WorkUnit
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
@@ -36,17 +47,23 @@ from reelfoundry.observability.metrics import Metrics
 from reelfoundry.observability.tracing import Tracer
 from reelfoundry.portfolio.base import GenerationParams
 from reelfoundry.portfolio.registry import Portfolio
-from reelfoundry.routing import resolve_params
-from reelfoundry.routing.state import work_params
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
-from reelfoundry.schema import JobError, ModelCard, ResolvedParams, ReviewState, RoutePlan, VideoRequest
+from reelfoundry.routing import resolve_params
+from reelfoundry.routing.state import work_params
+from reelfoundry.scheduling import DeviceSpeed, Job, ModelProfile, Placement
+from reelfoundry.scheduling import schedule as place_jobs
+from reelfoundry.scheduling.live import FairShare, batch_class, node_fleet, node_slot_type, profile_for
+from reelfoundry.schema import JobError, JobState, ModelCard, ResolvedParams, ReviewState, RoutePlan, VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
-from reelfoundry.store.tables import AssetRow, JobRow, utcnow
+from reelfoundry.store.tables import AssetRow, JobRow
 
 log = logging.getLogger(__name__)
+
+#: The speed given a job that cannot run (it is claimed only to be failed).
+_ANY_SPEED = DeviceSpeed(0.0, 0.0, "unrunnable")
 
 
 @dataclass
@@ -56,7 +73,50 @@ class _Running:
     campaign: str | None
     submitted_by: str | None
     model: str = ""
-    last_progress_write: float = 0.0
+    last_progress_write: float = -float("inf")
+    #: The unit (an item or a batch) it runs in: a slot is busy while any job of its unit runs.
+    unit: int = 0
+
+
+@dataclass
+class _Queued:
+    """What the scheduler needs of one queued job (resolved once, while it stays in the window)."""
+
+    job_id: str
+    tenant_id: str
+    priority: str
+    created_at: datetime
+    deadline_s: float | None
+    #: The scheduling ``model``: jobs batch only when it and their frames, size and steps are equal.
+    batch_class: str
+    profile: ModelProfile
+    num_frames: int = 1
+    width: int = 1
+    height: int = 1
+    steps: int = 1
+
+    def job(self, index: int) -> Job:
+        t = self.created_at.timestamp()
+        return Job(
+            id=index,
+            t=t,
+            tenant=self.tenant_id,
+            model=self.batch_class,
+            priority="interactive" if self.priority == "interactive" else "batch",
+            num_frames=self.num_frames,
+            width=self.width,
+            height=self.height,
+            steps=self.steps,
+            deadline=None if self.deadline_s is None else t + self.deadline_s,
+        )
+
+
+@dataclass
+class _Window:
+    """Queued jobs seen by the last turns, by (id, model): a job re-routed to another model is seen anew."""
+
+    jobs: dict[tuple[str, str], _Queued] = field(default_factory=dict)
+    profiles: dict[str, ModelProfile] = field(default_factory=dict)
 
 
 class Engine:
@@ -74,13 +134,19 @@ class Engine:
         rates: Rates | None = None,
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        #: Where the engine, the scheduler (its ``now``) and the idle meter read the time.
+        self.clock: Clock = clock or SYSTEM_CLOCK
         #: What the node's device costs; each claimed job keeps a copy, so its price never drifts.
         self.rates = rates
         #: What workers need to measure each attempt's energy (the same for every job on this node).
         self.energy = EnergySpec(rates.device, float(rates.device_share), float(rates.tdp_w)) if rates else None
-        self.idle = IdleLedger(settings.worker_slots)
+        self.idle = IdleLedger(settings.worker_slots, clock=self.clock)
+        #: One worker slot of this node as the scheduler sees it (device class, memory, price).
+        self.slot_type = node_slot_type(settings, rates)
+        self.fair_share = FairShare(self.clock)
         self.metrics = metrics
         self.tracer = tracer or Tracer()
         self.db = db
@@ -92,12 +158,16 @@ class Engine:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.credentials = credentials  # every output is C2PA-signed with these
         self._running: dict[str, _Running] = {}
+        #: Units in flight → their jobs not yet ended (one busy slot each).
+        self._units: dict[int, set[str]] = {}
+        self._unit_ids = itertools.count(1)
+        self._window = _Window()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
-        self._last_housekeeping = 0.0
-        self._last_lease = 0.0
+        self._last_housekeeping = -float("inf")
+        self._last_lease = -float("inf")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -147,56 +217,161 @@ class Engine:
 
     def step(self) -> None:
         """One turn of the loop: schedule → execute → update."""
-        items = self.schedule()
-        if items:
-            self.executor.execute(items)
-        timeout = 0.0 if items else self.settings.poll_interval_s
+        units = self.schedule()
+        if units:
+            self.executor.execute(units)
+        timeout = 0.0 if units else self.settings.poll_interval_s
         outputs = self.executor.poll(timeout, wake_fds=(self._wake_r,))
         self._drain_wake()
         self.update_from_output(outputs)
         self._housekeeping()
 
-    def schedule(self) -> list[WorkItem]:
-        """Claim queued jobs, highest priority and oldest first, for the free slots."""
-        items: list[WorkItem] = []
-        self.idle.tick(busy=len(self._running))
-        for _ in range(self.executor.free_slots()):
-            with self.db.write() as session:
-                row = jobstore.claim_next(session, self.node, jobstore.lease_deadline(self.settings.lease_s))
-                if row is None:
-                    break
-                self._meter(row)
-                item = self._prepare(session, row)
-            if item is not None:
-                items.append(item)
-        return items
+    def schedule(self) -> list[WorkUnit]:
+        """Choose queued jobs for the free slots (the scheduling core decides), claim them, and return what each
+        slot runs: one job's WorkItem, or a WorkBatch of compatible jobs."""
+        self.idle.tick(busy=len(self._units))
+        free = self.executor.free_slots()
+        if free <= 0:
+            return []
+        with self.db.read() as session:
+            queued = self._read_window(session)
+        if not queued:
+            return []
+        now = self.clock.now()
+        placements = place_jobs(
+            [q.job(i) for i, q in enumerate(queued)],
+            node_fleet(self.slot_type, free, self.node),
+            now.timestamp(),
+            usage=self.fair_share.usage(),
+            profiles=self._window.profiles,
+            batching=self.settings.batching,
+            batch_wait_s=self.settings.batch_wait_s,
+        )
+        units = []
+        for placement in placements:
+            unit = self._claim(placement, queued, now)
+            if unit is not None:
+                units.append(unit)
+        return units
 
     def update_from_output(self, outputs: list[WorkerOutput]) -> None:
-        """Record progress and results reported by the executor."""
-        for out in outputs:
+        """Record progress and results reported by the executor (the progress of one poll in one transaction)."""
+        progress = [out for out in outputs if isinstance(out, Progress)]
+        if progress:
             try:
-                if isinstance(out, Progress):
-                    self._on_progress(out)
-                else:
-                    self._on_finished(out)
+                self._on_progress(progress)
+            except Exception:
+                # The leases are renewed by housekeeping; only these progress events are lost.
+                log.exception("could not record the progress of %d jobs", len(progress))
+        for out in outputs:
+            if isinstance(out, Progress):
+                continue
+            try:
+                self._on_finished(out)
             except Exception:
                 # One output that cannot be recorded (disk full, database gone) must not lose the others;
                 # its job keeps its lease and is re-queued when the lease runs out.
                 log.exception("could not record %s of job %s", type(out).__name__, out.job_id)
-                if isinstance(out, Finished):
-                    self._cleanup(out)
+                self._cleanup(out)
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _meter(self, row: JobRow) -> None:
+    def _lease_until(self) -> datetime:
+        return self.clock.now() + timedelta(seconds=self.settings.lease_s)
+
+    def _read_window(self, session: Session) -> list[_Queued]:
+        """The first ``schedule_window`` queued jobs (priority, then age), each resolved once while it waits."""
+        stmt = (
+            select(JobRow.id, JobRow.model)
+            .where(JobRow.state == JobState.queued.value)
+            .order_by(JobRow.priority, JobRow.id)
+            .limit(self.settings.schedule_window)
+        )
+        keys = [(job_id, model) for job_id, model in session.execute(stmt)]
+        window = self._window
+        missing = [job_id for job_id, model in keys if (job_id, model) not in window.jobs]
+        if missing:
+            for row in session.scalars(select(JobRow).where(JobRow.id.in_(missing))):
+                window.jobs[(row.id, row.model)] = self._describe(session, row)
+        wanted = set(keys)
+        window.jobs = {k: v for k, v in window.jobs.items() if k in wanted}
+        queued = [window.jobs[k] for k in keys if k in window.jobs]
+        window.profiles = {q.batch_class: q.profile for q in queued}
+        return queued
+
+    def _describe(self, session: Session, row: JobRow) -> _Queued:
+        """A queued job as the scheduler sees it: its tenant, class, deadline, size and what it may batch with."""
+        constraints: dict[str, Any] = (row.request or {}).get("constraints") or {}
+        deadline = constraints.get("deadline_s")
+        # A job that cannot run is claimed only to be failed by _prepare, saying why: a class of its own.
+        unrunnable = ModelProfile(
+            model=row.model,
+            weights_gib=0.0,
+            act_gib_per_mpf=0.0,
+            max_batch=1,
+            batch_marginal=1.0,
+            speeds={self.slot_type.device: _ANY_SPEED},
+            source="unrunnable",
+        )
+        queued = _Queued(
+            job_id=row.id,
+            tenant_id=row.tenant_id,
+            priority="interactive" if row.priority == jobstore.PRIORITY["interactive"] else "batch",
+            created_at=row.created_at,
+            deadline_s=float(deadline) if deadline is not None else None,
+            batch_class=f"!{row.id}",
+            profile=unrunnable,
+        )
+        try:
+            card, params = self._resolve(session, row)
+        except ReelFoundryError:
+            return queued
+        key = batch_class(card, params, row.id)
+        return replace(
+            queued,
+            batch_class=key,
+            profile=self._window.profiles.get(key) or profile_for(card, self.slot_type.device),
+            num_frames=params.num_frames,
+            width=params.width,
+            height=params.height,
+            steps=params.steps or 1,
+        )
+
+    def _claim(self, placement: Placement, queued: list[_Queued], now: datetime) -> WorkUnit | None:
+        """Claim a placement's jobs (those still queued) and make the unit one slot runs."""
+        chosen = [queued[job.id] for job in placement.jobs]
+        # Device-seconds each job is expected to use, for fair share until its worker reports the real figure.
+        estimate = placement.runtime_s * placement.share / len(chosen)
+        items: list[WorkItem] = []
+        with self.db.write() as session:
+            rows = jobstore.claim_ids(session, [q.job_id for q in chosen], self.node, self._lease_until(), now=now)
+            if not rows:
+                return None
+            unit = next(self._unit_ids)
+            # The slot was idle until now: its idle time goes to the jobs that end the wait, in equal parts.
+            idle = self.idle.take(busy=len(self._units) + 1) if self.rates and self.settings.attribute_idle else 0.0
+            for row in rows:
+                self._meter(row, idle / len(rows))
+                item = self._prepare(session, row)
+                if item is not None:
+                    items.append(item)
+                    self._running[row.id].unit = unit
+                    self.fair_share.start(row.id, row.tenant_id, estimate)
+        if not items:
+            return None
+        self._units[unit] = {item.job_id for item in items}
+        if len(items) > 1:
+            log.info("batch of %d %s jobs on one slot: %s", len(items), items[0].card.id, [i.job_id for i in items])
+        return items[0] if len(items) == 1 else WorkBatch(tuple(items))
+
+    def _meter(self, row: JobRow, idle_seconds: float = 0.0) -> None:
         """Stamp the node's rates on a claimed job and charge it the idle time that waited for it."""
         if self.rates is None:
             return
         if row.meter is None:  # a retry keeps the rates of its first attempt: one price per job
             row.meter = self.rates.to_json()
         if self.settings.attribute_idle:
-            # The slot being claimed is busy from now on.
-            row.idle_seconds = (row.idle_seconds or 0.0) + self.idle.take(busy=len(self._running) + 1)
+            row.idle_seconds = (row.idle_seconds or 0.0) + idle_seconds
 
     def _resolve(self, session: Session, row: JobRow) -> tuple[ModelCard, GenerationParams]:
         """The card and parameters a job runs with: those its RoutePlan fixed at admission (for the model it is
@@ -237,35 +412,45 @@ class Engine:
             energy=self.energy,
         )
 
-    def _on_progress(self, out: Progress) -> None:
-        state = self._running.get(out.job_id)
-        if state is None:
+    def _on_progress(self, outs: list[Progress]) -> None:
+        """Store progress (at most every ``progress_interval_s`` per job, and the last step) and extend leases."""
+        now = self.clock.monotonic()
+        due: list[Progress] = []
+        for out in outs:
+            state = self._running.get(out.job_id)
+            if state is None:
+                continue
+            if out.step < out.total and now - state.last_progress_write < self.settings.progress_interval_s:
+                continue
+            state.last_progress_write = now
+            due.append(out)
+        if not due:
             return
-        now = time.monotonic()
-        if out.step < out.total and now - state.last_progress_write < self.settings.progress_interval_s:
-            return
-        state.last_progress_write = now
+        stop: list[str] = []
         with self.db.write() as session:
-            row = jobstore.record_progress(
-                session,
-                out.job_id,
-                out.attempt,
-                out.step,
-                out.total,
-                jobstore.lease_deadline(self.settings.lease_s),
-                emit=True,
-            )
-        if row is None or row.cancel_requested:  # cancelled, or a stale attempt the job moved on from
-            self.executor.cancel(out.job_id)
+            lease = self._lease_until()
+            for out in due:
+                row = jobstore.record_progress(session, out.job_id, out.attempt, out.step, out.total, lease, emit=True)
+                if row is None or row.cancel_requested:  # cancelled, or a stale attempt the job moved on from
+                    stop.append(out.job_id)
+        for job_id in stop:
+            self.executor.cancel(job_id)
 
     def _on_finished(self, out: Finished) -> None:
         state = self._running.pop(out.job_id, None)
-        self.idle.tick(busy=len(self._running))  # its slot is idle from now
+        if state is not None:
+            in_unit = self._units.get(state.unit)
+            if in_unit is not None:
+                in_unit.discard(out.job_id)
+                if not in_unit:
+                    del self._units[state.unit]
+        self.idle.tick(busy=len(self._units))  # a slot whose unit has ended is idle from now
+        self.fair_share.finish(out.job_id, out.seconds * self.slot_type.share)
         outcome = "succeeded" if out.media is not None else "cancelled" if out.cancelled else "failed"
         if self.metrics is not None and state is not None:
             self.metrics.run_time.labels(state.model, outcome).observe(out.seconds)
         if self.tracer.enabled:
-            end = utcnow()
+            end = self.clock.now()
             self.tracer.record(
                 "job.run",
                 out.job_id,
@@ -330,7 +515,7 @@ class Engine:
             campaign=state.campaign,
             created_by=state.submitted_by,
             review_state=ReviewState.pending_review.value,
-            created_at=utcnow(),
+            created_at=self.clock.now(),
         )
         with self.db.write() as session:
             return jobstore.complete(session, out.job_id, out.attempt, asset, _usage(out))
@@ -341,11 +526,11 @@ class Engine:
                 Path(path).unlink(missing_ok=True)
 
     def _housekeeping(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_housekeeping < self.settings.poll_interval_s:
             return
         self._last_housekeeping = now
-        self.idle.tick(busy=len(self._running))
+        self.idle.tick(busy=len(self._units))
         running = self.executor.running()
         if running:
             with self.db.read() as session:
@@ -355,8 +540,8 @@ class Engine:
         if now - self._last_lease >= self.settings.lease_s / 3:
             self._last_lease = now
             with self.db.write() as session:
-                jobstore.renew_leases(session, self.node, running, jobstore.lease_deadline(self.settings.lease_s))
-                for row in jobstore.requeue_lost(session, node=None):
+                jobstore.renew_leases(session, self.node, running, self._lease_until())
+                for row in jobstore.requeue_lost(session, node=None, now=self.clock.now()):
                     log.warning("job %s re-queued: lease of %s expired", row.id, row.worker_node)
 
     def _drain_wake(self) -> None:
