@@ -82,7 +82,8 @@ class RouterState:
     slots: int = 1
     #: The quality floor of ``auto`` when the request gives none.
     min_quality: float = 0.5
-    #: The job timeout: no estimate of device time exceeds it.
+    #: The job timeout: no estimate of the device time charged exceeds it (the job is stopped then). Time estimates
+    #: are not capped: a job estimated beyond it cannot finish, so it meets no deadline.
     timeout_s: float = 900.0
     now: datetime | None = None
 
@@ -177,7 +178,7 @@ def _estimate(v: _Verdict, request: VideoRequest, state: RouterState, objective:
     for device, rates in devices.items():
         if device and (device not in card.resources.devices or need > DEVICE_MEMORY_GIB.get(device, float("inf"))):
             continue
-        run = min(estimate_seconds(card, params, device or None), state.timeout_s)
+        run = estimate_seconds(card, params, device or None)
         usd = estimate_usd(card, params, rates, timeout_s=state.timeout_s, device=device or None)
         options.append((usd, run * (1 + wait_jobs), device))
     if not options:

@@ -303,3 +303,15 @@ def test_a_vendor_job_waits_in_the_queue_like_any_other() -> None:
         devices={"cpu": CPU}, default_rates=CPU, vendors=frozenset({"replicate"}), queued_ahead=4, slots=2, now=NOW
     )
     assert idle is not None and plan(req(model="vendor"), PORTFOLIO, busy).candidate("vendor").estimated_s == idle * 3
+
+
+def test_a_job_estimated_beyond_the_job_timeout_meets_no_deadline_it_is_within() -> None:
+    # 64 frames of 256×256 (4.2 Mpf) × 10 steps at 50 s per step per Mpf: about 2100 s, past the 900 s timeout
+    slow = card("slow", 0.9, 50.0)
+    state = RouterState(devices={"cpu": CPU}, default_rates=CPU, timeout_s=900, now=NOW)
+    size = {"num_frames": 64, "width": 256, "height": 256}
+    estimated = plan(req(model="slow", **size), {"slow": slow}, state).candidate("slow").estimated_s
+    assert estimated is not None and estimated > 2000
+    with pytest.raises(Unroutable) as err:
+        plan(req(model="slow", **size, constraints={"deadline_s": 1000}), {"slow": slow}, state)
+    assert err.value.parameter == "constraints.deadline_s"
