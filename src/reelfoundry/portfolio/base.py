@@ -62,9 +62,11 @@ class GenerationOutput:
 
 def check_card_limits(card: ModelCard, num_frames: int, width: int, height: int) -> None:
     """InvalidParameter naming the field when frames or size fall outside what the card allows."""
-    if not 1 <= num_frames <= card.max_num_frames:
+    if not card.min_num_frames <= num_frames <= card.max_num_frames:
         raise InvalidParameter(
-            "num_frames", f"num_frames must be between 1 and {card.max_num_frames} for {card.id}, got {num_frames}"
+            "num_frames",
+            f"num_frames must be between {card.min_num_frames} and {card.max_num_frames} for {card.id}, "
+            f"got {num_frames}",
         )
     if (num_frames - card.frame_offset) % card.frame_multiple:
         raise InvalidParameter(

@@ -58,6 +58,8 @@ DEVICE_MEMORY_GIB: dict[str, float] = {
 }
 #: How many fallbacks a plan keeps.
 MAX_FALLBACKS = 3
+#: How many losers a plan lists (the rest are counted in ``omitted``).
+MAX_LOSERS_KEPT = 24
 #: A vendor API card without a stated speed is assumed to take this long.
 DEFAULT_API_S = 120.0
 
@@ -244,14 +246,17 @@ def _classes(card: ModelCard) -> str:
     return ", ".join(c.value for c in card.data_classes) or "none"
 
 
-def _rank(objective: str, floor: float) -> tuple[str, Callable[[_Verdict], tuple[Any, ...]]]:
-    """A sort key for the objective, and the sentence that explains the first place."""
+def _rank(objective: str, floor: float, strict: bool) -> tuple[str, Callable[[_Verdict], tuple[Any, ...]]]:
+    """A sort key for the objective, and the sentence that explains the first place. ``strict``: the request set
+    ``min_quality`` itself, so ``cost`` and ``latency`` too prefer the models meeting it."""
     if objective == "quality":
         return "the best quality", lambda v: (-v.quality, v.usd, v.seconds, v.card.id)
+    below = (lambda v: v.quality < floor) if strict else (lambda v: False)
+    meeting = f" meeting quality {floor:g}" if strict else ""
     if objective == "latency":
-        return "the soonest finished", lambda v: (v.seconds, v.usd, -v.quality, v.card.id)
+        return f"the soonest finished{meeting}", lambda v: (below(v), v.seconds, v.usd, -v.quality, v.card.id)
     if objective == "cost":
-        return "the cheapest", lambda v: (v.usd, -v.quality, v.seconds, v.card.id)
+        return f"the cheapest{meeting}", lambda v: (below(v), v.usd, -v.quality, v.seconds, v.card.id)
     return (
         f"the cheapest meeting quality {floor:g}",
         lambda v: (v.quality < floor, v.usd if v.quality >= floor else -v.quality, v.seconds, v.card.id),
@@ -272,26 +277,31 @@ def plan(request: VideoRequest, portfolio: Mapping[str, ModelCard], state: Route
     passed = [v for v in verdicts if v.filtered_by is None]
     if not passed:
         raise _no_route(request, verdicts)
+    strict = request.constraints.min_quality is not None
     floor = request.constraints.min_quality if request.constraints.min_quality is not None else state.min_quality
-    phrase, key = _rank(objective, floor)
+    phrase, key = _rank(objective, floor, strict)
     ordered = sorted(passed, key=key)
     best = ordered[0]
     if explicit:
         reason = f"the request names {best.card.id}"
-    elif objective == "auto" and best.quality < floor:
+    elif (objective == "auto" or (strict and objective != "quality")) and best.quality < floor:
         reason = f"no model passing the filters meets quality {floor:g}; {best.card.id} is the best of {len(passed)}"
     else:
         reason = (
             f"{best.card.id} is {phrase} of {len(passed)} model{'s' if len(passed) > 1 else ''} passing the filters"
         )
     assert best.usd is not None and best.seconds is not None
+    # Every model that passed, and the first losers: a plan stays small however large the portfolio.
+    losers = [v for v in verdicts if v.filtered_by is not None]
+    kept = passed + losers[:MAX_LOSERS_KEPT]
     reason += f" (about ${format(best.usd, 'f')}, {best.seconds:.0f} s, quality {best.quality:g})"
     return RoutePlan(
         objective=objective,
         chosen=best.card.id,
         reason=reason,
         fallbacks=[v.card.id for v in ordered[1 : 1 + MAX_FALLBACKS]],
-        candidates=[_candidate(v) for v in verdicts],
+        candidates=[_candidate(v) for v in kept],
+        omitted=len(verdicts) - len(kept),
     )
 
 

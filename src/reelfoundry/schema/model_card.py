@@ -132,6 +132,9 @@ class ModelCard(BaseModel):
     default_width: int = Field(..., ge=16, le=MAX_SIDE, description="Width when the request gives none.")
     default_height: int = Field(..., ge=16, le=MAX_SIDE, description="Height when the request gives none.")
     max_num_frames: int = Field(..., ge=1, le=MAX_FRAMES, description="Most frames one job may ask for.")
+    min_num_frames: int = Field(
+        1, ge=1, le=MAX_FRAMES, description="Fewest frames one job may ask for (a vendor's shortest clip). Default 1."
+    )
     max_width: int = Field(..., ge=16, le=MAX_SIDE, description="Largest width.")
     max_height: int = Field(..., ge=16, le=MAX_SIDE, description="Largest height.")
     max_fps: int = Field(60, ge=1, le=60, description="Highest frame rate. Default 60.")
@@ -179,6 +182,8 @@ class ModelCard(BaseModel):
     def _check(self) -> ModelCard:
         if self.id in RESERVED_IDS:
             raise ValueError(f"id {self.id!r} is reserved: a request's model {self.id!r} asks the router to choose")
+        if not self.min_num_frames <= self.default_num_frames:
+            raise ValueError(f"default_num_frames {self.default_num_frames} < min_num_frames {self.min_num_frames}")
         if self.default_num_frames > self.max_num_frames:
             raise ValueError(f"default_num_frames {self.default_num_frames} > max_num_frames {self.max_num_frames}")
         if self.default_width > self.max_width or self.default_height > self.max_height:

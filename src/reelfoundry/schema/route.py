@@ -54,7 +54,10 @@ class RoutePlan(BaseModel):
     fallbacks: list[str] = Field(
         default_factory=list, description="Models tried next, in order, if the chosen one fails on its backend."
     )
-    candidates: list[Candidate] = Field(default_factory=list, description="Every model considered.")
+    candidates: list[Candidate] = Field(
+        default_factory=list, description="Every model that passed the hard filters, and the first 24 that did not."
+    )
+    omitted: int = Field(0, ge=0, description="Models that did not pass and are not listed, to keep the plan small.")
 
     def candidate(self, model: str) -> Candidate:
         """The candidate entry of ``model`` (KeyError if it was not considered)."""

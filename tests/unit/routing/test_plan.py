@@ -315,3 +315,27 @@ def test_a_job_estimated_beyond_the_job_timeout_meets_no_deadline_it_is_within()
     with pytest.raises(Unroutable) as err:
         plan(req(model="slow", **size, constraints={"deadline_s": 1000}), {"slow": slow}, state)
     assert err.value.parameter == "constraints.deadline_s"
+
+
+def test_a_min_quality_the_request_sets_holds_for_cost_and_latency_too() -> None:
+    plain = plan(req(constraints={"objective": "cost"}), PORTFOLIO, STATE)
+    assert plain.chosen == "cheap"  # quality 0.3: no floor unless the request sets one
+    floored = plan(req(constraints={"objective": "cost", "min_quality": 0.5}), PORTFOLIO, STATE)
+    assert PORTFOLIO[floored.chosen].quality.score >= 0.5  # type: ignore[union-attr]
+    assert "cheapest meeting quality 0.5" in floored.reason
+    fast = plan(req(constraints={"objective": "latency", "min_quality": 0.99}), PORTFOLIO, STATE)
+    assert "no model passing the filters meets quality 0.99" in fast.reason
+
+
+def test_a_clip_shorter_than_a_model_makes_is_a_size_loss() -> None:
+    long_only = card("long-only", 0.99, 1.0, min_num_frames=32, default_num_frames=32)
+    route = plan(req(num_frames=16), {**PORTFOLIO, "long-only": long_only}, STATE)
+    assert filtered(route)["long-only"] == "size" and "between 32 and 64" in route.candidate("long-only").detail
+
+
+def test_a_large_portfolio_keeps_the_plan_small() -> None:
+    many = {f"big-{i:04d}": card(f"big-{i:04d}", 0.5, 1.0, max_width=32, default_width=32) for i in range(300)}
+    route = plan(req(width=64), {**PORTFOLIO, **many}, STATE)
+    passed = [c for c in route.candidates if c.filtered_by is None]
+    assert len(route.candidates) - len(passed) == 24 and len(route.candidates) + route.omitted == 300 + len(PORTFOLIO)
+    assert route.chosen in {c.model for c in passed} and set(route.fallbacks) <= {c.model for c in passed}
