@@ -12,7 +12,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-
 class Settings(BaseSettings):
     """Everything a ReelFoundry process needs to know about where it runs."""
 
@@ -234,6 +233,11 @@ class Settings(BaseSettings):
         "for routing. Default: only this node's own device when it runs workers.",
     )
     fleet_slots: int = Field(0, ge=0, description="Worker slots elsewhere serving this queue, for wait estimates.")
+    models_root: Path | None = Field(
+        None,
+        description="The only directory under which a card added over the API (POST /v1/models) may name local "
+        "weights (options.path); Hub ids are always allowed. Default: none (local paths only in the models file).",
+    )
     routing_min_quality: float = Field(
         0.5,
         ge=0,
@@ -243,7 +247,9 @@ class Settings(BaseSettings):
     routing_cooldown_failures: int = Field(
         3, ge=1, le=100, description="Consecutive backend failures after which the router rests a model."
     )
-    routing_cooldown_s: float = Field(60.0, gt=0, description="How long a failing model rests before it is tried again.")
+    routing_cooldown_s: float = Field(
+        60.0, gt=0, description="How long a failing model rests before it is tried again."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

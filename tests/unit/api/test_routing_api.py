@@ -169,3 +169,26 @@ def test_the_cards_added_over_the_api_are_bounded_in_number(
     assert [client.post("/v1/models", json={**PROMO, "id": f"p{i}"}).status_code for i in range(3)] == [201, 201, 409]
     assert client.delete("/v1/models/p0").status_code == 200
     assert client.post("/v1/models", json={**PROMO, "id": "p2"}).status_code == 201
+
+
+def test_a_card_over_the_api_loads_weights_only_from_the_hub_or_the_models_root(make_app: AppFactory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "models"
+    (root / "ltx").mkdir(parents=True)
+    diffusers = {**PROMO, "backend": "diffusers", "task": "text-to-video"}
+    client, _ = make_app()
+    for path in ("/etc", str(root / "ltx"), "../../etc", "~/weights"):
+        r = client.post("/v1/models", json={**diffusers, "id": "local", "options": {"path": path}})
+        assert r.status_code == 422 and r.json()["parameter"] == "options.path", (path, r.text)
+    assert (
+        client.post(
+            "/v1/models", json={**diffusers, "id": "hub", "options": {"path": "Lightricks/LTX-Video"}}
+        ).status_code
+        == 201
+    )
+    client, _ = make_app(models_root=root)
+    assert (
+        client.post("/v1/models", json={**diffusers, "id": "local", "options": {"path": str(root / "ltx")}}).status_code
+        == 201
+    )
+    escape = client.post("/v1/models", json={**diffusers, "id": "esc", "options": {"path": str(root / ".." / "x")}})
+    assert escape.status_code == 422 and escape.json()["parameter"] == "options.path"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from fastapi import APIRouter
 from sqlalchemy.exc import IntegrityError
 
@@ -42,6 +45,29 @@ def _no_import_paths(card: ModelCard) -> None:
         )
 
 
+#: A Hugging Face Hub repository id: ``owner/name``.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def _weights_where_allowed(card: ModelCard, models_root: Path | None) -> None:
+    # Workers load whatever directory a diffusers card names; over the API only a Hub id, or a directory under
+    # the operator's models_root, so a key cannot point the platform at arbitrary files on its machines.
+    path = card.options.get("path")
+    if card.backend != "diffusers" or not isinstance(path, str) or _HUB_ID.match(path):
+        return
+    if models_root is not None:
+        root = models_root.expanduser().resolve()
+        if Path(path).expanduser().resolve().is_relative_to(root) and not path.startswith("."):
+            return
+    where = (
+        f"a directory under {str(models_root)!r}" if models_root else "set REELFOUNDRY_MODELS_ROOT to allow a directory"
+    )
+    raise InvalidParameter(
+        "options.path",
+        f"a card added over the API loads weights from a Hub id (owner/name) or {where}, not {path[:256]!r}",
+    )
+
+
 @router.get("", response_model=Page[ModelCard], summary="List models, by id")
 def list_models(platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50) -> Page[ModelCard]:
     """Model cards in id order; the cursor is the last id of the previous page."""
@@ -74,6 +100,7 @@ def add_model(card: ModelCard, platform: PlatformDep, principal: TenantAdmin) ->
     models file's and built-in cards are changed in the file). Audited."""
     _operator(principal)
     _no_import_paths(card)
+    _weights_where_allowed(card, platform.settings.models_root)
     try:  # an unknown backend or bad options are a 422 now, not a failed job later (no weights load here)
         backend_class(card.backend)(card)
     except ConfigurationError as exc:
