@@ -30,7 +30,7 @@ TRAINING_FACTS = ("data", "steps", "wall_s", "final_loss", "train_config", "mach
 #: What it needs from a worker (measured 2026-12-07 on the CPU below: 0.64 GiB resident with the MiniLM encoder and
 #: torch loaded, 0.8 GiB more for a batch of 16: 0.05 GiB a job, 0.8 per million pixel-frames). It runs on every
 #: device class, and up to 16 compatible jobs run as one batch (one forward pass per step for all). On 2 CPU cores
-#: a batch of 16 took 1.0–1.2× as long as 16 clips one after another (compute-bound; the card's range caps
+#: a batch of 16 took 1.2× as long as 16 clips one after another (compute-bound; the card's range caps
 #: batch_marginal at 1.0); on a GPU, which the tiny model leaves mostly idle, far less (not measured here).
 RESOURCES = Resources(weights_gib=0.65, activation_gib_per_mpf=0.8, max_batch=16, batch_marginal=1.0)
 #: Seconds per device class, where measured: 16×64×64 at 20 steps, guidance 4 above σ 0.6, is 1.55 s in the
