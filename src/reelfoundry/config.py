@@ -176,8 +176,10 @@ class Settings(BaseSettings):
         description="Device memory one worker slot offers the scheduler (GiB). Default: the MIG slice's, else the "
         "device's × its share; on a CPU the worker memory limit.",
     )
-    batching: bool = Field(
-        True, description="Run compatible queued jobs (same model, size, frames, steps) as one batch on one slot."
+    batching: bool | None = Field(
+        None,
+        description="Run compatible queued jobs (same model, size, frames, steps) as one batch on one slot. "
+        "Default: on GPU workers, off on a CPU (compute-bound there: a batch gains nothing and delays its jobs).",
     )
     schedule_window: int = Field(
         256, ge=1, le=10_000, description="Queued jobs (by priority, then age) the scheduler considers each turn."

@@ -146,6 +146,11 @@ class Engine:
         self.idle = IdleLedger(settings.worker_slots, clock=self.clock)
         #: One worker slot of this node as the scheduler sees it (device class, memory, price).
         self.slot_type = node_slot_type(settings, rates)
+        #: Batch compatible jobs: as configured, else on GPUs only (a CPU is compute-bound at batch 1 already, so a
+        #: batch there only makes every job of it wait for the last; benchmarks/RESULTS.md).
+        self.batching = settings.batching if settings.batching is not None else self.slot_type.device != "cpu"
+        #: When a failing model rests (consecutive backend failures, cooldown).
+        self.health = jobstore.Health(settings.routing_cooldown_failures, settings.routing_cooldown_s)
         self.fair_share = FairShare(self.clock)
         self.metrics = metrics
         self.tracer = tracer or Tracer()
@@ -244,7 +249,7 @@ class Engine:
             now.timestamp(),
             usage=self.fair_share.usage(),
             profiles=self._window.profiles,
-            batching=self.settings.batching,
+            batching=self.batching,
             batch_wait_s=self.settings.batch_wait_s,
         )
         units = []
@@ -471,7 +476,9 @@ class Engine:
                 jobstore.mark_cancelled(session, out.job_id, out.attempt, _usage(out))
             else:
                 error = JobError(type=out.error_type or "about:blank", detail=out.error_detail or "unknown error")
-                jobstore.fail(session, out.job_id, out.attempt, error, retry=False, usage=_usage(out))
+                jobstore.fail(
+                    session, out.job_id, out.attempt, error, retry=False, usage=_usage(out), health=self.health
+                )
         self._cleanup(out)
 
     def _store_output(self, out: Finished, state: _Running) -> None:

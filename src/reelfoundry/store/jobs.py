@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,8 +28,8 @@ from reelfoundry.errors import (
 from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.ids import new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, RoutePlan, VideoRequest
-from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store import models as modelstore
+from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store.events import append_event
 from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
@@ -301,15 +301,15 @@ MODEL_FAILURES = frozenset(
 )
 
 
-def next_fallback(row: JobRow) -> str | None:
-    """The model after the one the job is on now in its route (chosen, then fallbacks), or None."""
+def next_fallback(row: JobRow, resting: Collection[str] = ()) -> str | None:
+    """The first model after the one the job is on now in its route (chosen, then fallbacks) that is not
+    ``resting`` (cooling down), or None."""
     if not row.route:
         return None
     order = [row.route["chosen"], *row.route.get("fallbacks", [])]
     if row.model not in order:
         return None
-    i = order.index(row.model)
-    return order[i + 1] if i + 1 < len(order) else None
+    return next((m for m in order[order.index(row.model) + 1 :] if m not in resting), None)
 
 
 def fail(
@@ -320,7 +320,7 @@ def fail(
     *,
     retry: bool,
     usage: AttemptUsage | None = None,
-    health: Health = Health(),  # noqa: B008 - frozen, shared safely
+    health: Health = Health(),
 ) -> JobRow | None:
     """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed.
 
@@ -337,11 +337,9 @@ def fail(
         modelstore.record_outcome(
             session, current.model, ok=False, threshold=health.threshold, cooldown_s=health.cooldown_s
         )
-        failed_model, fallback = current.model, next_fallback(current)
+        failed_model, fallback = current.model, next_fallback(current, modelstore.cooldowns(session))
         if fallback is not None:
-            values = dict(
-                state=JobState.queued.value, model=fallback, progress=0.0, lease_until=None, worker_node=None
-            )
+            values = dict(state=JobState.queued.value, model=fallback, progress=0.0, lease_until=None, worker_node=None)
             row = _running(session, job_id, attempt, **_with_usage(values, usage))
             assert row is not None
             data = {"attempt": attempt, "from": failed_model, "to": fallback}

@@ -144,7 +144,9 @@ def make_node(database: Database, tmp_path: Path) -> Iterator[Any]:
     engines: list[Engine] = []
 
     def make(slots: int = 4, executor: FakeExecutor | None = None, **settings: Any) -> Node:
-        config = Settings(data_dir=tmp_path / f"node{len(engines)}", worker_slots=slots, **settings)
+        # Batching on, as on a GPU node (a CPU node's default is off).
+        values = {"batching": True, **settings}
+        config = Settings(data_dir=tmp_path / f"node{len(engines)}", worker_slots=slots, **values)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         clock = ManualClock(utcnow())
         executor = executor or FakeExecutor(slots)
@@ -349,3 +351,7 @@ def test_the_engine_reads_time_from_its_clock(make_node: Any, tenant_ids: tuple[
         assert row is not None
         assert row.started_at == node.clock.now()
         assert row.lease_until == node.clock.now() + timedelta(seconds=60)
+
+
+def test_batching_is_off_by_default_on_a_cpu_node(make_node: Any) -> None:
+    assert make_node(slots=1, batching=None).engine.batching is False

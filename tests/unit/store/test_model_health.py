@@ -126,3 +126,12 @@ def test_the_first_failures_of_a_model_raced_by_workers_all_count(database: Data
     with database.read() as s:
         assert s.get(ModelHealthRow, "broken").failures == workers
         assert "broken" in modelstore.cooldowns(s)
+
+
+def test_a_resting_fallback_is_stepped_over(database: Database, tenant_ids: tuple[str, str]) -> None:
+    with database.write() as s:
+        for _ in range(2):
+            modelstore.record_outcome(s, "b", ok=False, threshold=2, cooldown_s=60)
+    _submit(database, tenant_ids[0], "a", ["b", "c"])
+    row = _run_and_fail(database)
+    assert (row.state, row.model) == (JobState.queued.value, "c")
