@@ -15,6 +15,7 @@ another. Errors name the file, the line of the card and the field.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,18 @@ class _Loader(yaml.SafeLoader):  # type: ignore[misc]
             self._depth -= 1
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "card"
+def _named_field(message: str) -> str:
+    """The card field a whole-card check's message is about (the first one it names), else ``card``."""
+    names = ["resources.devices", *ModelCard.model_fields]
+    found = [(message.find(n), -len(n), n) for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", message)]
+    return min(found)[2] if found else "card"
 
 
 def card_error(exc: ValidationError, where: str) -> InvalidParameter:
     """The first problem of a card that failed validation, naming ``where`` and the field."""
     first = exc.errors()[0]
-    field = _field(tuple(first["loc"]))
     message = first["msg"].removeprefix("Value error, ")
+    field = ".".join(str(part) for part in first["loc"]) or _named_field(message)
     return InvalidParameter(field, f"{where}: field {field!r}: {message}")
 
 
@@ -82,6 +86,11 @@ def _not_plain(value: Any, path: str) -> str | None:
 
 def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
     """Model cards from YAML text; InvalidParameter naming ``source``, the card's line and the field."""
+    return [card for card, _ in parse_located(text, source)]
+
+
+def parse_located(text: str, source: str = "models file") -> list[tuple[ModelCard, str]]:
+    """:func:`parse_models`, each card with where it is (``source: line N (models[i])``) for later messages."""
     if len(text.encode()) > MAX_MODELS_FILE_BYTES:
         raise InvalidParameter("models", f"{source}: larger than {MAX_MODELS_FILE_BYTES} bytes")
     loader = _Loader(text)
@@ -109,7 +118,7 @@ def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
     for key, value in getattr(root, "value", []):
         if getattr(key, "value", None) == "models":
             lines = [item.start_mark.line + 1 for item in getattr(value, "value", [])]
-    cards: list[ModelCard] = []
+    cards: list[tuple[ModelCard, str]] = []
     seen: dict[str, str] = {}
     for i, entry in enumerate(entries):
         where = f"{source}: line {lines[i] if i < len(lines) else '?'} (models[{i}])"
@@ -125,12 +134,17 @@ def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
         if card.id in seen:
             raise InvalidParameter("id", f"{where}: field 'id': {card.id!r} is already defined at {seen[card.id]}")
         seen[card.id] = where
-        cards.append(card)
+        cards.append((card, where))
     return cards
 
 
 def load_models_file(path: str | Path) -> list[ModelCard]:
     """The cards of a models file; InvalidParameter naming the file, line and field."""
+    return [card for card, _ in load_located(path)]
+
+
+def load_located(path: str | Path) -> list[tuple[ModelCard, str]]:
+    """:func:`load_models_file`, each card with where it is."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_MODELS_FILE_BYTES:
@@ -140,7 +154,7 @@ def load_models_file(path: str | Path) -> list[ModelCard]:
         raise InvalidParameter("models_file", f"cannot read the models file {str(path)!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise InvalidParameter("models_file", f"{path}: not UTF-8 text") from None
-    return parse_models(text, str(path))
+    return parse_located(text, str(path))
 
 
 def shipped_cards() -> list[ModelCard]:

@@ -20,7 +20,6 @@ Memory of a batch::
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from reelfoundry.errors import InvalidParameter
+from reelfoundry.portfolio.config import SHIPPED_MODELS_FILE, load_located, parse_located
 
 if TYPE_CHECKING:
     from reelfoundry.schema import ModelCard
@@ -216,73 +216,9 @@ def profiles_from_cards(cards: Iterable[tuple[ModelCard, str]]) -> dict[str, Mod
     return out
 
 
-def parse_models(text: str, source: str = "models file") -> list[tuple[ModelCard, str]]:
-    """Cards of a models file (YAML ``models: [card, ...]``), each with where it is (file, line, index).
-
-    InvalidParameter naming ``source``, the card's line and index, and the field.
-    """
-    import yaml  # type: ignore[import-untyped]
-    from pydantic import ValidationError
-
-    from reelfoundry.schema import ModelCard
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise InvalidParameter("models", f"{source}: {line}not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-        raise InvalidParameter("models", f"{source}: line 1: field 'models' is missing (a list of model cards)")
-    lines: list[int] = []
-    for key, value in getattr(root, "value", []):
-        if getattr(key, "value", None) == "models":
-            lines = [item.start_mark.line + 1 for item in getattr(value, "value", [])]
-    out: list[tuple[ModelCard, str]] = []
-    seen: dict[str, str] = {}
-    for i, entry in enumerate(data["models"]):
-        where = f"{source}: line {lines[i] if i < len(lines) else '?'} (models[{i}])"
-        if not isinstance(entry, dict):
-            raise InvalidParameter("models", f"{where}: a model card is a mapping of fields")
-        try:
-            card = ModelCard.model_validate(entry)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            name = ".".join(str(p) for p in first["loc"]) or _named_field(first["msg"])
-            raise InvalidParameter(
-                name, f"{where}: field {name!r}: {first['msg'].removeprefix('Value error, ')}"
-            ) from None
-        if card.id in seen:
-            raise InvalidParameter("id", f"{where}: field 'id': {card.id!r} is already defined at {seen[card.id]}")
-        seen[card.id] = where
-        out.append((card, where))
-    return out
-
-
-def _named_field(message: str) -> str:
-    """The card field a whole-card check's message is about (the first one it names), else ``card``."""
-    from reelfoundry.schema import ModelCard
-
-    names = ["resources.devices", *ModelCard.model_fields]
-    found = [(message.find(n), -len(n), n) for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(?!\w)", message)]
-    return min(found)[2] if found else "card"
-
-
-def load_models(path: str | Path) -> list[tuple[ModelCard, str]]:
-    """Cards of a models file with where each is; InvalidParameter naming the file, line and field."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidParameter("models", f"cannot read the models file {str(p)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InvalidParameter("models", f"{p}: not UTF-8 text") from None
-    return parse_models(text, str(p))
-
-
-#: The portfolio file the platform ships.
-SHIPPED_MODELS_FILE = Path(__file__).parents[1] / "portfolio" / "models.yaml"
+#: The models file loader is the portfolio's (one format, one set of checks): cards with where each is.
+parse_models = parse_located
+load_models = load_located
 
 
 def _always_cards() -> list[tuple[ModelCard, str]]:
