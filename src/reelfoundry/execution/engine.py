@@ -50,11 +50,12 @@ from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
 from reelfoundry.routing import resolve_params
+from reelfoundry.routing.plan import resolved
 from reelfoundry.routing.state import work_params
 from reelfoundry.scheduling import DeviceSpeed, Job, ModelProfile, Placement
 from reelfoundry.scheduling import schedule as place_jobs
 from reelfoundry.scheduling.live import FairShare, batch_class, node_fleet, node_slot_type, profile_for
-from reelfoundry.schema import JobError, JobState, ModelCard, ResolvedParams, ReviewState, RoutePlan, VideoRequest
+from reelfoundry.schema import JobError, JobState, ModelCard, ReviewState, RoutePlan, VideoRequest
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
@@ -388,12 +389,12 @@ class Engine:
         if row.route is None or not row.route_cards or row.model not in row.route_cards:
             # A job queued before routing existed (migration 0007): resolve against the current card.
             card = self.portfolio.card(row.model)
-            return card, work_params(request, ResolvedParams(**_legacy_params(card, request)), inputs)
+            return card, work_params(request, resolved(resolve_params(card, request)), inputs)
         card = ModelCard.model_validate(row.route_cards[row.model])
-        resolved = RoutePlan.model_validate(row.route).candidate(row.model).params
-        if resolved is None:
+        planned = RoutePlan.model_validate(row.route).candidate(row.model).params
+        if planned is None:
             raise InvalidParameter("model", f"the route of job {row.id} has no parameters for {row.model}")
-        return card, work_params(request, resolved, inputs)
+        return card, work_params(request, planned, inputs)
 
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
@@ -566,16 +567,3 @@ def _usage(out: Finished) -> jobstore.AttemptUsage:
     if out.vendor is not None:
         return jobstore.AttemptUsage(0.0, 0.0, "vendor", vendor=out.vendor)
     return jobstore.AttemptUsage(out.seconds, out.energy_j, out.energy_method)
-
-
-def _legacy_params(card: ModelCard, request: VideoRequest) -> dict[str, object]:
-    p = resolve_params(card, request)
-    return dict(
-        num_frames=p.num_frames,
-        fps=p.fps,
-        width=p.width,
-        height=p.height,
-        seed=p.seed,
-        steps=p.steps,
-        guidance_scale=p.guidance_scale,
-    )

@@ -136,12 +136,20 @@ class GuardedClient:
                 return OutboundResponse(status=r.status, body=bytes(kept), truncated=truncated)
         except httpcore.TimeoutException:
             raise OutboundError(f"no complete answer within {self.deadline_s:g} s") from None
-        except httpcore.ConnectError as exc:
-            raise OutboundError(f"could not connect to {destination.receiver}: {_reason(exc)}") from None
-        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
-            raise OutboundError(f"{type(exc).__name__}: {_reason(exc)}") from None
-        except httpcore.UnsupportedProtocol as exc:
-            raise OutboundError(str(exc)) from None
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+            raise network_error(exc, destination) from None
+
+
+def network_error(exc: Exception, destination: Destination) -> Exception:
+    """What an httpcore error while talking to ``destination`` becomes: an OutboundError with a one-line reason
+    (timeouts are the caller's to word); any other exception is returned as it is, to be re-raised."""
+    if isinstance(exc, httpcore.ConnectError):
+        return OutboundError(f"could not connect to {destination.receiver}: {_reason(exc)}")
+    if isinstance(exc, (httpcore.NetworkError, httpcore.ProtocolError)):
+        return OutboundError(f"{type(exc).__name__}: {_reason(exc)}")
+    if isinstance(exc, httpcore.UnsupportedProtocol):
+        return OutboundError(str(exc))
+    return exc
 
 
 def _reason(exc: Exception) -> str:

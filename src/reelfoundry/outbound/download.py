@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 
 import httpcore
 
-from reelfoundry.outbound.client import _DEFAULT_PORTS, OutboundError, _PinnedBackend, _reason
+from reelfoundry.outbound.client import _DEFAULT_PORTS, OutboundError, _PinnedBackend, network_error
 from reelfoundry.outbound.policy import Destination, OutboundPolicy
 
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -130,12 +130,8 @@ def _fetch(
             return Downloaded(url=url, bytes=received, content_type=_header(response, b"content-type"))
     except httpcore.TimeoutException:
         raise OutboundError(f"the output did not arrive within {deadline_s:g} s") from None
-    except httpcore.ConnectError as exc:
-        raise OutboundError(f"could not connect to {destination.receiver}: {_reason(exc)}") from None
-    except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
-        raise OutboundError(f"{type(exc).__name__}: {_reason(exc)}") from None
-    except httpcore.UnsupportedProtocol as exc:
-        raise OutboundError(str(exc)) from None
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
+        raise network_error(exc, destination) from None
 
 
 def _header(response: httpcore.Response, name: bytes) -> str | None:

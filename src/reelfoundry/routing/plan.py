@@ -37,6 +37,7 @@ from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied, R
 from reelfoundry.finops.estimate import estimate_seconds, estimate_usd, vendor_usd
 from reelfoundry.finops.meter import Rates
 from reelfoundry.portfolio.base import GenerationParams, check_card_limits
+from reelfoundry.scheduling.profiles import DEVICE_MEMORY_GIB
 from reelfoundry.schema import (
     Candidate,
     ModelCard,
@@ -46,16 +47,6 @@ from reelfoundry.schema import (
 )
 from reelfoundry.schema.model_card import API_DEVICE
 
-#: Usable device memory (GiB) of each device class, for the memory filter. A MIG slice counts as its device.
-DEVICE_MEMORY_GIB: dict[str, float] = {
-    "cpu": 64.0,
-    "L40S": 48.0,
-    "A100-40GB": 40.0,
-    "A100-80GB": 80.0,
-    "H100": 80.0,
-    "H200": 141.0,
-    "B200": 180.0,
-}
 #: How many fallbacks a plan keeps.
 MAX_FALLBACKS = 3
 #: How many losers a plan lists (the rest are counted in ``omitted``).
@@ -305,21 +296,21 @@ def plan(request: VideoRequest, portfolio: Mapping[str, ModelCard], state: Route
     )
 
 
-def _candidate(v: _Verdict) -> Candidate:
-    p = v.params
-    params = (
-        ResolvedParams(
-            num_frames=p.num_frames,
-            fps=p.fps,
-            width=p.width,
-            height=p.height,
-            seed=p.seed,
-            steps=p.steps,
-            guidance_scale=p.guidance_scale,
-        )
-        if p is not None and v.filtered_by is None
-        else None
+def resolved(p: GenerationParams) -> ResolvedParams:
+    """The numbers of resolved parameters, as a plan stores them."""
+    return ResolvedParams(
+        num_frames=p.num_frames,
+        fps=p.fps,
+        width=p.width,
+        height=p.height,
+        seed=p.seed,
+        steps=p.steps,
+        guidance_scale=p.guidance_scale,
     )
+
+
+def _candidate(v: _Verdict) -> Candidate:
+    params = resolved(v.params) if v.params is not None and v.filtered_by is None else None
     return Candidate(
         model=v.card.id,
         estimated_usd=v.usd,

@@ -116,42 +116,18 @@ def list_jobs(
 
 
 def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | None:
-    """Atomically move the next queued job to running for ``node``.
-
-    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the subquery lets concurrent
-    claimers pass each other; SQLite: the write lock plus ``state = 'queued'``
-    in the outer UPDATE make the claim exclusive.
-    """
-    now = utcnow()
+    """Claim the next queued job (priority, then age) for ``node``: one job at a time, as a tool or test takes
+    them (the engine claims what the scheduler chose, with :func:`claim_ids`). Rows another claimer holds
+    locked are passed over (PostgreSQL ``SKIP LOCKED``)."""
     pick = (
         select(JobRow.id)
         .where(JobRow.state == JobState.queued.value)
         .order_by(JobRow.priority, JobRow.id)
         .limit(1)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
-    stmt = (
-        update(JobRow)
-        .where(JobRow.id == pick, JobRow.state == JobState.queued.value)
-        .values(
-            state=JobState.running.value,
-            attempts=JobRow.attempts + 1,
-            progress=0.0,
-            started_at=now,
-            worker_node=node,
-            lease_until=lease_until,
-        )
-        .returning(JobRow.id)
-        .execution_options(synchronize_session=False)
-    )
-    job_id = session.execute(stmt).scalar_one_or_none()
-    if job_id is None:
-        return None
-    row = session.get(JobRow, job_id, populate_existing=True)
-    assert row is not None
-    append_event(session, row, "job.running", {"attempt": row.attempts, "node": node})
-    return row
+    claimed = claim_ids(session, list(session.scalars(pick)), node, lease_until)
+    return claimed[0] if claimed else None
 
 
 def claim_ids(
