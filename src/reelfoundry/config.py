@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     delivery_url_ttl_s: float = Field(
         3600.0, gt=0, le=7 * 86400, description="How long a delivery URL from POST .../publish works."
     )
+    delivery_mode: Literal["api", "presigned"] = Field(
+        "api", description="How a delivery URL serves: through the API, or a redirect to the store's presigned URL."
+    )
     public_base_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
