@@ -8,6 +8,7 @@ Keys are made by :mod:`reelfoundry.assets.keys`, never by callers.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -165,3 +166,15 @@ def _chunks(handle: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
             if left is not None:
                 left -= len(chunk)
             yield chunk
+
+
+def discard(store: ObjectStore, *keys: str | None) -> None:
+    """Delete objects nothing will record (an upload or output whose row was not written), best effort: a store
+    that fails now only leaves an orphan behind (logged), never hides the error that made the caller clean up."""
+    for key in keys:
+        if key is None:
+            continue
+        try:
+            store.delete(key)
+        except Exception:
+            logging.getLogger(__name__).warning("could not delete orphaned object %s", key, exc_info=True)
