@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
-from reelfoundry.errors import BudgetExceeded, PolicyDenied
+from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied
+from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
 from reelfoundry.routing import plan
 from reelfoundry.routing.state import router_state, work_params
@@ -22,12 +25,27 @@ from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import JobRow, utcnow
 
 
-def _input_paths(platform: Platform, tenant_id: str, asset_ids: list[str]) -> tuple[Path, ...]:
+@contextlib.contextmanager
+def _local_inputs(platform: Platform, tenant_id: str, asset_ids: list[str]) -> Iterator[tuple[Path, ...]]:
+    """Local copies of a request's input images while the block lasts, for ``check_inputs`` (each an upload, so at
+    most ``max_upload_bytes``; the local store lends its own files). InvalidParameter naming ``inputs[i]`` for one
+    not in the tenant or gone from storage; StorageUnavailable (503) when the store cannot be read."""
     if not asset_ids:
-        return ()
+        yield ()
+        return
     with platform.db.read() as session:
         keys = assetstore.input_keys(session, tenant_id, asset_ids)
-    return tuple(platform.storage.path(key) for key in keys)
+    scratch = temp_dir(platform.settings.data_dir)
+    with contextlib.ExitStack() as stack:
+        paths = []
+        for i, key in enumerate(keys):
+            try:
+                paths.append(stack.enter_context(platform.storage.local_copy(key, scratch)))
+            except FileNotFoundError:
+                raise InvalidParameter(
+                    f"inputs[{i}]", f"inputs[{i}]: the content of {asset_ids[i]!r} is missing"
+                ) from None
+        yield tuple(paths)
 
 
 def _log_refusal(
@@ -87,8 +105,8 @@ def admit(
     card = cards[route.chosen]
     chosen = route.candidate(card.id)
     assert chosen.params is not None and chosen.estimated_usd is not None
-    params = work_params(request, chosen.params, _input_paths(platform, principal.tenant_id, request.inputs))
-    platform.portfolio.backend(card).check_inputs(params)
+    with _local_inputs(platform, principal.tenant_id, request.inputs) as inputs:
+        platform.portfolio.backend(card).check_inputs(work_params(request, chosen.params, inputs))
     estimate = chosen.estimated_usd
     route_cards = {m: cards[m].model_dump(mode="json") for m in (route.chosen, *route.fallbacks)}
     labels = request.labels

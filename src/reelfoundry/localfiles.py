@@ -32,6 +32,14 @@ def private_dir(path: Path) -> None:
         log.warning("%s is readable by other users (mode %o); consider chmod 700", path, mode)
 
 
+def temp_dir(data_dir: Path) -> Path:
+    """``<data_dir>/tmp`` (uploads arriving, local copies of stored objects), created private (0700) if missing."""
+    path = data_dir / "tmp"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask, and an older directory may be wider
+    return path
+
+
 def private_file(path: Path) -> None:
     """Make sure ``path`` exists with mode 0600 (created empty if missing, tightened if looser)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)

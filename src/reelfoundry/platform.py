@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from reelfoundry.api.ratelimit import RateLimits
 from reelfoundry.assets.delivery import DeliverySigner
-from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.assets.objectstore import LocalStore, ObjectStore
 from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError, ReelFoundryError
 from reelfoundry.events.notify import ChangeNotifier
@@ -49,7 +49,7 @@ class Platform:
         self.db = Database(settings.resolved_database_url)
         self.changes = ChangeNotifier()
         self.db.on_commit(self.changes.notify)
-        self.storage = LocalStorage(settings.media_dir)
+        self.storage: ObjectStore = LocalStore(settings.media_dir)  # TODO make_store(settings) (assets.stores)
         self.portfolio = Portfolio.from_settings(settings)
         self.policy = ContentPolicy.from_settings(settings)
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from reelfoundry.assets import keys
+from reelfoundry.assets.objectstore import discard
 from reelfoundry.errors import InvalidTransition
 from reelfoundry.governance.review import check_transition, decide
-from reelfoundry.ids import new_id
+from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
 from reelfoundry.provenance.manifest import sign_review
 from reelfoundry.schema import Asset, Publication, ReviewCreate, ReviewState
@@ -28,8 +30,6 @@ from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import ApiKeyRow, AssetRow, JobRow, TenantRow
 
 log = logging.getLogger(__name__)
-
-_EXTENSIONS = {"video/mp4": "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def comment_sha256(comment: str) -> str:
@@ -114,8 +114,8 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
 
     Returns the published row and whether this call published it (False: a concurrent call did first).
     """
-    ext = _EXTENSIONS.get(row.media_type, "bin")
-    key = f"{row.tenant_id}/{row.id}.published-{new_id()}.{ext}"
+    ext = keys.extension(row.media_type)
+    key = keys.published(row.tenant_id, row.id, row.media_type)
     published_at = datetime.now(UTC)
     review = {
         "asset_id": row.id,
@@ -126,19 +126,21 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
         "reviewed_at": row.reviewed_at.isoformat() if row.reviewed_at else None,
         "published_at": published_at.isoformat(),
     }
-    with tempfile.TemporaryDirectory(dir=platform.settings.data_dir) as tmp:
+    scratch = temp_dir(platform.settings.data_dir)
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         out = Path(tmp) / f"{row.id}.{ext}"
-        sign_review(
-            platform.storage.path(row.storage_key),
-            out,
-            platform.credentials,
-            media_type=row.media_type,
-            title=f"{row.id}.{ext}",
-            review=review,
-        )
+        with platform.storage.local_copy(row.storage_key, scratch) as original:
+            sign_review(
+                original,
+                out,
+                platform.credentials,
+                media_type=row.media_type,
+                title=f"{row.id}.{ext}",
+                review=review,
+            )
         data = out.read_bytes()
         digest, size = hashlib.sha256(data).hexdigest(), len(data)
-        platform.storage.put_file(key, out)
+        platform.storage.put_file(key, out, row.media_type)
     try:
         with platform.db.write() as session:
             current = assetstore.get_asset(session, row.tenant_id, row.id)
@@ -149,7 +151,7 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
             _job_event(session, current, "asset.published", {"asset_id": row.id, **facts})
             return current, True
     except InvalidTransition:
-        platform.storage.delete(key)
+        discard(platform.storage, key)
         # Another request published it first: hand out a URL to that rendition.
         with platform.db.read() as session:
             current = assetstore.get_asset(session, row.tenant_id, row.id)
@@ -157,7 +159,7 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
             return current, False
         raise
     except BaseException:
-        platform.storage.delete(key)
+        discard(platform.storage, key)
         raise
 
 

@@ -1,21 +1,23 @@
-"""Serving a stored file over HTTP: whole, one byte range, or 304 when the ETag matches."""
+"""Serving a stored object over HTTP: whole, one byte range, or 304 when the ETag matches.
+
+Everything goes through the :class:`~reelfoundry.assets.objectstore.ObjectStore` protocol (stat, then a byte
+range): no path of a stored object is ever opened here, so the same code serves the local store and S3.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from reelfoundry.api.ranges import parse_range
-from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.assets.objectstore import ObjectStore
 from reelfoundry.errors import NotFound
 from reelfoundry.store.tables import AssetRow
 
-CHUNK = 256 * 1024
 _BINARY = {"type": "string", "format": "binary"}
 
 
@@ -41,58 +43,69 @@ def binary_response(media_types: Iterable[str], description: str) -> dict[str, A
     }
 
 
-def _file_chunks(path: Path, start: int, length: int, on_sent: Callable[[int], None] | None) -> Iterator[bytes]:
-    """Read the span in chunks; report the bytes sent when done (from a thread if the client went away,
+def _metered(chunks: Iterator[bytes], on_sent: Callable[[int], None] | None) -> Iterator[bytes]:
+    """Pass the store's chunks on; report the bytes sent when done (from a thread if the client went away,
     since the generator is then closed wherever it happens to be, perhaps on the event loop)."""
     sent = 0
     try:
-        with path.open("rb") as fh:
-            fh.seek(start)
-            while length > 0:
-                data = fh.read(min(CHUNK, length))
-                if not data:
-                    break
-                length -= len(data)
-                yield data
-                sent += len(data)
+        for data in chunks:
+            yield data
+            sent += len(data)
     except GeneratorExit:
         if on_sent is not None and sent:
             threading.Thread(target=on_sent, args=(sent,), daemon=True).start()
         raise
+    except BaseException:  # the store failed mid-body: what went out is still charged
+        if on_sent is not None and sent:
+            on_sent(sent)
+        raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # the store's file or connection, now rather than whenever it is collected
     if on_sent is not None and sent:
         on_sent(sent)
 
 
-def file_response(
-    path: Path,
+def object_response(
+    store: ObjectStore,
+    key: str,
     *,
     media_type: str,
     etag: str,
     cache_control: str,
     range_: str | None,
     if_none_match: str | None,
+    missing: str,
     on_sent: Callable[[int], None] | None = None,
 ) -> Response:
-    """A streaming response for ``path`` honouring Range and If-None-Match; ``on_sent`` gets the bytes sent."""
-    size = path.stat().st_size
+    """A streaming response of the object ``key`` honouring Range and If-None-Match; ``on_sent`` gets the bytes
+    sent. NotFound (``missing`` its detail) when the store has no such object; StorageUnavailable (503) when the
+    store cannot be reached."""
+    info = store.stat(key)
+    if info is None:
+        raise NotFound(missing)
+    size = info.size
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": cache_control}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)
+    start, end, status = 0, None if size == 0 else size - 1, 200
     if range_ is not None:
         span = parse_range(range_, size)
         if span is not None:
-            start, end = span
-            length = end - start + 1
-            headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
-            return StreamingResponse(
-                _file_chunks(path, start, length, on_sent), 206, headers=headers, media_type=media_type
-            )
-    headers["Content-Length"] = str(size)
-    return StreamingResponse(_file_chunks(path, 0, size, on_sent), 200, headers=headers, media_type=media_type)
+            (start, end), status = span, 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    length = 0 if end is None else end - start + 1
+    try:
+        chunks = store.read_range(key, start, end) if length else iter(())
+    except FileNotFoundError:  # deleted between the stat and the read
+        raise NotFound(missing) from None
+    headers["Content-Length"] = str(length)
+    return StreamingResponse(_metered(chunks, on_sent), status, headers=headers, media_type=media_type)
 
 
 def original_response(
-    storage: LocalStorage,
+    storage: ObjectStore,
     row: AssetRow,
     *,
     range_: str | None,
@@ -105,24 +118,26 @@ def original_response(
 
     Never cached by anyone else: the way out to an audience is a delivery URL of the published rendition.
     """
-    path = storage.path(row.storage_key)
-    if not path.is_file():
-        raise NotFound(f"content of asset {row.id} is missing from storage")
-    return file_response(
-        path,
+    return object_response(
+        storage,
+        row.storage_key,
         media_type=row.media_type,
         etag=f'"{row.sha256}"',
         cache_control="private, no-store",
         range_=range_,
         if_none_match=if_none_match,
+        missing=f"content of asset {row.id} is missing from storage",
         on_sent=on_sent,
     )
 
 
-def poster_response(storage: LocalStorage, row: AssetRow) -> Response:
+def poster_response(storage: ObjectStore, row: AssetRow) -> Response:
     """The JPEG still made when a video asset was stored."""
-    if row.poster_key is None or not storage.exists(row.poster_key):
+    if row.poster_key is None:
         raise NotFound(f"asset {row.id} has no poster")
-    data = storage.path(row.poster_key).read_bytes()
+    try:
+        data = storage.read_bytes(row.poster_key)
+    except FileNotFoundError:
+        raise NotFound(f"asset {row.id} has no poster") from None
     headers = {"ETag": f'"{row.sha256}-poster"', "Cache-Control": "private, no-store"}
     return Response(data, media_type="image/jpeg", headers=headers)

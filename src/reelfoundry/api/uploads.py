@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from reelfoundry.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceBusy
+from reelfoundry.localfiles import temp_dir
 
 #: Bytes gathered before one write: file writes and hashing run off the event loop, in pieces this big.
 WRITE_CHUNK = 1_048_576
@@ -95,14 +96,6 @@ def upload_slots(request: Request) -> UploadSlots:
         slots = UploadSlots(settings.max_concurrent_uploads, settings.max_concurrent_uploads_per_key)
         state.upload_slots = slots
     return slots
-
-
-def temp_dir(data_dir: Path) -> Path:
-    """``<data_dir>/tmp``, created private (0700) if missing."""
-    path = data_dir / "tmp"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask, and an older directory may be wider
-    return path
 
 
 @contextlib.asynccontextmanager

@@ -28,13 +28,14 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.assets import keys as storage_keys
+from reelfoundry.assets.objectstore import ObjectStore, StorageUnavailable, discard
 from reelfoundry.clock import SYSTEM_CLOCK, Clock
 from reelfoundry.config import Settings
 from reelfoundry.errors import InvalidParameter, ReelFoundryError
@@ -77,6 +78,8 @@ class _Running:
     last_progress_write: float = -float("inf")
     #: The unit (an item or a batch) it runs in: a slot is busy while any job of its unit runs.
     unit: int = 0
+    #: The attempt's inputs: (storage key, the local copy in the work dir the worker reads).
+    inputs: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass
@@ -128,7 +131,7 @@ class Engine:
         settings: Settings,
         db: Database,
         portfolio: Portfolio,
-        storage: LocalStorage,
+        storage: ObjectStore,
         executor: Executor,
         node: str,
         credentials: SigningCredentials,
@@ -361,8 +364,12 @@ class Engine:
                 item = self._prepare(session, row)
                 if item is not None:
                     items.append(item)
-                    self._running[row.id].unit = unit
-                    self.fair_share.start(row.id, row.tenant_id, estimate)
+        # Inputs are copied once the claim is committed: no transaction waits on the store.
+        items = [item for item in items if self._stage(item)]
+        for item in items:
+            state = self._running[item.job_id]
+            state.unit = unit
+            self.fair_share.start(item.job_id, state.tenant_id, estimate)
         if not items:
             return None
         self._units[unit] = {item.job_id for item in items}
@@ -382,10 +389,11 @@ class Engine:
     def _resolve(self, session: Session, row: JobRow) -> tuple[ModelCard, GenerationParams]:
         """The card and parameters a job runs with: those its RoutePlan fixed at admission (for the model it is
         on now, the chosen one or a fallback), never the portfolio's current card, so editing or deleting a card
-        does not change queued jobs. ReelFoundryError if the job cannot run."""
+        does not change queued jobs. Its ``inputs`` are the local paths of the attempt's copies in the work dir
+        (``_stage`` makes them once the job is claimed). ReelFoundryError if the job cannot run."""
         request = VideoRequest.model_validate(row.request)
-        keys = assetstore.input_keys(session, row.tenant_id, request.inputs)
-        inputs = tuple(self.storage.path(k) for k in keys)
+        stored = assetstore.input_keys(session, row.tenant_id, request.inputs)
+        inputs = tuple(self._input_path(row.id, row.attempts, i, key) for i, key in enumerate(stored))
         if row.route is None or not row.route_cards or row.model not in row.route_cards:
             # A job queued before routing existed (migration 0007): resolve against the current card.
             card = self.portfolio.card(row.model)
@@ -396,13 +404,59 @@ class Engine:
             raise InvalidParameter("model", f"the route of job {row.id} has no parameters for {row.model}")
         return card, work_params(request, planned, inputs)
 
+    def _input_path(self, job_id: str, attempt: int, index: int, key: str) -> Path:
+        """Where the attempt's copy of input ``index`` goes (named like the worker's own files of the attempt, so
+        whoever sweeps those sweeps it too)."""
+        return self.work_dir / f"{job_id}-{attempt}.input{index}{PurePosixPath(key).suffix}"
+
+    def _stage(self, item: WorkItem) -> bool:
+        """Copy the attempt's inputs from the store into the work dir: the worker reads only those, never the store
+        (so workers need no shared disk). False when that fails; the job is then failed: re-queued, attempts
+        permitting, when the store is unavailable or the copy cannot be written; for good when an input is gone."""
+        state = self._running[item.job_id]
+        error: ReelFoundryError | None = None
+        retry = True
+        for i, (key, path) in enumerate(state.inputs):
+            try:
+                chunks = self.storage.read_range(key)
+                with path.open("wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+                continue
+            except StorageUnavailable as exc:
+                error = exc
+            except FileNotFoundError as exc:
+                if exc.filename is not None and Path(exc.filename) == path:  # the work dir, not the store
+                    error = StorageUnavailable(f"could not write input {i} of job {item.job_id}: {exc}")
+                else:
+                    error, retry = InvalidParameter(f"inputs[{i}]", f"inputs[{i}] is missing from storage"), False
+            except Exception as exc:  # the work dir (disk full), or a store error it did not name
+                log.exception("job %s: could not copy input %d from storage", item.job_id, i)
+                error = StorageUnavailable(f"could not copy input {i} of job {item.job_id}: {exc}")
+            break
+        if error is None:
+            return True
+        log.warning("job %s attempt %d: inputs not copied: %s", item.job_id, item.attempt, error.detail)
+        self._running.pop(item.job_id, None)
+        self._remove_files(item.job_id, item.attempt)
+        with self.db.write() as session:
+            jobstore.fail(
+                session, item.job_id, item.attempt, JobError(type=error.type, detail=error.detail), retry=retry
+            )
+        return False
+
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
         try:
             card, params = self._resolve(session, row)
         except ReelFoundryError as exc:
             jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
             return None
-        self._running[row.id] = _Running(row.tenant_id, row.project, row.campaign, row.submitted_by, row.model)
+        # Each input's storage key beside the path its copy gets (``_stage`` copies once the claim is committed).
+        stored = assetstore.input_keys(session, row.tenant_id, (row.request or {}).get("inputs") or [])
+        staged = tuple(zip(stored, params.inputs, strict=True))
+        self._running[row.id] = _Running(
+            row.tenant_id, row.project, row.campaign, row.submitted_by, row.model, inputs=staged
+        )
         if row.started_at is not None:
             if self.metrics is not None:
                 self.metrics.queue_wait.labels(row.model).observe((row.started_at - row.created_at).total_seconds())
@@ -470,7 +524,10 @@ class Engine:
             )
         if out.media is not None and out.video_path is not None and state is not None:
             with self.tracer.span("job.store", out.job_id, bytes=out.media.bytes):
-                self._store_output(out, state)
+                try:
+                    self._store_output(out, state)
+                finally:
+                    self._cleanup(out)
             return
         with self.db.write() as session:
             if out.cancelled:
@@ -483,21 +540,30 @@ class Engine:
         self._cleanup(out)
 
     def _store_output(self, out: Finished, state: _Running) -> None:
+        """Put the video and poster into the store and record the asset and the job's success.
+
+        All or nothing: if the store is unavailable the attempt fails with that retryable error (re-queued,
+        attempts permitting) and whatever was already put is deleted; no asset row points at a missing object.
+        """
         assert out.media is not None and out.video_path is not None
         asset_id = new_id()
-        video_key = f"{state.tenant_id}/{asset_id}.mp4"
-        poster_key = f"{state.tenant_id}/{asset_id}.jpg" if out.poster_path and out.poster_path.exists() else None
-        self.storage.put_file(video_key, out.video_path)
-        if poster_key and out.poster_path:
-            self.storage.put_file(poster_key, out.poster_path)
+        video_key = storage_keys.video(state.tenant_id, asset_id)
+        has_poster = out.poster_path is not None and out.poster_path.exists()
+        poster_key = storage_keys.poster(state.tenant_id, asset_id) if has_poster else None
         done = None
         try:
+            self.storage.put_file(video_key, out.video_path, out.media.media_type)
+            if poster_key and out.poster_path:
+                self.storage.put_file(poster_key, out.poster_path, "image/jpeg")
             done = self._complete(out, asset_id, video_key, poster_key, state)
+        except StorageUnavailable as exc:
+            log.warning("job %s attempt %d: output not stored: %s", out.job_id, out.attempt, exc.detail)
+            error = JobError(type=exc.type, detail=f"the output could not be stored: {exc.detail}")
+            with self.db.write() as session:
+                jobstore.fail(session, out.job_id, out.attempt, error, retry=True, usage=_usage(out))
         finally:
             if done is None:  # not recorded, or a stale attempt the job moved on without
-                self.storage.delete(video_key)
-                if poster_key:
-                    self.storage.delete(poster_key)
+                discard(self.storage, video_key, poster_key)
 
     def _complete(
         self, out: Finished, asset_id: str, video_key: str, poster_key: str | None, state: _Running
@@ -529,9 +595,15 @@ class Engine:
             return jobstore.complete(session, out.job_id, out.attempt, asset, _usage(out))
 
     def _cleanup(self, out: Finished) -> None:
+        """Remove the attempt's files from the work dir: its output (if not moved into the store) and inputs."""
         for path in (out.video_path, out.poster_path):
             if path is not None:
                 Path(path).unlink(missing_ok=True)
+        self._remove_files(out.job_id, out.attempt)
+
+    def _remove_files(self, job_id: str, attempt: int) -> None:
+        for path in self.work_dir.glob(f"{job_id}-{attempt}.input*"):
+            path.unlink(missing_ok=True)
 
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()

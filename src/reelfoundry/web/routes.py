@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,10 +28,12 @@ from starlette.concurrency import run_in_threadpool
 from reelfoundry import __version__, publishing
 from reelfoundry.api.deps import PlatformDep
 from reelfoundry.api.files import original_response, poster_response
+from reelfoundry.assets.objectstore import StorageUnavailable
 from reelfoundry.errors import RateLimited, ReelFoundryError, Unauthenticated
 from reelfoundry.finops.meter import significant
 from reelfoundry.governance.roles import ALLOWED, Action
 from reelfoundry.ids import is_id
+from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
 from reelfoundry.provenance.manifest import GENERATION_LABEL, verify
 from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState
@@ -241,11 +245,15 @@ class Card:
     provenance: dict[str, Any]
 
 
-@functools.lru_cache(maxsize=1024)
-def _provenance(path: str, sha256: str, anchor: bytes | None) -> dict[str, Any]:
-    """A short provenance summary of one stored file (cached by content digest)."""
-    del sha256  # part of the cache key: a changed file is a new entry
-    report = verify(Path(path), anchor)
+#: Provenance summaries by (content digest, trust anchor): a stored file is read and verified once, not per page.
+_SUMMARIES: OrderedDict[tuple[str, bytes | None], dict[str, Any]] = OrderedDict()
+_SUMMARIES_MAX = 1024
+_SUMMARIES_LOCK = threading.Lock()
+
+
+def _provenance(path: Path, anchor: bytes | None) -> dict[str, Any]:
+    """A short provenance summary of one file."""
+    report = verify(path, anchor)
     generation: dict[str, Any] = {}
     for manifest in report.manifests:
         generation = manifest.assertions.get(GENERATION_LABEL) or generation
@@ -262,10 +270,10 @@ def _provenance(path: str, sha256: str, anchor: bytes | None) -> dict[str, Any]:
     }
 
 
-def _provenance_missing() -> dict[str, Any]:
-    """The summary of a file that is gone from storage (the card still shows)."""
+def _provenance_missing(state: str = "file missing") -> dict[str, Any]:
+    """The summary of a file that is gone from storage, or that storage cannot give now (the card still shows)."""
     return {
-        "state": "file missing",
+        "state": state,
         "valid": False,
         "trusted": False,
         "claim_generator": None,
@@ -276,8 +284,34 @@ def _provenance_missing() -> dict[str, Any]:
     }
 
 
+def _summary(platform: Platform, row: AssetRow, anchor: bytes | None, scratch: Path) -> dict[str, Any]:
+    """The provenance summary of an asset's stored file: from the cache when its content was verified before (the
+    store is still asked whether the file is there), else verified from a local copy of it."""
+    cache_key = (row.sha256, anchor)
+    try:
+        if platform.storage.stat(row.storage_key) is None:
+            return _provenance_missing()
+        with _SUMMARIES_LOCK:
+            summary = _SUMMARIES.get(cache_key)
+            if summary is not None:
+                _SUMMARIES.move_to_end(cache_key)
+                return summary
+        with platform.storage.local_copy(row.storage_key, scratch) as path:
+            summary = _provenance(path, anchor)
+    except FileNotFoundError:
+        return _provenance_missing()
+    except StorageUnavailable:  # not cached: the next page load asks the store again
+        return _provenance_missing("storage unavailable")
+    with _SUMMARIES_LOCK:
+        _SUMMARIES[cache_key] = summary
+        while len(_SUMMARIES) > _SUMMARIES_MAX:
+            _SUMMARIES.popitem(last=False)
+    return summary
+
+
 def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
     anchor = platform.credentials.trust_anchor_pem  # the CA /v1/verify trusts, read once per server
+    scratch = temp_dir(platform.settings.data_dir)
     cards = []
     job_ids = [r.job_id for r in rows if r.job_id]
     with platform.db.read() as session:
@@ -285,8 +319,7 @@ def _cards(platform: Platform, rows: list[AssetRow]) -> list[Card]:
         costs = coststore.costs_of(session, job_ids)
     for row in rows:
         job = jobs.get(row.job_id) if row.job_id else None
-        path = platform.storage.path(row.storage_key)
-        summary = _provenance(str(path), row.sha256, anchor) if path.is_file() else _provenance_missing()
+        summary = _summary(platform, row, anchor, scratch)
         cards.append(
             Card(
                 asset=assetstore.to_asset(row),

@@ -16,7 +16,7 @@ import pytest
 from faulty_backend import CARD as FAULTY_CARD
 from sqlalchemy import select, text
 
-from reelfoundry.assets.storage import LocalStorage
+from reelfoundry.assets.objectstore import LocalStore
 from reelfoundry.clock import ManualClock
 from reelfoundry.config import Settings
 from reelfoundry.execution.engine import Engine
@@ -155,7 +155,7 @@ def make_node(database: Database, tmp_path: Path) -> Iterator[Any]:
             config,
             database,
             Portfolio([BATCHY]),
-            LocalStorage(config.media_dir),
+            LocalStore(config.media_dir),
             executor,
             f"node-{len(engines)}",
             dev_credentials(tmp_path),
@@ -319,7 +319,7 @@ def test_cancel_of_one_batch_member_ends_only_that_job(make_node: Any, tenant_id
 
 
 def test_each_job_of_a_batch_gets_its_own_asset_manifest_and_cost_record(
-    make_node: Any, tenant_ids: tuple[str, str]
+    make_node: Any, tenant_ids: tuple[str, str], tmp_path: Path
 ) -> None:
     backend = Batchy(BATCHY)
     node = make_node(slots=1, executor=InProcessExecutor(1, backend))
@@ -336,8 +336,8 @@ def test_each_job_of_a_batch_gets_its_own_asset_manifest_and_cost_record(
     assert len({round(c.device_seconds, 12) for c in costs.values()}) == 1 and costs[jobs[0]].device_seconds > 0
     for job_id in jobs:
         assert rows[job_id].asset_id == assets[job_id].id
-        video = node.engine.storage.path(assets[job_id].storage_key)
-        assert verify(video).manifests[0].assertions[GENERATION_LABEL]["job_id"] == job_id
+        with node.engine.storage.local_copy(assets[job_id].storage_key, tmp_path) as video:
+            assert verify(video).manifests[0].assertions[GENERATION_LABEL]["job_id"] == job_id
         assert _events(node.db, job_id)[-1] == "job.succeeded" and "job.progress" in _events(node.db, job_id)
 
 

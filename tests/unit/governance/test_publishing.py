@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from reelfoundry import publishing
+from reelfoundry.assets import keys
 from reelfoundry.config import Settings
 from reelfoundry.errors import InvalidTransition
 from reelfoundry.ids import new_id
@@ -40,7 +41,7 @@ def _asset(platform: Platform, tenant_id: str, created_by: str) -> str:
     signed = platform.settings.data_dir / "signed.mp4"
     sign_mp4(raw, signed, platform.credentials, title="t.mp4", source_type=TRAINED_ALGORITHMIC, generation={})
     asset_id = new_id()
-    key = f"{tenant_id}/{asset_id}.mp4"
+    key = keys.video(tenant_id, asset_id)
     size = signed.stat().st_size
     platform.storage.put_file(key, signed)
     with platform.db.write() as s:
@@ -124,7 +125,7 @@ def test_concurrent_reviews_have_one_winner_and_concurrent_publishes_one_file(pl
     pubs, errors = _race(5, lambda i: publishing.publish_asset(platform, principals[i], asset_id))
     assert not errors and len(pubs) == 5
     assert len({p.sha256 for p in pubs}) == 1 and len({p.published_at for p in pubs}) == 1
-    published = sorted(p.name for p in (platform.storage.root / tenant_id).iterdir() if "published" in p.name)
+    published = [p.name for p in (platform.settings.media_dir / tenant_id).iterdir() if "published" in p.name]
     assert len(published) == 1
     audit.Sealer(platform.db, 1.0).seal_now()
     with platform.db.read() as s:

@@ -12,9 +12,11 @@ from reelfoundry import publishing
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Publisher, Reader, Reviewer, Submitter
 from reelfoundry.api.files import binary_body, binary_response, original_response, poster_response
 from reelfoundry.api.uploads import receive_upload
+from reelfoundry.assets import keys
+from reelfoundry.assets.objectstore import discard
 from reelfoundry.errors import UnsupportedMediaType
 from reelfoundry.ids import new_id
-from reelfoundry.media.images import EXTENSIONS, IMAGE_TYPES, inspect_image
+from reelfoundry.media.images import IMAGE_TYPES, inspect_image
 from reelfoundry.media.sniff import OCTET_STREAM, sniff_file
 from reelfoundry.schema import Asset, Page, Publication, ReviewCreate, ReviewState
 from reelfoundry.schema.text import PRINTABLE
@@ -76,10 +78,10 @@ async def upload_asset(
             raise UnsupportedMediaType(f"the body is not a {', '.join(IMAGE_TYPES)} image")
         info = await run_in_threadpool(inspect_image, upload.path, media_type, upload.size, upload.sha256)
         asset_id = new_id()
-        key = f"{principal.tenant_id}/{asset_id}.{EXTENSIONS[media_type]}"
+        key = keys.upload(principal.tenant_id, asset_id, media_type)
 
         def store() -> Asset:
-            platform.storage.put_file(key, upload.path)  # a rename: the temp dir is under the data dir
+            platform.storage.put_file(key, upload.path, media_type)  # local store: a rename (tmp is beside media)
             try:
                 with platform.db.write() as session:
                     row = assetstore.add_upload(
@@ -98,7 +100,7 @@ async def upload_asset(
                     )
                     return assetstore.to_asset(row)
             except BaseException:
-                platform.storage.delete(key)
+                discard(platform.storage, key)
                 raise
 
         return await run_in_threadpool(store)
@@ -130,7 +132,10 @@ def review_asset(asset_id: str, body: ReviewCreate, platform: PlatformDep, princ
     "/{asset_id}/publish",
     response_model=Publication,
     summary="Publish an approved asset and get a signed, expiring delivery URL",
-    responses={409: {"description": "The asset is not approved."}},
+    responses={
+        409: {"description": "The asset is not approved."},
+        503: {"description": "Storage is unavailable; retry after Retry-After."},
+    },
 )
 def publish_asset(asset_id: str, platform: PlatformDep, principal: Publisher) -> Publication:
     """``approved → published``: the published file carries a second C2PA manifest recording the review.
@@ -147,6 +152,7 @@ def publish_asset(asset_id: str, platform: PlatformDep, principal: Publisher) ->
         200: binary_response(MEDIA_TYPES, "The whole file (its media type: video/mp4, or the uploaded image's)."),
         206: binary_response(MEDIA_TYPES, "One byte range."),
         304: {"description": "Not modified (ETag matched)."},
+        503: {"description": "Storage is unavailable; retry after Retry-After."},
     },
 )
 def get_asset_content(
@@ -176,7 +182,10 @@ def get_asset_content(
     "/{asset_id}/poster",
     summary="A JPEG still of the video",
     response_class=Response,
-    responses={200: binary_response(["image/jpeg"], "The poster, a JPEG.")},
+    responses={
+        200: binary_response(["image/jpeg"], "The poster, a JPEG."),
+        503: {"description": "Storage is unavailable; retry after Retry-After."},
+    },
 )
 def get_asset_poster(asset_id: str, platform: PlatformDep, principal: Reader) -> Response:
     """The poster image made when the asset was stored."""
