@@ -24,7 +24,28 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL. Default: SQLite file in the data dir. PostgreSQL: postgresql+psycopg://..."
     )
-    storage_url: str | None = Field(None, description="Where media goes. Default: file://<data_dir>/media.")
+    storage_url: str | None = Field(
+        None, description="Where media goes: file:///path or s3://bucket/prefix. Default: file://<data_dir>/media."
+    )
+    # S3 storage (storage_url s3://…). Credentials: boto3's chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …).
+    s3_endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#@]+/?$",
+        description="S3 endpoint of a compatible server (http://127.0.0.1:8333 for SeaweedFS). Default: AWS's.",
+    )
+    s3_region: str = Field("us-east-1", pattern=r"^[a-z0-9-]{1,40}$", description="S3 region (signing, new buckets).")
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        "path", description="path (bucket in the path: SeaweedFS, MinIO) or virtual (bucket in the host name)."
+    )
+    s3_timeout_s: float = Field(
+        20.0, gt=0, le=300, description="Connect and read timeout of one S3 request (3 attempts at most)."
+    )
+    s3_presign_ttl_s: int = Field(
+        900, ge=1, le=7 * 86400, description="Longest life of a presigned S3 URL (what a delivery redirects to)."
+    )
+    s3_create_bucket: bool = Field(
+        False, description="Create the bucket at start if it is missing (development). Default: it must exist."
+    )
     executor: str = Field("local", description="local, or ray://host:port once the Ray executor lands.")
     host: str = Field("127.0.0.1", description="Address serve binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port serve binds.")
@@ -263,8 +284,10 @@ class Settings(BaseSettings):
                 f"webhook_backoff_max_s ({self.webhook_backoff_max_s}) < webhook_backoff_base_s "
                 f"({self.webhook_backoff_base_s})"
             )
-        if self.storage_url and not self.storage_url.startswith("file://"):
-            raise ValueError(f"storage_url {self.storage_url!r}: only file:// storage is available yet")
+        if self.storage_url:
+            from reelfoundry.assets.stores import parse_storage_url  # here: settings load before storage code
+
+            parse_storage_url(self.storage_url)  # ValueError saying what is wrong
         signing = (self.signing_cert_chain, self.signing_key, self.signing_trust_anchor)
         if any(p is not None for p in signing) and not all(p is not None for p in signing):
             raise ValueError("signing_cert_chain, signing_key and signing_trust_anchor go together: set all three")

@@ -23,8 +23,13 @@ def test_settings_refuse_contradictions() -> None:
         Settings(webhook_backoff_base_s=10, webhook_backoff_max_s=1)
     with pytest.raises(ValidationError, match="executor"):
         Settings(executor="ray://x:1")
-    with pytest.raises(ValidationError, match="storage_url"):
-        Settings(storage_url="s3://bucket")
+    for url in ("ftp://host/x", "s3://Bad_Bucket", "s3://media/../up", "s3://ab", "file://"):
+        with pytest.raises(ValidationError, match="storage_url"):
+            Settings(storage_url=url)
+    with pytest.raises(ValidationError, match="s3_endpoint_url"):
+        Settings(s3_endpoint_url="http://user:secret@127.0.0.1:8333")
+    with pytest.raises(ValidationError, match="s3_addressing_style"):
+        Settings(s3_addressing_style="sideways")
     pem: dict[str, object] = {k: Path("/x.pem") for k in ("signing_cert_chain", "signing_key", "signing_trust_anchor")}
     pem["public_base_url"] = "https://media.example.com"
     with pytest.raises(ValidationError, match="secret_key"):
