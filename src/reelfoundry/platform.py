@@ -13,7 +13,8 @@ from sqlalchemy.exc import OperationalError
 
 from reelfoundry.api.ratelimit import RateLimits
 from reelfoundry.assets.delivery import DeliverySigner
-from reelfoundry.assets.objectstore import LocalStore, ObjectStore
+from reelfoundry.assets.objectstore import ObjectStore
+from reelfoundry.assets.stores import make_store
 from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError, ReelFoundryError
 from reelfoundry.events.notify import ChangeNotifier
@@ -49,7 +50,7 @@ class Platform:
         self.db = Database(settings.resolved_database_url)
         self.changes = ChangeNotifier()
         self.db.on_commit(self.changes.notify)
-        self.storage: ObjectStore = LocalStore(settings.media_dir)  # TODO make_store(settings) (assets.stores)
+        self.storage: ObjectStore = make_store(settings)
         self.portfolio = Portfolio.from_settings(settings)
         self.policy = ContentPolicy.from_settings(settings)
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)

@@ -45,7 +45,8 @@ def get_delivery(
     """The published rendition (with its review manifest); only ever a published asset's.
 
     With ``delivery_mode`` ``presigned`` and a store that presigns (S3), a valid URL redirects (307) to the
-    store's own URL of the file, valid as long as this one; otherwise the file is streamed from here.
+    store's own URL of the file, valid as long as this one but at most ``s3_presign_ttl_s``; otherwise the file
+    is streamed from here.
 
     A URL for anything else — an unknown id, an asset not published, a changed signature — is the same
     403, so the route tells nobody without a valid URL which assets exist or are published.
@@ -58,7 +59,8 @@ def get_delivery(
     remaining = max(0, expires - int(datetime.now(UTC).timestamp()))
     if platform.settings.delivery_mode == "presigned":
         filename = f"{row.id}.{keys.extension(row.media_type)}"
-        url = platform.storage.presign(row.published_key, max(1, remaining), filename=filename)
+        expires_s = max(1, min(remaining, platform.settings.s3_presign_ttl_s))
+        url = platform.storage.presign(row.published_key, expires_s, filename=filename)
         if url is not None:  # the store serves it (and its egress is the store's to count)
             return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
     return object_response(
