@@ -140,6 +140,7 @@ class LocalStore:
         self._file(key).unlink(missing_ok=True)
 
     def presign(self, key: str, expires_s: int, filename: str | None = None) -> str | None:
+        self._file(key)  # a bad key is refused here as on S3
         return None
 
     @contextlib.contextmanager
