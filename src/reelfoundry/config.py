@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Starts per job before it is failed for good.")
     lease_s: float = Field(60.0, gt=1, description="A running job whose worker is silent this long is re-queued.")
+    scheduler_lease_s: float = Field(
+        10.0,
+        gt=0.5,
+        le=600,
+        description="The elected scheduler's lease (--role scheduler): renewed every third of it; a standby takes "
+        "over when it runs out.",
+    )
     poll_interval_s: float = Field(0.2, gt=0, le=10, description="How often idle loops look at the database.")
     progress_interval_s: float = Field(
         0.25, ge=0, description="Least time between two stored progress events of a job."

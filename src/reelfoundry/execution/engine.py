@@ -40,6 +40,7 @@ from reelfoundry.clock import SYSTEM_CLOCK, Clock
 from reelfoundry.config import Settings
 from reelfoundry.errors import InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
+from reelfoundry.execution.leader import Leadership
 from reelfoundry.execution.messages import Finished, Progress, WorkBatch, WorkerOutput, WorkItem, WorkUnit
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import IdleLedger, Rates
@@ -60,6 +61,7 @@ from reelfoundry.schema import JobError, JobState, ModelCard, ReviewState, Route
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
+from reelfoundry.store import lease as leasestore
 from reelfoundry.store.tables import AssetRow, JobRow
 
 log = logging.getLogger(__name__)
@@ -139,8 +141,12 @@ class Engine:
         metrics: Metrics | None = None,
         tracer: Tracer | None = None,
         clock: Clock | None = None,
+        leader: Leadership | None = None,
     ) -> None:
         self.settings = settings
+        #: The scheduler election, when this engine is an elected scheduler's: it claims and re-queues only
+        #: while it holds the lease, each such write fenced by the lease's epoch (None: it always schedules).
+        self.leader = leader
         #: Where the engine, the scheduler (its ``now``) and the idle meter read the time.
         self.clock: Clock = clock or SYSTEM_CLOCK
         #: What the node's device costs; each claimed job keeps a copy, so its price never drifts.
@@ -242,6 +248,8 @@ class Engine:
         free = self.executor.free_slots()
         if free <= 0:
             return []
+        if self.leader is not None and self.leader.fence is None:
+            return []  # a standby: the elected scheduler claims
         with self.db.read() as session:
             queued = self._read_window(session)
         if not queued:
@@ -352,18 +360,31 @@ class Engine:
         # Device-seconds each job is expected to use, for fair share until its worker reports the real figure.
         estimate = placement.runtime_s * placement.share / len(chosen)
         items: list[WorkItem] = []
-        with self.db.write() as session:
-            rows = jobstore.claim_ids(session, [q.job_id for q in chosen], self.node, self._lease_until(), now=now)
-            if not rows:
-                return None
-            unit = next(self._unit_ids)
-            # The slot was idle until now: its idle time goes to the jobs that end the wait, in equal parts.
-            idle = self.idle.take(busy=len(self._units) + 1) if self.rates and self.settings.attribute_idle else 0.0
-            for row in rows:
-                self._meter(row, idle / len(rows))
-                item = self._prepare(session, row)
-                if item is not None:
-                    items.append(item)
+        fence = self.leader.fence if self.leader is not None else None
+        if self.leader is not None and fence is None:
+            return None
+        try:
+            with self.db.write() as session:
+                rows = jobstore.claim_ids(
+                    session, [q.job_id for q in chosen], self.node, self._lease_until(), now=now, fence=fence
+                )
+                if not rows:
+                    return None
+                unit = next(self._unit_ids)
+                # The slot was idle until now: its idle time goes to the jobs that end the wait, in equal parts.
+                idle = self.idle.take(busy=len(self._units) + 1) if self.rates and self.settings.attribute_idle else 0.0
+                for row in rows:
+                    self._meter(row, idle / len(rows))
+                    item = self._prepare(session, row)
+                    if item is not None:
+                        items.append(item)
+        except leasestore.Deposed as exc:
+            assert self.leader is not None and fence is not None
+            log.warning("claim refused: %s", exc)
+            self.leader.lost(fence)
+            for q in chosen:  # nothing of the rolled-back claim stays in this engine's books
+                self._running.pop(q.job_id, None)
+            return None
         # Inputs are copied once the claim is committed: no transaction waits on the store.
         items = [item for item in items if self._stage(item)]
         for item in items:
@@ -621,8 +642,17 @@ class Engine:
             self._last_lease = now
             with self.db.write() as session:
                 jobstore.renew_leases(session, self.node, running, self._lease_until())
-                for row in jobstore.requeue_lost(session, node=None, now=self.clock.now()):
-                    log.warning("job %s re-queued: lease of %s expired", row.id, row.worker_node)
+            fence = self.leader.fence if self.leader is not None else None
+            if self.leader is not None and fence is None:
+                return  # re-queueing other nodes' lost jobs is the elected scheduler's
+            try:
+                with self.db.write() as session:
+                    for row in jobstore.requeue_lost(session, node=None, now=self.clock.now(), fence=fence):
+                        log.warning("job %s re-queued: lease of %s expired", row.id, row.worker_node)
+            except leasestore.Deposed as exc:
+                assert self.leader is not None and fence is not None
+                log.warning("re-queue refused: %s", exc)
+                self.leader.lost(fence)
 
     def _drain_wake(self) -> None:
         os.set_blocking(self._wake_r, False)

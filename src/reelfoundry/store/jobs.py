@@ -28,6 +28,7 @@ from reelfoundry.errors import (
 from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.ids import new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, RoutePlan, VideoRequest
+from reelfoundry.store import lease as leasestore
 from reelfoundry.store import models as modelstore
 from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store.events import append_event
@@ -131,7 +132,12 @@ def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | N
 
 
 def claim_ids(
-    session: Session, ids: Sequence[str], node: str, lease_until: datetime, now: datetime | None = None
+    session: Session,
+    ids: Sequence[str],
+    node: str,
+    lease_until: datetime,
+    now: datetime | None = None,
+    fence: leasestore.Fence | None = None,
 ) -> list[JobRow]:
     """Atomically move those of ``ids`` that are still queued to running for ``node``, each with its
     ``job.running`` event; the rows, in the order of ``ids``.
@@ -140,10 +146,16 @@ def claim_ids(
     cancelled meanwhile, is simply not claimed. PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the subquery
     passes over rows another claimer holds locked instead of waiting for it; SQLite: the write lock plus
     ``state = 'queued'`` in the outer UPDATE make the claim exclusive.
+
+    With a ``fence`` (an elected scheduler's), the claim is refused with
+    :class:`~reelfoundry.store.lease.Deposed` unless that lease is still held under its epoch, checked in
+    this same transaction.
     """
     if not ids:
         return []
     now = now or utcnow()
+    if fence is not None:
+        leasestore.check_fence(session, fence)  # the lease runs on the wall clock, whatever ``now`` says
     pick = (
         select(JobRow.id)
         .where(JobRow.id.in_(list(ids)), JobRow.state == JobState.queued.value)
@@ -393,9 +405,15 @@ def release_node(session: Session, node: str) -> list[JobRow]:
     return released
 
 
-def requeue_lost(session: Session, *, node: str | None, now: datetime | None = None) -> list[JobRow]:
-    """Re-queue running jobs whose worker is gone: this node's (at start-up) or any with an expired lease."""
+def requeue_lost(
+    session: Session, *, node: str | None, now: datetime | None = None, fence: leasestore.Fence | None = None
+) -> list[JobRow]:
+    """Re-queue running jobs whose worker is gone: this node's (at start-up) or any with an expired lease.
+
+    With a ``fence``, only while that scheduler lease is held (else :class:`~reelfoundry.store.lease.Deposed`)."""
     now = now or utcnow()
+    if fence is not None:
+        leasestore.check_fence(session, fence)  # the lease runs on the wall clock, whatever ``now`` says
     cond = JobRow.lease_until < now
     if node is not None:
         cond = cond | (JobRow.worker_node == node)

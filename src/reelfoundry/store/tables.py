@@ -374,3 +374,14 @@ class ModelHealthRow(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     cooldown_until: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+class SchedulerLeaseRow(Base):
+    """Who holds a singleton role (the scheduler) until when; ``epoch`` is the fencing token, one more on every
+    takeover, so a deposed holder's writes (which name the epoch they were made under) are refused."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), default="")
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime]
