@@ -236,6 +236,16 @@ class Settings(BaseSettings):
         True, description="Charge idle worker-device time to the next job (total = workload + idle)."
     )
     storage_retention_days: float = Field(30.0, ge=0, description="How long outputs are kept, for their storage cost.")
+    # Storage tiers: a hot local directory in front of the storage_url store (cold); see assets/tiered.py.
+    storage_tiering: bool = Field(False, description="Hot local tier + cold storage_url tier with a lifecycle rule.")
+    storage_hot_dir: Path | None = Field(None, description="The hot tier's directory. Default: <data-dir>/hot.")
+    storage_write_tier: Literal["hot", "cold"] = Field("hot", description="Where new objects are written.")
+    storage_cold_after_days: float = Field(30.0, gt=0, description="Move hot objects unread this long to cold.")
+    storage_cold_tier: str = Field(
+        "aws/S3 Standard-IA", description="provider/tier (catalog) pricing the cold tier; storage_tier prices hot."
+    )
+    storage_promote_on_read: bool = Field(False, description="Copy a cold object back to hot when it is read.")
+    storage_lifecycle_interval_s: float = Field(3600.0, gt=0, description="How often the lifecycle rule runs.")
     metrics_token: SecretStr | None = Field(
         None,
         description="Bearer token GET /metrics requires (it shows tenant names and spend). Default: open, for a "

@@ -11,6 +11,7 @@ from reelfoundry.assets.objectstore import LocalStore, ObjectStore
 
 if TYPE_CHECKING:
     from reelfoundry.config import Settings
+    from reelfoundry.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,27 @@ def parse_storage_url(url: str) -> StorageLocation:
     raise ValueError(f"storage_url {url!r}: use file:///path or s3://bucket/prefix")
 
 
-def make_store(settings: Settings) -> ObjectStore:
+def make_store(settings: Settings, db: Database | None = None) -> ObjectStore:
     """The store ``settings`` name. Makes no request, except creating a missing bucket when
-    ``s3_create_bucket`` is set."""
+    ``s3_create_bucket`` is set. With ``storage_tiering`` (and the ``db`` its index lives in): a
+    :class:`~reelfoundry.assets.tiered.TieredStore`, hot under ``storage_hot_dir``, cold the store above."""
+    cold = _base_store(settings)
+    if not settings.storage_tiering or db is None:
+        return cold
+    from reelfoundry.assets.tiered import TieredStore
+    from reelfoundry.store.objects import ObjectIndex
+
+    hot = LocalStore(settings.storage_hot_dir or settings.data_dir / "hot")
+    return TieredStore(
+        hot,
+        cold,
+        ObjectIndex(db),
+        write_tier=settings.storage_write_tier,
+        promote_on_read=settings.storage_promote_on_read,
+    )
+
+
+def _base_store(settings: Settings) -> ObjectStore:
     location = parse_storage_url(settings.storage_url) if settings.storage_url else StorageLocation("file")
     if location.scheme == "file":
         return LocalStore(settings.media_dir)

@@ -8,7 +8,8 @@ Pure arithmetic on Decimal; the engine measures, this module prices. The rules:
 - idle $      = idle device-seconds charged to the job (see :class:`IdleLedger`) priced the same way
 - energy kWh  = measured device energy (NVML, RAPL) or TDP × share × utilisation × seconds, × PUE
 - CO2e kg     = kWh × grid intensity (g/kWh) / 1000
-- storage $   = stored bytes / 1e9 × $/GB-month × retention months
+- storage $   = stored bytes / 1e9 × $/GB-month × retention months (with storage tiers, once an object moves:
+                days hot × hot $/GB-month + days cold × cold $/GB-month, over the retention)
 - egress $    = delivered bytes / 1e9 × $/GB (added when content is served)
 - total $     = compute + idle + storage + egress
 """
@@ -156,6 +157,22 @@ def price(usage: Usage, rates: Rates | None, egress_bytes: int = 0) -> CostFigur
     kwh = (Decimal(str(usage.energy_j)) / J_PER_KWH * rates.pue).quantize(KWH)
     co2e = (kwh * rates.g_co2e_per_kwh / Decimal(1000)).quantize(KWH)
     return CostFigures(compute, idle, storage, egress, compute + idle + storage + egress, kwh, co2e)
+
+
+def tiered_storage_usd(
+    nbytes: int,
+    hot_usd_per_gb_month: Decimal,
+    cold_usd_per_gb_month: Decimal,
+    hot_days: Decimal,
+    retention_days: Decimal,
+) -> Decimal:
+    """Storage of ``nbytes`` kept ``retention_days``: the first ``hot_days`` (clamped to the retention) at the hot
+    tier's price, the rest at the cold tier's (time-weighted; all hot equals :func:`price`'s storage part)."""
+    hot = min(max(hot_days, Decimal(0)), retention_days)
+    gb_days = Decimal(nbytes) / Decimal(10**9)
+    return _usd(
+        gb_days * (hot * hot_usd_per_gb_month + (retention_days - hot) * cold_usd_per_gb_month) / DAYS_PER_MONTH
+    )
 
 
 def egress_usd(nbytes: int, usd_per_gb: Decimal) -> Decimal:

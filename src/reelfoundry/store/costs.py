@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from reelfoundry.finops.meter import Rates, Usage, VendorCharge, egress_usd, price
+from reelfoundry.finops.meter import Rates, Usage, VendorCharge, egress_usd, price, tiered_storage_usd
 from reelfoundry.ids import new_id
 from reelfoundry.schema import CostRecord
 from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def record_final(
@@ -110,6 +114,33 @@ def add_egress(session: Session, job_id: str, nbytes: int) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def reprice_storage(
+    session: Session, job_id: str, moved_at: datetime, cold_usd_per_gb_month: Decimal
+) -> tuple[Decimal, Decimal] | None:
+    """Re-price the storage part of a job's CostRecord now that its output moved to the cold tier at ``moved_at``:
+    the days from the record (the job's end) to the move at the job's own storage rate (the hot tier's), the rest
+    of the retention at ``cold_usd_per_gb_month``; the total follows. Returns (old, new) storage dollars, or None
+    when there is nothing to re-price (no record, or a job that never ran and has no rates)."""
+    row = session.scalar(select(CostRecordRow).where(CostRecordRow.job_id == job_id).with_for_update())
+    job = session.get(JobRow, job_id)
+    if row is None or job is None or not job.meter:
+        return None
+    rates = Rates.from_json(job.meter)
+    hot_days = Decimal(str((moved_at - row.created_at).total_seconds())) / Decimal(86400)
+    new = tiered_storage_usd(
+        row.stored_bytes, rates.storage_usd_per_gb_month, cold_usd_per_gb_month, hot_days, rates.retention_days
+    )
+    old = row.storage_usd
+    session.execute(
+        update(CostRecordRow)
+        .where(CostRecordRow.id == row.id)
+        .values(storage_usd=new, total_usd=row.total_usd - old + new)
+        .execution_options(synchronize_session=False)
+    )
+    log.info("job %s storage re-priced on its move to cold: %s -> %s USD", job_id, old, new)
+    return old, new
 
 
 def costs_of(session: Session, job_ids: list[str]) -> dict[str, CostRecordRow]:

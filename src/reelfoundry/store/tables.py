@@ -375,6 +375,7 @@ class ModelHealthRow(Base):
     cooldown_until: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
+
 class SchedulerLeaseRow(Base):
     """Who holds a singleton role (the scheduler) until when; ``epoch`` is the fencing token, one more on every
     takeover, so a deposed holder's writes (which name the epoch they were made under) are refused."""
@@ -385,3 +386,21 @@ class SchedulerLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128), default="")
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime]
+
+
+class StoredObjectRow(Base):
+    """Where one media object lives when storage is tiered (hot: local disk; cold: the object store), and when it
+    was last read: the lifecycle rule reads this table, never a listing of the stores."""
+
+    __tablename__ = "stored_objects"
+    __table_args__ = (Index("ix_stored_objects_tier_access", "tier", "last_access_at"),)
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    #: hot | cold
+    tier: Mapped[str] = mapped_column(String(8))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    #: Last read, recorded at most once an hour (see ``store.objects.ACCESS_RESOLUTION``).
+    last_access_at: Mapped[datetime]
+    #: When it last changed tier (None: never moved).
+    moved_at: Mapped[datetime | None]
