@@ -19,6 +19,7 @@ from reelfoundry.cli.models import models_app, schema_app
 from reelfoundry.cli.review import review_app
 from reelfoundry.cli.serve import serve
 from reelfoundry.cli.simulate import simulate_app
+from reelfoundry.cli.storage import storage_app
 from reelfoundry.cli.tenant import tenant_app
 from reelfoundry.cli.train import eval_app, train_app
 from reelfoundry.cli.usage import prices, usage
@@ -91,6 +92,7 @@ for _name, _group in (
     ("train", train_app),
     ("eval", eval_app),
     ("simulate", simulate_app),
+    ("storage", storage_app),
 ):
     app.add_typer(_group, name=_name)
 
