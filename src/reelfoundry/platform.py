@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -21,6 +22,7 @@ from reelfoundry.events.notify import ChangeNotifier
 from reelfoundry.events.webhooks import WebhookDispatcher, webhook_client
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import LocalExecutor
+from reelfoundry.execution.leader import Leadership
 from reelfoundry.finops.catalog import load_catalog
 from reelfoundry.finops.meter import Rates
 from reelfoundry.finops.rates import worker_rates
@@ -37,15 +39,30 @@ from reelfoundry.server_secret import derive, load_server_secret
 from reelfoundry.store import Database, audit
 from reelfoundry.store import costs as coststore
 from reelfoundry.store import keys as keystore
+from reelfoundry.store.tables import ApiKeyRow
 
 log = logging.getLogger(__name__)
+
+#: What ``reelfoundry serve --role`` accepts: ``all`` is one machine doing everything (API, engine, loops);
+#: ``api`` serves the HTTP API and UI and admits jobs, holding no state (any number of replicas);
+#: ``scheduler`` is the elected engine plus the webhook dispatcher and audit sealer (one leads, others stand by);
+#: ``worker`` runs an engine for this node's slots (claiming as an ``all`` node's does) without the API.
+ROLES = ("all", "api", "scheduler", "worker")
+
+#: The PostgreSQL advisory lock key under which one node creates the operator's first admin key.
+BOOTSTRAP_LOCK = 0x7265656C67
 
 
 class Platform:
     """Database, storage, portfolio, engine and webhook dispatcher of one server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "all") -> None:
+        if role not in ROLES:
+            raise ConfigurationError(f"role {role!r}: use one of {', '.join(ROLES)}")
         self.settings = settings
+        self.role = role
+        #: The scheduler election (the ``scheduler`` role only): None where this process never leads.
+        self.leader: Leadership | None = None
         private_dir(settings.data_dir)
         self.db = Database(settings.resolved_database_url)
         self.changes = ChangeNotifier()
@@ -58,6 +75,29 @@ class Platform:
         self.webhooks: WebhookDispatcher | None = None
         self._lock_fd: int | None = None
         self.sealer = audit.Sealer(self.db, settings.audit_seal_interval_s)
+
+    @property
+    def serves_api(self) -> bool:
+        """Whether this process serves the /v1 API and the UI (every role serves /healthz, /readyz, /metrics)."""
+        return self.role in ("all", "api")
+
+    @property
+    def runs_jobs(self) -> bool:
+        """Whether this process runs an engine (it has worker slots and a role that runs jobs)."""
+        return self.role in ("all", "scheduler", "worker") and self.settings.worker_slots > 0
+
+    @property
+    def runs_background(self) -> bool:
+        """Whether this process runs the webhook dispatcher and the audit sealer."""
+        return self.role in ("all", "scheduler")
+
+    @property
+    def exports_totals(self) -> bool:
+        """Whether /metrics here includes the database-wide totals: on ``all``, and on the leading scheduler
+        only, so a sum over replicas counts each once (API and worker processes export their own figures)."""
+        if self.role == "all":
+            return True
+        return self.leader is not None and self.leader.is_leader
 
     @property
     def node(self) -> str:
@@ -99,10 +139,17 @@ class Platform:
             self.sealer.seal_now()
             return
         with self.db.write() as session:
+            if self.db.dialect == "postgresql":  # nodes starting together: one bootstraps, the others see its key
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK})
             tenant = keystore.get_or_create_tenant(session, keystore.OPERATOR_TENANT, is_operator=True)
-            _, token = keystore.create_key(session, tenant, "bootstrap-admin", Role.admin)
-        write_private(key_path, token + "\n")
-        log.info("created admin key in %s", key_path)
+            has_key = session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.tenant_id == tenant.id).limit(1))
+            token = None if has_key else keystore.create_key(session, tenant, "bootstrap-admin", Role.admin)[1]
+        if token is None:
+            # Another node (sharing this database) bootstrapped: its admin key file is the operator's.
+            log.info("the operator tenant has keys already; no admin key file in %s", key_path.parent)
+        else:
+            write_private(key_path, token + "\n")
+            log.info("created admin key in %s", key_path)
         self.sealer.seal_now()
 
     def _lock_data_dir(self) -> None:
@@ -180,9 +227,13 @@ class Platform:
             raise ConfigurationError(f"pricing: {exc.detail}") from None
         self.tracer  # noqa: B018 - a tracing set-up that cannot work fails the start, not the first job
         self.rate_limits  # noqa: B018 - likewise a rate-limit storage URL whose client is missing
-        self._lock_data_dir()
+        if self.role != "api":  # API processes (several may share a data dir, --workers N) keep no node state
+            self._lock_data_dir()
         self.bootstrap()
-        if self.settings.worker_slots > 0:
+        if self.role == "scheduler":
+            self.leader = Leadership(self.db, self.node, self.settings.scheduler_lease_s, self._on_leadership)
+            self.leader.start()
+        if self.runs_jobs:
             executor = LocalExecutor(
                 self.settings.worker_slots,
                 self.settings.job_timeout_s,
@@ -200,16 +251,25 @@ class Platform:
                 self.rates,
                 self.metrics,
                 self.tracer,
+                leader=self.leader,
             )
             self.engine.start()
-        self.sealer.start()
-        self.webhooks = WebhookDispatcher(self.settings, self.db, webhook_client(self.outbound, self.settings))
-        self.webhooks.start()
+        if self.runs_background:
+            self.sealer.start()
+            self.webhooks = WebhookDispatcher(self.settings, self.db, webhook_client(self.outbound, self.settings))
+            self.webhooks.start()
+
+    def _on_leadership(self, fence: object) -> None:
+        """The lease was taken (or lost): a new leader looks at the queue at once."""
+        if fence is not None and self.engine is not None:
+            self.engine.wake()
 
     def stop(self) -> None:
         """Stop background work and close connections."""
         if self.engine is not None:
             self.engine.stop()
+        if self.leader is not None:
+            self.leader.stop()
         if self.webhooks is not None:
             self.webhooks.stop()
         self.sealer.stop()

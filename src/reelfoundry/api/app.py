@@ -74,14 +74,15 @@ async def _empty() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
-    """Build the app. It starts the platform unless one (already started) is given, and stops it on shutdown.
+def create_app(settings: Settings | None = None, platform: Platform | None = None, role: str = "all") -> FastAPI:
+    """Build the app. It starts the platform (of ``role``) unless one (already started) is given, and stops it on
+    shutdown.
 
     Stopping happens in the lifespan because uvicorn re-raises SIGTERM after its shutdown,
     so code after ``uvicorn.run`` may never run.
     """
     settings = settings or Settings()
-    plat = platform or Platform(settings)
+    plat = platform or Platform(settings, role)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,11 +106,13 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = plat
     problems.install(app)
+    app.include_router(health.router)
+    if not plat.serves_api:  # scheduler and worker processes answer probes and scrapes only
+        return app
     v1 = APIRouter(prefix="/v1")
     for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery, budgets, usage):
         v1.include_router(module.router)
     app.include_router(v1)
-    app.include_router(health.router)
     app.include_router(web.router)
     app.include_router(docs.router)
     openapi.install(app)
@@ -123,3 +126,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         },
     )
     return app
+
+
+def api_worker_app() -> FastAPI:
+    """One process of ``serve --role api --workers N`` (a uvicorn factory): settings from the environment,
+    which ``serve`` filled in; each process builds and starts its own platform."""
+    return create_app(Settings(), role="api")

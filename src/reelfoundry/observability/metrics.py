@@ -2,7 +2,9 @@
 
 Two sources: histograms this process observes as its engine runs jobs (queue wait, run time), and
 figures read from the database at scrape time (jobs by state, money, energy and carbon by tenant and
-model, budgets' remaining dollars), so every node reports the same totals and a restart loses nothing.
+model, budgets' remaining dollars), so a restart loses nothing. The totals come from one process only: a
+``serve --role all`` server, or among the roles the scheduler holding the lease (API and worker processes and
+a standby scheduler export their own figures alone), so a sum over replicas counts every job once.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class _DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._devices()
+        if not self.platform.exports_totals:
+            return  # another process (the leading scheduler) exports the database-wide totals
         with self.platform.db.read() as session:
             jobs = GaugeMetricFamily("reelfoundry_jobs", "Jobs by state.", labels=["state"])
             counts = dict(session.execute(select(JobRow.state, func.count()).group_by(JobRow.state)).all())

@@ -61,6 +61,10 @@ def make_engine(url: str) -> Engine:
     )
 
 
+#: The PostgreSQL advisory lock key that serialises migrations ("reelfoundry" folded into a bigint).
+MIGRATION_LOCK = 0x7265656C66
+
+
 class Database:
     """Owns the engine; hands out read and write sessions."""
 
@@ -94,8 +98,13 @@ class Database:
             hook()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (the prestart step)."""
+        """Bring the schema to the newest migration (the prestart step).
+
+        On PostgreSQL under a transaction-scoped advisory lock: processes starting together (API replicas,
+        a scheduler) migrate one after the other, and the later ones find the schema current."""
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg = alembic_config(self.url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

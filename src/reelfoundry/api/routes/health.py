@@ -32,9 +32,11 @@ def readyz(platform: PlatformDep) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"error: {type(exc).__name__}"
-    if platform.settings.worker_slots > 0:
+    if platform.runs_jobs:
         checks["engine"] = "ok" if platform.engine is not None and platform.engine.alive else "down"
-    ready = all(v == "ok" for v in checks.values())
+    if platform.leader is not None:  # a standby scheduler is ready: it takes over when the leader goes
+        checks["scheduler"] = "leader" if platform.leader.is_leader else "standby"
+    ready = all(v == "ok" for k, v in checks.items() if k != "scheduler")
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
     )
