@@ -81,8 +81,8 @@ def test_an_expired_lease_fences_even_before_anyone_takes_over(database: Databas
 
 def test_leadership_elects_one_and_a_clean_stop_hands_over_at_once(database: Database) -> None:
     changes: list[tuple[str, int | None]] = []
-    a = Leadership(database, "node-a", 30, lambda f: changes.append(("a", f and f.epoch)))
-    b = Leadership(database, "node-b", 30, lambda f: changes.append(("b", f and f.epoch)))
+    a = Leadership(database, "node-a", 30, lambda f: changes.append(("a", f.epoch if f else None)))
+    b = Leadership(database, "node-b", 30, lambda f: changes.append(("b", f.epoch if f else None)))
     assert a.tick() is not None and a.is_leader
     assert b.tick() is None and not b.is_leader
     assert a.tick() == leasestore.Fence(a.holder, 1)  # renewed, unchanged
