@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from reelfoundry.api.ratelimit import RateLimits
 from reelfoundry.assets.delivery import DeliverySigner
+from reelfoundry.assets.lifecycle import LifecycleLoop
 from reelfoundry.assets.objectstore import ObjectStore
 from reelfoundry.assets.stores import make_store
 from reelfoundry.config import Settings
@@ -67,7 +68,8 @@ class Platform:
         self.db = Database(settings.resolved_database_url)
         self.changes = ChangeNotifier()
         self.db.on_commit(self.changes.notify)
-        self.storage: ObjectStore = make_store(settings)
+        self.storage: ObjectStore = make_store(settings, self.db)  # tiered when storage_tiering is on
+        self.lifecycle: LifecycleLoop | None = None
         self.portfolio = Portfolio.from_settings(settings)
         self.policy = ContentPolicy.from_settings(settings)
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)
@@ -256,6 +258,7 @@ class Platform:
             self.engine.start()
         if self.runs_background:
             self.sealer.start()
+            self.lifecycle = LifecycleLoop.start_for(self.settings, self.storage)
             self.webhooks = WebhookDispatcher(self.settings, self.db, webhook_client(self.outbound, self.settings))
             self.webhooks.start()
 
@@ -272,6 +275,8 @@ class Platform:
             self.leader.stop()
         if self.webhooks is not None:
             self.webhooks.stop()
+        if self.lifecycle is not None:
+            self.lifecycle.stop()
         self.sealer.stop()
         if "tracer" in self.__dict__:  # only if it was ever made
             self.tracer.shutdown()

@@ -195,3 +195,37 @@ def test_writes_can_go_straight_to_cold_and_promotion_brings_a_read_back(tmp_pat
     assert promoting.hot.read_bytes("t/a.mp4") == b"a"
     row = index.get("t/a.mp4")
     assert row is not None and row.tier == "hot"
+
+
+def test_the_platform_tiers_its_store_only_when_asked(tmp_path: Path) -> None:
+    from reelfoundry.config import Settings
+    from reelfoundry.platform import Platform
+
+    plain = Platform(Settings(data_dir=tmp_path / "a"))
+    assert isinstance(plain.storage, LocalStore)
+    plain.db.dispose()
+    tiered = Platform(Settings(data_dir=tmp_path / "b", storage_tiering=True))
+    assert isinstance(tiered.storage, TieredStore)
+    assert tiered.storage.hot.root == (tmp_path / "b" / "hot").resolve()
+    assert tiered.storage.cold.root == (tmp_path / "b" / "media").resolve()  # type: ignore[attr-defined]
+    tiered.db.dispose()
+
+
+def test_the_background_loop_moves_due_objects(store: TieredStore, clock: Clock) -> None:
+    import time
+
+    from reelfoundry.assets.lifecycle import LifecycleLoop
+    from reelfoundry.config import Settings
+
+    store.put_bytes("t/a.mp4", b"a")
+    clock.now = T0 + 31 * DAY
+    loop = LifecycleLoop.start_for(Settings(storage_lifecycle_interval_s=0.05), store)
+    assert loop is not None and LifecycleLoop.start_for(Settings(), store.hot) is None
+    try:
+        deadline = time.monotonic() + 10
+        while store.hot.stat("t/a.mp4") is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+    row = store.index.get("t/a.mp4")
+    assert row is not None and row.tier == "cold" and store.cold.read_bytes("t/a.mp4") == b"a"
