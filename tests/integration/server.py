@@ -37,6 +37,8 @@ class Server:
     env: dict[str, str]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    #: More ``serve`` options (``--role scheduler``).
+    args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -49,6 +51,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> Server:
         log = (self.data_dir.parent / f"{self.data_dir.name}-server.log").open("ab")
         cmd = [sys.executable, "-m", "reelfoundry", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        cmd += self.args
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
