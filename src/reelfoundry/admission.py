@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied
+from reelfoundry.events.pgnotify import notify_jobs
 from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
 from reelfoundry.routing import plan
@@ -153,6 +154,7 @@ def admit(
                 subject=row.id,
                 data={"model": card.id, "request_sha256": body_hash, "route": route.reason},
             )
+            notify_jobs(session)  # engines in other processes (the scheduler) wake when this commits
     except BudgetExceeded as refused:
         facts = {"estimate_usd": refused.extra.get("estimate_usd"), "request_sha256": body_hash}
         _log_refusal(platform, principal, "budget.denied", str(refused.extra.get("budget_id")), facts)

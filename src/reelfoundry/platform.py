@@ -20,6 +20,7 @@ from reelfoundry.assets.stores import make_store
 from reelfoundry.config import Settings
 from reelfoundry.errors import ConfigurationError, ReelFoundryError
 from reelfoundry.events.notify import ChangeNotifier
+from reelfoundry.events.pgnotify import JobListener
 from reelfoundry.events.webhooks import WebhookDispatcher, webhook_client
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import LocalExecutor
@@ -74,6 +75,8 @@ class Platform:
         self.policy = ContentPolicy.from_settings(settings)
         self.principals = keystore.PrincipalCache(settings.auth_cache_s)
         self.engine: Engine | None = None
+        #: The LISTEN thread that wakes the engine on PostgreSQL (None elsewhere, or without an engine).
+        self.listener: JobListener | None = None
         self.webhooks: WebhookDispatcher | None = None
         self._lock_fd: int | None = None
         self.sealer = audit.Sealer(self.db, settings.audit_seal_interval_s)
@@ -256,6 +259,9 @@ class Platform:
                 leader=self.leader,
             )
             self.engine.start()
+            if self.db.dialect == "postgresql":  # admissions in other processes wake this engine (NOTIFY)
+                self.listener = JobListener(self.db.url, self.engine.wake)
+                self.listener.start()
         if self.runs_background:
             self.sealer.start()
             self.lifecycle = LifecycleLoop.start_for(self.settings, self.storage)
@@ -269,6 +275,8 @@ class Platform:
 
     def stop(self) -> None:
         """Stop background work and close connections."""
+        if self.listener is not None:
+            self.listener.stop()
         if self.engine is not None:
             self.engine.stop()
         if self.leader is not None:

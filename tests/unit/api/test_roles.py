@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -90,3 +91,29 @@ def test_two_schedulers_one_leads_and_totals_come_from_it_alone(pg_url: str, tmp
     platforms["sched-2"].leader.tick()  # type: ignore[union-attr]
     totals = {n: _jobs_total(c.get("/metrics").text) for n, c in clients.items()}
     assert totals == {"api-1": None, "api-2": None, "sched-1": None, "sched-2": 3.0}
+
+
+@pytest.mark.postgres
+def test_an_admission_on_an_api_replica_wakes_the_scheduler_through_notify(
+    pg_url: str, tmp_path: Path, stack: ExitStack
+) -> None:
+    # The scheduler polls every 10 s: a job that runs within 5 s was woken by LISTEN/NOTIFY.
+    _, sched_platform = _client(
+        stack, _settings(tmp_path, "sched", pg_url, worker_slots=1, poll_interval_s=10), "scheduler"
+    )
+    api, _ = _client(stack, _settings(tmp_path, "api", pg_url), "api")
+    assert sched_platform.listener is not None and sched_platform.listener.listening.wait(10)
+    time.sleep(0.5)  # the engine's first turn saw an empty queue and now waits out its poll interval
+    key = (tmp_path / "sched" / "admin.key").read_text().strip()
+    r = api.post(
+        "/v1/jobs", json={"prompt": "wake up", "model": "template"}, headers={"Authorization": f"Bearer {key}"}
+    )
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        state = api.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key}"}).json()["state"]
+        if state != "queued":
+            break
+        time.sleep(0.05)
+    assert state != "queued", "the scheduler was not woken"
