@@ -50,20 +50,24 @@ class TieredStore:
     # -- writes
     def put_file(self, key: str, source: Path, content_type: str | None = None) -> ObjectInfo:
         info = self._writes().put_file(key, source, content_type)
-        self._stale(key)
-        self.index.record_put(key, self.write_tier, info.size)
+        self._recorded(key, info)
         return info
 
     def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
         info = self._writes().put_bytes(key, data, content_type)
-        self._stale(key)
-        self.index.record_put(key, self.write_tier, info.size)
+        self._recorded(key, info)
         return info
 
-    def _stale(self, key: str) -> None:
-        """An overwrite leaves no older copy in the other tier to be read after the new one moves."""
-        other = self.cold if self.write_tier == "hot" else self.hot
-        other.delete(key)
+    def _recorded(self, key: str, info: ObjectInfo) -> None:
+        """Index a written object. An overwrite of one the other tier held removes that older copy (best effort:
+        a write to hot never fails because the cold store is down; reads prefer hot, and a move overwrites it)."""
+        before = self.index.record_put(key, self.write_tier, info.size)
+        if before is None or before == self.write_tier:
+            return
+        try:
+            (self.cold if self.write_tier == "hot" else self.hot).delete(key)
+        except Exception:
+            log.warning("could not remove the older copy of %s from the %s tier", key, before, exc_info=True)
 
     # -- reads
     def stat(self, key: str) -> ObjectInfo | None:

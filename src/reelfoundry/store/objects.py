@@ -49,9 +49,11 @@ class ObjectIndex:
         self._recorded: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
-    def record_put(self, key: str, tier: Tier, nbytes: int) -> None:
-        """A new (or overwritten) object: its tier and size; its clock starts now."""
+    def record_put(self, key: str, tier: Tier, nbytes: int) -> Tier | None:
+        """A new (or overwritten) object: its tier and size; its clock starts now. Returns the tier the index had
+        it in before (None: a new key)."""
         now = self.now()
+        before: Tier | None = None
         with self.db.write() as session:
             row = session.get(StoredObjectRow, key)
             if row is None:
@@ -59,9 +61,11 @@ class ObjectIndex:
                     StoredObjectRow(key=key, tier=tier, bytes=nbytes, created_at=now, last_access_at=now, moved_at=None)
                 )
             else:
+                before = _plain(row).tier
                 row.tier, row.bytes, row.created_at, row.last_access_at, row.moved_at = tier, nbytes, now, now, None
         with self._lock:
             self._recorded[key] = now
+        return before
 
     def touch(self, key: str) -> bool:
         """Note a read of ``key``; True when it wrote (at most once per ACCESS_RESOLUTION per object)."""

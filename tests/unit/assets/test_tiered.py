@@ -229,3 +229,24 @@ def test_the_background_loop_moves_due_objects(store: TieredStore, clock: Clock)
         loop.stop()
     row = store.index.get("t/a.mp4")
     assert row is not None and row.tier == "cold" and store.cold.read_bytes("t/a.mp4") == b"a"
+
+
+def test_a_write_to_hot_needs_no_cold_store_and_an_overwrite_leaves_no_older_cold_copy(
+    store: TieredStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reelfoundry.assets.objectstore import StorageUnavailable
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise StorageUnavailable("cold store down")
+
+    with monkeypatch.context() as m:
+        for name in ("put_file", "put_bytes", "stat", "delete", "read_bytes", "read_range"):
+            m.setattr(store.cold, name, down)
+        store.put_bytes("t/a.mp4", b"v1")
+        assert store.read_bytes("t/a.mp4") == b"v1"
+    clock.now = T0 + 31 * DAY
+    assert _run(store) == ["t/a.mp4:done"]
+    store.put_bytes("t/a.mp4", b"v2")  # overwritten while cold: the new version is hot, the old one gone
+    assert store.cold.stat("t/a.mp4") is None and store.read_bytes("t/a.mp4") == b"v2"
+    row = store.index.get("t/a.mp4")
+    assert row is not None and (row.tier, row.bytes, row.moved_at) == ("hot", 2, None)
