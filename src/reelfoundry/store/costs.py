@@ -139,6 +139,23 @@ def reprice_storage(
         .values(storage_usd=new, total_usd=row.total_usd - old + new)
         .execution_options(synchronize_session=False)
     )
+    if new != old:  # an audit entry in the same transaction: who changed a recorded price, and why
+        from reelfoundry.store import audit
+
+        audit.append(
+            session,
+            "cost.repriced",
+            actor="system",
+            tenant_id=row.tenant_id,
+            subject=job_id,
+            data={
+                "reason": "storage moved to the cold tier",
+                "moved_at": moved_at.isoformat(),
+                "storage_usd_before": format(old, "f"),
+                "storage_usd_after": format(new, "f"),
+                "cold_usd_per_gb_month": format(cold_usd_per_gb_month, "f"),
+            },
+        )
     log.info("job %s storage re-priced on its move to cold: %s -> %s USD", job_id, old, new)
     return old, new
 

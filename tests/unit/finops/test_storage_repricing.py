@@ -21,7 +21,7 @@ from reelfoundry.store import Database
 from reelfoundry.store import costs as coststore
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store.objects import ObjectIndex
-from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow
+from reelfoundry.store.tables import AssetRow, AuditPendingRow, CostRecordRow, JobRow
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 GB2 = 2 * 10**9
@@ -119,6 +119,11 @@ def test_a_move_to_cold_reprices_the_jobs_storage(
             Decimal("0.0925"),
         )
     assert _record(database, job_id).total_usd == Decimal("0.1025")
+    with database.read() as s:  # one audit entry, for the change (the no-op made none)
+        entries = s.scalars(select(AuditPendingRow).where(AuditPendingRow.action == "cost.repriced")).all()
+        assert [(e.subject, e.data["storage_usd_before"], e.data["storage_usd_after"]) for e in entries] == [
+            (job_id, "0.1600000000", "0.0925000000")
+        ]
 
 
 def test_nothing_to_reprice_for_a_job_without_a_record(database: Database, tenant_ids: tuple[str, str]) -> None:
