@@ -45,13 +45,20 @@ def parse_storage_url(url: str) -> StorageLocation:
 def make_store(settings: Settings, db: Database | None = None) -> ObjectStore:
     """The store ``settings`` name. Makes no request, except creating a missing bucket when
     ``s3_create_bucket`` is set. With ``storage_tiering`` (and the ``db`` its index lives in): a
-    :class:`~reelfoundry.assets.tiered.TieredStore`, hot under ``storage_hot_dir``, cold the store above."""
+    :class:`~reelfoundry.assets.tiered.TieredStore`, hot under ``storage_hot_dir``, cold the store above;
+    ConfigurationError when the catalog has no price for ``storage_cold_tier``."""
     cold = _base_store(settings)
     if not settings.storage_tiering or db is None:
         return cold
+    from reelfoundry.assets.lifecycle import cold_price
     from reelfoundry.assets.tiered import TieredStore
+    from reelfoundry.errors import ConfigurationError, ReelFoundryError
     from reelfoundry.store.objects import ObjectIndex
 
+    try:  # a cold tier the catalog cannot price fails the start, not every lifecycle run later
+        cold_price(settings)
+    except ReelFoundryError as exc:
+        raise ConfigurationError(f"storage_cold_tier: {exc.detail}") from None
     hot = LocalStore(settings.storage_hot_dir or settings.data_dir / "hot")
     return TieredStore(
         hot,

@@ -250,3 +250,14 @@ def test_a_write_to_hot_needs_no_cold_store_and_an_overwrite_leaves_no_older_col
     assert store.cold.stat("t/a.mp4") is None and store.read_bytes("t/a.mp4") == b"v2"
     row = store.index.get("t/a.mp4")
     assert row is not None and (row.tier, row.bytes, row.moved_at) == ("hot", 2, None)
+
+
+def test_a_cold_tier_the_catalog_cannot_price_fails_the_start(tmp_path: Path, sqlite: Database) -> None:
+    from reelfoundry.assets.stores import make_store
+    from reelfoundry.config import Settings
+    from reelfoundry.errors import ConfigurationError
+
+    settings = Settings(data_dir=tmp_path, storage_tiering=True, storage_cold_tier="aws/Tape")
+    with pytest.raises(ConfigurationError, match="storage_cold_tier: no storage price for aws/Tape"):
+        make_store(settings, sqlite)
+    assert isinstance(make_store(settings), LocalStore)  # (tiers need the database their index is in)
