@@ -72,3 +72,23 @@ def test_the_standby_takes_over_when_the_leader_dies_and_fences_it(tmp_path: Pat
         api.stop()
         second.stop()
         first.stop()
+
+
+def test_an_api_role_with_several_processes_admits_into_one_database(tmp_path: Path, pg_url: str) -> None:
+    env = server_env(database_url=pg_url, rate_limit_submit="")
+    api = Server(tmp_path / "api", env, args=("--role", "api", "--workers", "2")).start()
+    try:
+        assert api.proc is not None
+        children = Path(f"/proc/{api.proc.pid}/task/{api.proc.pid}/children")
+        deadline = time.monotonic() + 30
+        while len(children.read_text().split()) < 2:  # uvicorn's two worker processes (and its helper)
+            assert time.monotonic() < deadline, "the API processes did not start"
+            time.sleep(0.1)
+        with api.client() as c:
+            ids = [c.post("/v1/jobs", json={"prompt": f"{i}", "model": "template"}).json()["id"] for i in range(20)]
+            assert len(set(ids)) == 20
+            listed = {j["id"] for j in c.get("/v1/jobs", params={"limit": 100}).json()["items"]}
+            assert listed >= set(ids)
+            assert c.get("/readyz").json()["checks"] == {"database": "ok"}
+    finally:
+        api.stop()
