@@ -96,3 +96,55 @@ def test_leadership_elects_one_and_a_clean_stop_hands_over_at_once(database: Dat
     b.lost(fence)
     assert not b.is_leader
     assert b.tick() == fence  # the lease is still b's: it renews under the same epoch
+
+
+@pytest.mark.postgres
+def test_a_claim_racing_a_takeover_waits_for_it_and_is_refused(pg_url: str) -> None:
+    """The takeover holds the lease row (uncommitted) when the old leader's claim checks its fence: the claim
+    waits on the row lock, then sees the new epoch and is refused, so it cannot commit after the takeover."""
+    import threading
+
+    from reelfoundry.store import keys as keystore
+
+    db = Database(pg_url)
+    db.migrate()
+    try:
+        with db.write() as s:
+            tenant = keystore.get_or_create_tenant(s, "t").id
+        job_id = _submit(db, tenant)
+        with db.write() as s:
+            old = leasestore.Fence("a", leasestore.acquire(s, "a", 10) or 0)
+            s.execute(update(SchedulerLeaseRow).values(expires_at=utcnow() - timedelta(seconds=1)))
+        taking = threading.Event()
+        release = threading.Event()
+        outcome: list[object] = []
+
+        def takeover() -> None:
+            with db.write() as s:
+                outcome.append(leasestore.acquire(s, "b", 10))
+                taking.set()
+                release.wait(10)  # commit only after the claim below has started waiting
+
+        t = threading.Thread(target=takeover)
+        t.start()
+        assert taking.wait(10)
+
+        def late_claim() -> None:
+            try:
+                with db.write() as s:
+                    jobstore.claim_ids(s, [job_id], "node-a", jobstore.lease_deadline(60), fence=old)
+                outcome.append("claimed")
+            except leasestore.Deposed:
+                outcome.append("refused")
+
+        c = threading.Thread(target=late_claim)
+        c.start()
+        c.join(1.0)
+        assert c.is_alive()  # blocked on the lease row the takeover holds
+        release.set()
+        t.join(10)
+        c.join(10)
+        assert outcome == [2, "refused"]
+        assert _state(db, job_id) == (JobState.queued.value, 0, None)
+    finally:
+        db.dispose()
