@@ -556,7 +556,7 @@ class Engine:
             else:
                 error = JobError(type=out.error_type or "about:blank", detail=out.error_detail or "unknown error")
                 jobstore.fail(
-                    session, out.job_id, out.attempt, error, retry=False, usage=_usage(out), health=self.health
+                    session, out.job_id, out.attempt, error, retry=out.retryable, usage=_usage(out), health=self.health
                 )
         self._cleanup(out)
 

@@ -58,6 +58,8 @@ class Finished:
     energy_method: str = "none"
     #: Set when the attempt ran on a vendor's API: whose, where, and what it charged (0 unless it delivered).
     vendor: VendorCharge | None = None
+    #: The attempt was lost with its worker (a Ray node that died): the job may be re-queued, attempts permitting.
+    retryable: bool = False
 
 
 WorkerOutput = Progress | Finished
