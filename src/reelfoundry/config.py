@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     s3_create_bucket: bool = Field(
         False, description="Create the bucket at start if it is missing (development). Default: it must exist."
     )
-    executor: str = Field("local", description="local, or ray://host:port once the Ray executor lands.")
+    executor: str = Field(
+        "local", description="local (worker processes here), ray (the Ray cluster at RAY_ADDRESS) or ray://host:port."
+    )
     host: str = Field("127.0.0.1", description="Address serve binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port serve binds.")
     worker_slots: int = Field(1, ge=0, le=64, description="Jobs run at once by this server; 0 = API only.")
@@ -333,8 +335,8 @@ class Settings(BaseSettings):
             raise ValueError("production protects /metrics (tenant names and spend): set metrics_token")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
             raise ValueError("secret_key must be at least 16 characters")
-        if self.executor != "local":
-            raise ValueError(f"executor {self.executor!r} is not available yet; use 'local'")
+        if self.executor not in ("local", "ray") and not self.executor.startswith("ray://"):
+            raise ValueError(f"executor {self.executor!r}: use 'local', 'ray' (RAY_ADDRESS) or 'ray://host:port'")
         return self
 
     @property

@@ -23,7 +23,7 @@ from reelfoundry.events.notify import ChangeNotifier
 from reelfoundry.events.pgnotify import JobListener
 from reelfoundry.events.webhooks import WebhookDispatcher, webhook_client
 from reelfoundry.execution.engine import Engine
-from reelfoundry.execution.executor import LocalExecutor
+from reelfoundry.execution.executor import Executor, LocalExecutor
 from reelfoundry.execution.leader import Leadership
 from reelfoundry.finops.catalog import load_catalog
 from reelfoundry.finops.meter import Rates
@@ -220,6 +220,31 @@ class Platform:
 
         return charge
 
+    def _executor(self) -> Executor:
+        """The executor ``settings.executor`` names: worker processes here (local), or tasks on a Ray cluster
+        (``ray``: the cluster at RAY_ADDRESS, else the one on this machine; ``ray://host:port``: that one), each
+        asking for this node's device class as a custom resource (``device_<class>``: its share of the device)."""
+        if self.settings.executor == "local":
+            return LocalExecutor(
+                self.settings.worker_slots,
+                self.settings.job_timeout_s,
+                self.settings.cancel_grace_s,
+                memory_limit_mb=self.settings.worker_memory_limit_mb,
+            )
+        from reelfoundry.execution.ray_executor import RayExecutor, device_resource
+        from reelfoundry.scheduling.live import node_slot_type
+
+        slot = node_slot_type(self.settings, self.rates)
+        address = self.settings.executor if self.settings.executor.startswith("ray://") else None
+        return RayExecutor(
+            self.settings.worker_slots,
+            self.settings.job_timeout_s,
+            resources={device_resource(slot.device): slot.share},
+            address=address or os.environ.get("RAY_ADDRESS", "auto"),
+            cancel_grace_s=self.settings.cancel_grace_s,
+            memory_limit_mb=self.settings.worker_memory_limit_mb,
+        )
+
     def start(self) -> None:
         """Lock the data dir, bootstrap, start the engine (if this server runs jobs) and the webhook dispatcher."""
         try:
@@ -239,12 +264,7 @@ class Platform:
             self.leader = Leadership(self.db, self.node, self.settings.scheduler_lease_s, self._on_leadership)
             self.leader.start()
         if self.runs_jobs:
-            executor = LocalExecutor(
-                self.settings.worker_slots,
-                self.settings.job_timeout_s,
-                self.settings.cancel_grace_s,
-                memory_limit_mb=self.settings.worker_memory_limit_mb,
-            )
+            executor = self._executor()
             self.engine = Engine(
                 self.settings,
                 self.db,

@@ -339,7 +339,6 @@ def test_manifest_settings_load_and_price(overlay: str, monkeypatch: pytest.Monk
         for container in template["spec"]["containers"]:
             env = _container_env(docs, container)
             _check_names(env, AWS_VARS, f"{overlay}/{where}/{container['name']}")
-            env.pop("REELFOUNDRY_EXECUTOR", None)  # ray://…: loaded once the Ray executor exists
             settings = _settings(monkeypatch, env, tmp_path / where)
             assert settings.environment == "production"
             rates, fleet = _prices(settings)

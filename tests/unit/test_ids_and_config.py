@@ -22,7 +22,7 @@ def test_settings_refuse_contradictions() -> None:
     with pytest.raises(ValidationError, match="webhook_backoff_max_s"):
         Settings(webhook_backoff_base_s=10, webhook_backoff_max_s=1)
     with pytest.raises(ValidationError, match="executor"):
-        Settings(executor="ray://x:1")
+        Settings(executor="k8s://x:1")
     for url in ("ftp://host/x", "s3://Bad_Bucket", "s3://media/../up", "s3://ab", "file://"):
         with pytest.raises(ValidationError, match="storage_url"):
             Settings(storage_url=url)
