@@ -21,7 +21,7 @@ from reelfoundry.clock import ManualClock
 from reelfoundry.config import Settings
 from reelfoundry.execution.engine import Engine
 from reelfoundry.execution.executor import Executor
-from reelfoundry.execution.messages import Finished, WorkBatch, WorkerOutput, WorkUnit
+from reelfoundry.execution.messages import Finished, WorkBatch, WorkerOutput, WorkItem, WorkUnit
 from reelfoundry.execution.worker import run_batch, run_item
 from reelfoundry.finops.catalog import load_catalog
 from reelfoundry.finops.rates import worker_rates
@@ -355,3 +355,44 @@ def test_the_engine_reads_time_from_its_clock(make_node: Any, tenant_ids: tuple[
 
 def test_batching_is_off_by_default_on_a_cpu_node(make_node: Any) -> None:
     assert make_node(slots=1, batching=None).engine.batching is False
+
+
+class LosesFirstAttempts(InProcessExecutor):
+    """Each job's first attempt is lost with its worker (as a Ray task whose node died): a retryable error."""
+
+    def execute(self, items: Sequence[WorkUnit]) -> None:
+        for unit in items:
+            assert isinstance(unit, WorkItem)
+            if unit.attempt == 1:
+                self.started.append(unit)
+                self.outbox.append(
+                    Finished(
+                        unit.job_id,
+                        unit.attempt,
+                        error_type="about:blank",
+                        error_detail="the Ray task was lost",
+                        retryable=True,
+                    )
+                )
+            else:
+                super().execute([unit])
+
+
+def test_an_attempt_lost_with_its_worker_is_requeued_and_the_job_finishes_once(
+    make_node: Any, tenant_ids: tuple[str, str]
+) -> None:
+    executor = LosesFirstAttempts(1, Batchy(BATCHY))
+    node = make_node(slots=1, executor=executor)
+    job = _submit(node.db, tenant_ids[0], model="batchy", seed=5)
+    for _ in range(4):
+        node.engine.step()
+    # A late report of the lost attempt (its node came back) changes nothing: the job moved on.
+    executor.outbox.append(Finished(job, 1, error_type="about:blank", error_detail="late"))
+    node.engine.step()
+    with node.db.read() as session:
+        row = session.get(JobRow, job)
+        assets = list(session.scalars(select(AssetRow).where(AssetRow.job_id == job)))
+    assert row is not None and row.state == JobState.succeeded.value and row.attempts == 2
+    assert len(assets) == 1 and [u.attempt for u in executor.started] == [1, 2]  # type: ignore[union-attr]
+    events = _events(node.db, job)
+    assert events.count("job.requeued") == 1 and events.count("job.succeeded") == 1
