@@ -44,18 +44,24 @@ def serve(data_dir: Path, **settings: str) -> Iterator[tuple[str, str]]:
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not become ready")
+        wait_ready(url)
         yield url, (data_dir / "admin.key").read_text().strip()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until the server at ``url`` answers /readyz with 200; RuntimeError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not become ready")
 
 
 def percentile(values: list[float], q: float) -> float:

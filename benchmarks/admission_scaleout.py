@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from _harness import describe, free_port
+from _harness import describe, free_port, wait_ready
 from admission import _load
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -36,14 +36,7 @@ def measure(data_dir: Path, database_url: str, processes: int, total: int, clien
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not become ready")
+        wait_ready(url)
         time.sleep(1.0 * processes)  # every process up (uvicorn answers as soon as the first one is)
         key = (data_dir / "admin.key").read_text().strip()
         asyncio.run(_load(url, key, "POST", "/v1/jobs", 200, clients))  # warm-up, reaches every process
