@@ -20,7 +20,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 from _harness import describe, free_port, wait_ready
 from admission import _load
 from sqlalchemy import create_engine, text
