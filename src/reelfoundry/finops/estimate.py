@@ -27,6 +27,8 @@ DEFAULT_SPEED = (30.0, 0.1)
 SAFETY = Decimal("1.5")
 #: H.264 at these sizes keeps about one byte in 50 of raw RGB.
 COMPRESSION = 50
+#: A vendor charge is kept to the millionth of a dollar.
+USD_PLACES = Decimal("0.000001")
 
 
 def estimate_seconds(card: ModelCard, params: GenerationParams, device: str | None = None) -> float:
@@ -48,9 +50,6 @@ def vendor_usd(card: ModelCard, params: GenerationParams) -> Decimal:
     """What a vendor API charges for the job: its price per second of video × the video's seconds."""
     assert card.price_usd_per_video_second is not None
     return (card.price_usd_per_video_second * Decimal(params.num_frames) / Decimal(params.fps)).quantize(USD_PLACES)
-
-
-USD_PLACES = Decimal("0.000001")
 
 
 def estimate_usd(
