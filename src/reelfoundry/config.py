@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Starts per job before it is failed for good.")
     lease_s: float = Field(60.0, gt=1, description="A running job whose worker is silent this long is re-queued.")
+    storage_retry_limit: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="Attempts per job that failed only because object storage was unavailable and do not count "
+        "against max_attempts; each is re-queued after a back-off (storage_retry_base_s, doubling, at most "
+        "storage_retry_max_s). Past the limit such failures count like any other.",
+    )
+    storage_retry_base_s: float = Field(
+        2.0, gt=0, le=600, description="The first back-off after a storage outage failed an attempt."
+    )
+    storage_retry_max_s: float = Field(60.0, gt=0, le=3600, description="The longest such back-off.")
+    orphan_grace_s: float | None = Field(
+        None,
+        gt=0,
+        description="How long an object written by an attempt that never recorded it may stay before it is "
+        "deleted as an orphan (its process died between the write and the commit); default job_timeout_s + "
+        "2 × lease_s, the longest an attempt can still be writing. Objects whose attempt failed to delete them "
+        "are retried at once, with back-off.",
+    )
     scheduler_lease_s: float = Field(
         10.0,
         gt=0.5,

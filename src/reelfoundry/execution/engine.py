@@ -35,13 +35,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from reelfoundry.assets import keys as storage_keys
-from reelfoundry.assets.objectstore import ObjectStore, StorageUnavailable, discard
+from reelfoundry.assets.objectstore import ObjectStore, StorageUnavailable
 from reelfoundry.clock import SYSTEM_CLOCK, Clock
 from reelfoundry.config import Settings
 from reelfoundry.errors import InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.leader import Leadership
-from reelfoundry.execution.messages import Finished, Progress, WorkBatch, WorkerOutput, WorkItem, WorkUnit
+from reelfoundry.execution.messages import (
+    Finished,
+    OutputKeys,
+    Progress,
+    WorkBatch,
+    WorkerOutput,
+    WorkItem,
+    WorkUnit,
+)
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
@@ -62,9 +70,13 @@ from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store import lease as leasestore
+from reelfoundry.store import pending as pendingstore
 from reelfoundry.store.tables import AssetRow, JobRow
 
 log = logging.getLogger(__name__)
+
+#: How often the engine (the elected scheduler's, or each when none is elected) sweeps orphaned objects.
+_SWEEP_INTERVAL_S = 5.0
 
 #: The speed given a job that cannot run (it is claimed only to be failed).
 _ANY_SPEED = DeviceSpeed(0.0, 0.0, "unrunnable")
@@ -82,6 +94,8 @@ class _Running:
     unit: int = 0
     #: The attempt's inputs: (storage key, the local copy in the work dir the worker reads).
     inputs: tuple[tuple[str, Path], ...] = ()
+    #: Where the attempt's output goes in the store (recorded as pending objects in the claim's transaction).
+    output: OutputKeys | None = None
 
 
 @dataclass
@@ -161,6 +175,12 @@ class Engine:
         self.batching = settings.batching if settings.batching is not None else self.slot_type.device != "cpu"
         #: When a failing model rests (consecutive backend failures, cooldown).
         self.health = jobstore.Health(settings.routing_cooldown_failures, settings.routing_cooldown_s)
+        #: How a storage outage re-queues a job (back-off, not counted against its attempts).
+        self.storage_retry = jobstore.StorageRetry(
+            settings.storage_retry_limit, settings.storage_retry_base_s, settings.storage_retry_max_s
+        )
+        #: How long an attempt's unrecorded objects may stay before the sweep deletes them as orphans.
+        self.orphan_grace_s = settings.orphan_grace_s or settings.job_timeout_s + 2 * settings.lease_s
         self.fair_share = FairShare(self.clock)
         self.metrics = metrics
         self.tracer = tracer or Tracer()
@@ -183,6 +203,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._last_housekeeping = -float("inf")
         self._last_lease = -float("inf")
+        self._last_sweep = -float("inf")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -193,6 +214,7 @@ class Engine:
         with self.db.write() as session:
             for row in jobstore.requeue_lost(session, node=self.node):
                 log.info("job %s re-queued after restart (state %s)", row.id, row.state)
+            self._abandon_own_objects(session)
         self._thread = threading.Thread(target=self.run, name="reelfoundry-engine", daemon=True)
         self._thread.start()
 
@@ -216,8 +238,16 @@ class Engine:
         with self.db.write() as session:
             for row in jobstore.release_node(session, self.node):
                 log.info("job %s released at shutdown (now %s)", row.id, row.state)
+            self._abandon_own_objects(session)
         for leftover in self.work_dir.iterdir():
             leftover.unlink(missing_ok=True)
+
+    def _abandon_own_objects(self, session: Session) -> None:
+        """This node's attempts have stopped (start-up, shutdown): what they left unrecorded is an orphan now. Not
+        so with an executor whose tasks write the store themselves (a Ray task may outlive its engine): those
+        wait out the grace."""
+        if not self.executor.reads_store:
+            pendingstore.abandon_node(session, self.node, self.clock.now())
 
     def run(self) -> None:
         """Loop until stopped; an error in one step is logged and the loop goes on."""
@@ -297,10 +327,11 @@ class Engine:
         return self.clock.now() + timedelta(seconds=self.settings.lease_s)
 
     def _read_window(self, session: Session) -> list[_Queued]:
-        """The first ``schedule_window`` queued jobs (priority, then age), each resolved once while it waits."""
+        """The first ``schedule_window`` queued jobs (priority, then age) that are due (no back-off pending),
+        each resolved once while it waits."""
         stmt = (
             select(JobRow.id, JobRow.model)
-            .where(JobRow.state == JobState.queued.value)
+            .where(JobRow.state == JobState.queued.value, jobstore.due(self.clock.now()))
             .order_by(JobRow.priority, JobRow.id)
             .limit(self.settings.schedule_window)
         )
@@ -385,8 +416,10 @@ class Engine:
             for q in chosen:  # nothing of the rolled-back claim stays in this engine's books
                 self._running.pop(q.job_id, None)
             return None
-        # Inputs are copied once the claim is committed: no transaction waits on the store.
-        items = [item for item in items if self._stage(item)]
+        # Inputs are copied once the claim is committed: no transaction waits on the store. An executor whose
+        # workers read the store copies them on the node that runs the attempt.
+        if not self.executor.reads_store:
+            items = [item for item in items if self._stage(item)]
         for item in items:
             state = self._running[item.job_id]
             state.unit = unit
@@ -462,8 +495,16 @@ class Engine:
         self._remove_files(item.job_id, item.attempt)
         with self.db.write() as session:
             jobstore.fail(
-                session, item.job_id, item.attempt, JobError(type=error.type, detail=error.detail), retry=retry
+                session,
+                item.job_id,
+                item.attempt,
+                JobError(type=error.type, detail=error.detail),
+                retry=retry,
+                storage=self.storage_retry,
+                now=self.clock.now(),
             )
+            if state.output is not None:  # nothing was written: only the records go
+                pendingstore.settle(session, (state.output.video, state.output.poster))
         return False
 
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
@@ -475,8 +516,22 @@ class Engine:
         # Each input's storage key beside the path its copy gets (``_stage`` copies once the claim is committed).
         stored = assetstore.input_keys(session, row.tenant_id, (row.request or {}).get("inputs") or [])
         staged = tuple(zip(stored, params.inputs, strict=True))
+        # The output's keys, recorded as pending in this (the claim's) transaction: whatever the attempt writes
+        # under them is deleted again unless the asset that names them is recorded.
+        asset_id = new_id()
+        output = OutputKeys(
+            asset_id, storage_keys.video(row.tenant_id, asset_id), storage_keys.poster(row.tenant_id, asset_id)
+        )
+        pendingstore.record(
+            session,
+            (output.video, output.poster),
+            job_id=row.id,
+            attempt=row.attempts,
+            node=self.node,
+            now=self.clock.now(),
+        )
         self._running[row.id] = _Running(
-            row.tenant_id, row.project, row.campaign, row.submitted_by, row.model, inputs=staged
+            row.tenant_id, row.project, row.campaign, row.submitted_by, row.model, inputs=staged, output=output
         )
         if row.started_at is not None:
             if self.metrics is not None:
@@ -491,6 +546,8 @@ class Engine:
             out_dir=self.work_dir,
             signing=signing,
             energy=self.energy,
+            input_keys=tuple(stored),
+            output_keys=output,
         )
 
     def _on_progress(self, outs: list[Progress]) -> None:
@@ -543,7 +600,7 @@ class Engine:
                 energy_method=out.energy_method,
                 error_type=out.error_type,
             )
-        if out.media is not None and out.video_path is not None and state is not None:
+        if out.media is not None and (out.video_path is not None or out.stored is not None) and state is not None:
             with self.tracer.span("job.store", out.job_id, bytes=out.media.bytes):
                 try:
                     self._store_output(out, state)
@@ -556,39 +613,84 @@ class Engine:
             else:
                 error = JobError(type=out.error_type or "about:blank", detail=out.error_detail or "unknown error")
                 jobstore.fail(
-                    session, out.job_id, out.attempt, error, retry=out.retryable, usage=_usage(out), health=self.health
+                    session,
+                    out.job_id,
+                    out.attempt,
+                    error,
+                    retry=out.retryable,
+                    usage=_usage(out),
+                    health=self.health,
+                    storage=self.storage_retry,
+                    now=self.clock.now(),
                 )
+            if state is not None and state.output is not None and not self.executor.reads_store:
+                # A local worker never writes the store: nothing to delete, only the records go.
+                pendingstore.settle(session, (state.output.video, state.output.poster))
+        if state is not None and state.output is not None and self.executor.reads_store:
+            # The task may have written some of the output before it failed (or was lost): delete it.
+            pendingstore.discard(self.db, self.storage, (state.output.video, state.output.poster), self.clock.now())
         self._cleanup(out)
 
     def _store_output(self, out: Finished, state: _Running) -> None:
-        """Put the video and poster into the store and record the asset and the job's success.
+        """Put the video and poster into the store (unless the worker already did: ``out.stored``) and record the
+        asset and the job's success.
 
-        All or nothing: if the store is unavailable the attempt fails with that retryable error (re-queued,
-        attempts permitting) and whatever was already put is deleted; no asset row points at a missing object.
+        All or nothing: if the store is unavailable the attempt fails with that retryable error (re-queued after
+        a back-off, without using an attempt) and whatever was already put is deleted — now, or by the orphan
+        sweep once the store is back (the keys were recorded as pending when the job was claimed). No asset row
+        points at a missing object, and no object stays that no asset names.
         """
-        assert out.media is not None and out.video_path is not None
-        asset_id = new_id()
-        video_key = storage_keys.video(state.tenant_id, asset_id)
-        has_poster = out.poster_path is not None and out.poster_path.exists()
-        poster_key = storage_keys.poster(state.tenant_id, asset_id) if has_poster else None
+        assert out.media is not None
+        output = state.output or OutputKeys(new_id(), "", "")
+        if not output.video:  # a unit made before keys were chosen at the claim
+            output = OutputKeys(
+                output.asset_id,
+                storage_keys.video(state.tenant_id, output.asset_id),
+                storage_keys.poster(state.tenant_id, output.asset_id),
+            )
+        video_key = output.video
+        if out.stored is not None:
+            poster_key = out.stored[1]
+        else:
+            has_poster = out.poster_path is not None and out.poster_path.exists()
+            poster_key = output.poster if has_poster else None
         done = None
         try:
-            self.storage.put_file(video_key, out.video_path, out.media.media_type)
-            if poster_key and out.poster_path:
-                self.storage.put_file(poster_key, out.poster_path, "image/jpeg")
-            done = self._complete(out, asset_id, video_key, poster_key, state)
+            if out.stored is None:
+                assert out.video_path is not None
+                self.storage.put_file(video_key, out.video_path, out.media.media_type)
+                if poster_key and out.poster_path:
+                    self.storage.put_file(poster_key, out.poster_path, "image/jpeg")
+            done = self._complete(out, output.asset_id, video_key, poster_key, state, (output.video, output.poster))
         except StorageUnavailable as exc:
             log.warning("job %s attempt %d: output not stored: %s", out.job_id, out.attempt, exc.detail)
             error = JobError(type=exc.type, detail=f"the output could not be stored: {exc.detail}")
             with self.db.write() as session:
-                jobstore.fail(session, out.job_id, out.attempt, error, retry=True, usage=_usage(out))
+                jobstore.fail(
+                    session,
+                    out.job_id,
+                    out.attempt,
+                    error,
+                    retry=True,
+                    usage=_usage(out),
+                    storage=self.storage_retry,
+                    now=self.clock.now(),
+                )
         finally:
             if done is None:  # not recorded, or a stale attempt the job moved on without
-                discard(self.storage, video_key, poster_key)
+                pendingstore.discard(self.db, self.storage, (output.video, output.poster), self.clock.now())
 
     def _complete(
-        self, out: Finished, asset_id: str, video_key: str, poster_key: str | None, state: _Running
+        self,
+        out: Finished,
+        asset_id: str,
+        video_key: str,
+        poster_key: str | None,
+        state: _Running,
+        pending: tuple[str, ...] = (),
     ) -> JobRow | None:
+        """Record the asset and the job's success (None: a stale attempt); the output's keys stop being pending
+        in the same transaction."""
         assert out.media is not None
         media = out.media
         asset = AssetRow(
@@ -613,7 +715,10 @@ class Engine:
             created_at=self.clock.now(),
         )
         with self.db.write() as session:
-            return jobstore.complete(session, out.job_id, out.attempt, asset, _usage(out))
+            row = jobstore.complete(session, out.job_id, out.attempt, asset, _usage(out))
+            if row is not None:
+                pendingstore.settle(session, pending)
+            return row
 
     def _cleanup(self, out: Finished) -> None:
         """Remove the attempt's files from the work dir: its output (if not moved into the store) and inputs."""
@@ -632,6 +737,16 @@ class Engine:
             return
         self._last_housekeeping = now
         self.idle.tick(busy=len(self._units))
+        if now - self._last_sweep >= _SWEEP_INTERVAL_S and (self.leader is None or self.leader.fence is not None):
+            self._last_sweep = now
+            try:
+                deleted, failed = pendingstore.sweep(
+                    self.db, self.storage, grace_s=self.orphan_grace_s, now=self.clock.now()
+                )
+                if deleted or failed:
+                    log.info("orphan sweep: %d objects deleted, %d left for later", deleted, failed)
+            except Exception:  # the sweep is tidying: it never stops the loop
+                log.exception("orphan sweep failed")
         running = self.executor.running()
         if running:
             with self.db.read() as session:
@@ -668,4 +783,4 @@ def _usage(out: Finished) -> jobstore.AttemptUsage:
     worker only waited, so its time and energy are not charged; the vendor's charge is."""
     if out.vendor is not None:
         return jobstore.AttemptUsage(0.0, 0.0, "vendor", vendor=out.vendor)
-    return jobstore.AttemptUsage(out.seconds, out.energy_j, out.energy_method)
+    return jobstore.AttemptUsage(out.seconds, out.energy_j, out.energy_method, rates=out.rates)

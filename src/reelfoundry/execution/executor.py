@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 class Executor(abc.ABC):
     """Runs WorkItems somewhere and reports their progress and results."""
 
+    #: Its workers read inputs from and write outputs to the object store themselves (no disk shared with the
+    #: engine): the engine then does not copy inputs into its work dir, and a successful ``Finished`` says where
+    #: the output was stored (``Finished.stored``) instead of handing over local files.
+    reads_store: bool = False
+
     @abc.abstractmethod
     def free_slots(self) -> int:
         """How many more units ``execute`` would accept now. Called by the engine before it claims jobs."""

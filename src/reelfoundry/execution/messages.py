@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import VendorCharge
@@ -11,6 +12,15 @@ from reelfoundry.media import MediaInfo
 from reelfoundry.portfolio.base import GenerationParams
 from reelfoundry.provenance.manifest import Signing
 from reelfoundry.schema import ModelCard
+
+
+@dataclass(frozen=True)
+class OutputKeys:
+    """The asset an attempt's output becomes and the storage keys of its video and poster."""
+
+    asset_id: str
+    video: str
+    poster: str
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,13 @@ class WorkItem:
     signing: Signing | None = None
     #: How to measure (or model) the attempt's energy; None measures nothing.
     energy: EnergySpec | None = None
+    #: The storage keys of ``params.inputs``, in order. An executor whose workers read the object store
+    #: themselves (``Executor.reads_store``) copies each to a file named like its ``params.inputs`` path on the
+    #: node the attempt runs on; others get ``params.inputs`` already copied by the engine and ignore these.
+    input_keys: tuple[str, ...] = ()
+    #: Where this attempt's video and poster go in the object store (chosen at the claim, when the engine
+    #: records them as pending so that an attempt that dies after writing them leaves nothing behind for good).
+    output_keys: OutputKeys | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,12 @@ class Finished:
     vendor: VendorCharge | None = None
     #: The attempt was lost with its worker (a Ray node that died): the job may be re-queued, attempts permitting.
     retryable: bool = False
+    #: The worker put the output into the object store itself (``Executor.reads_store``): the keys of the video
+    #: and of the poster (None: no poster), those of the item's ``output_keys``; ``video_path`` is then None.
+    stored: tuple[str, str | None] | None = None
+    #: The rates of the node the attempt ran on (``Rates.to_json()``), when the executor priced it there;
+    #: None: the engine's own rates apply.
+    rates: dict[str, Any] | None = None
 
 
 WorkerOutput = Progress | Finished

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from reelfoundry.assets.objectstore import StorageUnavailable
 from reelfoundry.errors import (
     BackendError,
     ConfigurationError,
@@ -120,15 +121,21 @@ def claim_next(session: Session, node: str, lease_until: datetime) -> JobRow | N
     """Claim the next queued job (priority, then age) for ``node``: one job at a time, as a tool or test takes
     them (the engine claims what the scheduler chose, with :func:`claim_ids`). Rows another claimer holds
     locked are passed over (PostgreSQL ``SKIP LOCKED``)."""
+    now = utcnow()
     pick = (
         select(JobRow.id)
-        .where(JobRow.state == JobState.queued.value)
+        .where(JobRow.state == JobState.queued.value, due(now))
         .order_by(JobRow.priority, JobRow.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-    claimed = claim_ids(session, list(session.scalars(pick)), node, lease_until)
+    claimed = claim_ids(session, list(session.scalars(pick)), node, lease_until, now=now)
     return claimed[0] if claimed else None
+
+
+def due(now: datetime) -> Any:
+    """The condition a queued job must meet to be claimed at ``now``: no back-off, or one that has passed."""
+    return or_(JobRow.not_before.is_(None), JobRow.not_before <= now)
 
 
 def claim_ids(
@@ -142,8 +149,9 @@ def claim_ids(
     """Atomically move those of ``ids`` that are still queued to running for ``node``, each with its
     ``job.running`` event; the rows, in the order of ``ids``.
 
-    The scheduler chose ``ids`` from a window it read earlier: a job another node has taken since, or one
-    cancelled meanwhile, is simply not claimed. PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the subquery
+    The scheduler chose ``ids`` from a window it read earlier: a job another node has taken since, one
+    cancelled meanwhile, or one whose back-off (``not_before``) has not passed at ``now`` is simply not
+    claimed. PostgreSQL: ``FOR UPDATE SKIP LOCKED`` in the subquery
     passes over rows another claimer holds locked instead of waiting for it; SQLite: the write lock plus
     ``state = 'queued'`` in the outer UPDATE make the claim exclusive.
 
@@ -158,12 +166,12 @@ def claim_ids(
         leasestore.check_fence(session, fence)  # the lease runs on the wall clock, whatever ``now`` says
     pick = (
         select(JobRow.id)
-        .where(JobRow.id.in_(list(ids)), JobRow.state == JobState.queued.value)
+        .where(JobRow.id.in_(list(ids)), JobRow.state == JobState.queued.value, due(now))
         .with_for_update(skip_locked=True)
     )
     stmt = (
         update(JobRow)
-        .where(JobRow.id.in_(pick), JobRow.state == JobState.queued.value)
+        .where(JobRow.id.in_(pick), JobRow.state == JobState.queued.value, due(now))
         .values(
             state=JobState.running.value,
             attempts=JobRow.attempts + 1,
@@ -200,17 +208,23 @@ class AttemptUsage:
     energy_method: str = "model"
     #: The attempt ran on a vendor's API, which charged this (priced into the cost record).
     vendor: VendorCharge | None = None
+    #: The rates of the node the attempt ran on, when its executor reported them (a Ray node): they become the
+    #: job's meter, so the job is priced at the rates of the node its last attempt ran on.
+    rates: dict[str, Any] | None = None
 
 
 def _with_usage(values: dict[str, Any], usage: AttemptUsage | None) -> dict[str, Any]:
     if usage is None:
         return values
-    return {
+    out = {
         **values,
         "device_seconds": JobRow.device_seconds + usage.seconds,
         "energy_j": JobRow.energy_j + usage.energy_j,
         "energy_method": usage.energy_method,
     }
+    if usage.rates is not None:
+        out["meter"] = usage.rates
+    return out
 
 
 def _cut_short(row: JobRow, now: datetime | None = None) -> AttemptUsage:
@@ -274,6 +288,24 @@ def complete(
     return row
 
 
+#: The error of an attempt that failed only because the object store was unavailable.
+STORAGE_FAILURE = StorageUnavailable.problem_type()
+
+
+@dataclass(frozen=True)
+class StorageRetry:
+    """How a storage outage re-queues: up to ``limit`` such failures per job do not use an attempt, each waiting
+    ``base_s``·2^n (at most ``max_s``) before the job may be claimed again."""
+
+    limit: int = 10
+    base_s: float = 2.0
+    max_s: float = 60.0
+
+    def delay_s(self, retries: int) -> float:
+        """The back-off after the job's ``retries``-th earlier storage failure (0 for the first)."""
+        return float(min(self.max_s, self.base_s * 2 ** min(retries, 30)))
+
+
 @dataclass(frozen=True)
 class Health:
     """When a failing model rests: after ``threshold`` backend failures in a row, for ``cooldown_s``."""
@@ -309,12 +341,16 @@ def fail(
     retry: bool,
     usage: AttemptUsage | None = None,
     health: Health = Health(),
+    storage: StorageRetry = StorageRetry(),
+    now: datetime | None = None,
 ) -> JobRow | None:
     """End the attempt with an error: re-queue if ``retry`` and attempts remain, else failed.
 
     A backend failure (``MODEL_FAILURES``) counts against the model's health and, when the job's route has a
     fallback after the model it is on, re-queues it on that model (``job.rerouted``) whatever ``retry`` says.
-    A job whose cancellation was requested is never re-queued: it ends cancelled.
+    A retryable storage failure (``STORAGE_FAILURE``: the store was down) re-queues the job after a back-off
+    (``not_before``) without using an attempt, up to ``storage.limit`` times. A job whose cancellation was
+    requested is never re-queued: it ends cancelled.
     """
     current = session.get(JobRow, job_id, populate_existing=True, with_for_update=True)
     if current is None or current.state != JobState.running.value or current.attempts != attempt:
@@ -333,7 +369,25 @@ def fail(
             data = {"attempt": attempt, "from": failed_model, "to": fallback}
             append_event(session, row, "job.rerouted", {**data, "error": error.model_dump()})
             return row
-    if retry and current.attempts < current.max_attempts:
+    storage_retries = current.storage_retries or 0
+    if retry and error.type == STORAGE_FAILURE and storage_retries < storage.limit:
+        delay = storage.delay_s(storage_retries)
+        not_before = (now or utcnow()) + timedelta(seconds=delay)
+        values = dict(
+            state=JobState.queued.value,
+            progress=0.0,
+            lease_until=None,
+            worker_node=None,
+            not_before=not_before,
+            storage_retries=storage_retries + 1,
+        )
+        row = _running(session, job_id, attempt, **_with_usage(values, usage))
+        assert row is not None
+        data = {"attempt": attempt, "error": error.model_dump(), "retry_in_s": delay, "uses_attempt": False}
+        append_event(session, row, "job.requeued", data)
+        return row
+    # Attempts the store's outages took are not counted (see above).
+    if retry and current.attempts - storage_retries < current.max_attempts:
         values = dict(state=JobState.queued.value, progress=0.0, lease_until=None, worker_node=None)
         row = _running(session, job_id, attempt, **_with_usage(values, usage))
         assert row is not None

@@ -171,6 +171,11 @@ class JobRow(Base):
     #: The cards of the chosen model and its fallbacks as they were at admission, by id: the engine runs
     #: these, so editing or deleting a card never changes a queued job.
     route_cards: Mapped[dict[str, Any] | None]
+    #: A re-queued job is not claimed before this (a storage outage's back-off); None: at once.
+    not_before: Mapped[datetime | None]
+    #: Attempts that failed only because the object store was unavailable: they do not count against
+    #: ``max_attempts`` (up to ``storage_retry_limit`` of them), so an outage of a few minutes fails no job.
+    storage_retries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class AssetRow(Base):
@@ -386,6 +391,31 @@ class SchedulerLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128), default="")
     epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     expires_at: Mapped[datetime]
+
+
+class PendingObjectRow(Base):
+    """An object an attempt may write before the row that names it exists (its output video and poster): recorded
+    in the claim's transaction, removed in the one that records the asset. A row that outlives its attempt names
+    an orphan, which ``store.pending.sweep`` deletes from the store — whether the attempt failed while the store
+    was down (its own clean-up failed) or its process died between the write and the commit."""
+
+    __tablename__ = "pending_objects"
+    __table_args__ = (
+        Index("ix_pending_objects_job", "job_id", "attempt"),
+        Index("ix_pending_objects_created", "created_at"),
+    )
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(ID)
+    attempt: Mapped[int] = mapped_column(Integer)
+    #: The node whose attempt writes it.
+    node: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    #: When its attempt gave it up (the delete failed): it may be swept at once, not only after the grace.
+    abandoned_at: Mapped[datetime | None]
+    #: Not swept again before this (a failed delete backs off).
+    next_try_at: Mapped[datetime | None]
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class StoredObjectRow(Base):
