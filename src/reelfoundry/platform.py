@@ -223,7 +223,8 @@ class Platform:
     def _executor(self) -> Executor:
         """The executor ``settings.executor`` names: worker processes here (local), or tasks on a Ray cluster
         (``ray``: the cluster at RAY_ADDRESS, else the one on this machine; ``ray://host:port``: that one), each
-        asking for this node's device class as a custom resource (``device_<class>``: its share of the device)."""
+        asking for this node's device class as a custom resource (``device_<class>``: its share of the device) and
+        reading inputs from and writing outputs to the object store of ``settings`` (its storage part) themselves."""
         if self.settings.executor == "local":
             return LocalExecutor(
                 self.settings.worker_slots,
@@ -243,6 +244,7 @@ class Platform:
             address=address or os.environ.get("RAY_ADDRESS", "auto"),
             cancel_grace_s=self.settings.cancel_grace_s,
             memory_limit_mb=self.settings.worker_memory_limit_mb,
+            store_settings=self.settings,
         )
 
     def start(self) -> None:

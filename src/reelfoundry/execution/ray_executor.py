@@ -3,44 +3,128 @@
 A task asks for the custom resource of its device class (``{"device_H100": 1}``, a fraction for a MIG slice or
 a slot's share), so Ray places it only on a node that started with that resource; the engine's placement (one
 slot type per engine) is then honoured on the cluster. The task runs the worker's own code
-(:func:`~reelfoundry.execution.worker.run_item` / ``run_batch``) in a temporary directory of the node it lands on
-and returns the produced video and poster as bytes; the driver writes them where a local worker would have, so the
-engine stores them as usual (no shared disk between the nodes and the engine).
+(:func:`~reelfoundry.execution.worker.run_item` / ``run_batch``) in a temporary directory of the node it lands on.
 
-Progress goes to a small reporter actor on the driver's node, which the executor drains on every ``poll``;
-a cancel is a flag in that actor the task reads at each step boundary (and ``ray.cancel`` past the grace).
-A task whose node dies, or that Ray otherwise loses, ends with a *retryable* ``Finished`` error
+No disk is shared between the nodes and the engine: given ``store_settings`` (the engine's storage settings; only
+those travel, never the database URL or a secret), the executor ``reads_store``. The task then copies each input
+(``WorkItem.input_keys``) from the object store into its temporary directory and runs with ``params.inputs``
+pointing there, and puts the video and poster into the store itself under the keys the engine chose at the claim
+(``WorkItem.output_keys``), reporting them as ``Finished.stored``. A put that fails deletes what the attempt had
+already put and ends the attempt with a retryable ``storage-unavailable`` error. The store is made once per Ray
+worker process from those settings (:func:`~reelfoundry.assets.stores.make_store`, the base store: S3, or a
+directory); its credentials come from the node's own environment (boto3's chain). Without ``store_settings``, or
+for an item without ``output_keys``, the video and poster come back as task results (bytes) and the driver writes
+them to the item's ``out_dir``, as a local worker would.
+
+Each attempt is priced where it ran: the task computes the rates of its node
+(:func:`~reelfoundry.finops.rates.worker_rates` on the node's own ``REELFOUNDRY_WORKER_*`` environment, that of
+the ``ray start`` that started it) with the share of the device the task asked for, and returns them in
+``Finished.rates``; a node that cannot price itself returns None (the engine's rates apply) and logs why.
+
+Progress goes to a small reporter actor on the driver's node, which the executor drains on every ``poll``; the
+task also tells it, when it starts, the node it runs on and that node's rates, so an attempt lost with its node
+is still placed and priced. A cancel is a flag in that actor the task reads at each step boundary (and
+``ray.cancel`` past the grace). ``poll`` waits in short slices and returns as soon as a task ends or a wake fd
+is readable. A task whose node dies, or that Ray otherwise loses, ends with a *retryable* ``Finished`` error
 (``Finished.retryable``): the engine re-queues the job, and the database's attempt fencing keeps it from
 finishing twice. Ray's own task retries are off (``max_retries=0``): the database decides about retries.
-
-Not done: inputs (image/video conditioning files) are staged by the engine in its work dir and are not shipped
-to the task, so jobs with inputs need that dir on the node; metering uses the engine's rates, those of the device
-class the task was pinned to (the node each attempt ran on is logged, not priced separately).
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reelfoundry.errors import BackendError
+from reelfoundry.errors import BackendError, InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.messages import Finished, Progress, WorkBatch, WorkerOutput, WorkItem, WorkUnit
 from reelfoundry.execution.worker import CANCEL as _CANCEL
+
+if TYPE_CHECKING:
+    from reelfoundry.assets.objectstore import ObjectStore
+    from reelfoundry.config import Settings
 
 log = logging.getLogger(__name__)
 
 #: Custom resources a unit asks for: a fixed mapping, or one computed per unit.
 Resources = Mapping[str, float] | Callable[[WorkUnit], Mapping[str, float]]
 
+_DEVICE_PREFIX = "device_"
+#: The settings a task's object store is made from: the only ones that travel to the nodes.
+_STORAGE_FIELDS = (
+    "data_dir",
+    "storage_url",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_addressing_style",
+    "s3_timeout_s",
+    "s3_create_bucket",
+)
+#: How long one wait of ``poll`` lasts before it looks at the wake fds again.
+_WAIT_SLICE_S = 0.02
+
 
 def device_resource(device: str) -> str:
     """The custom resource a node of device class ``device`` offers (``ray start --resources``)."""
-    return f"device_{device}"
+    return f"{_DEVICE_PREFIX}{device}"
+
+
+def storage_settings(settings: Settings) -> Settings:
+    """Only the storage part of ``settings`` (the rest at its defaults, nothing read from the environment), with
+    an absolute data dir: what a task needs to make the store, and no database URL or secret."""
+    from reelfoundry.config import Settings
+
+    values = {name: getattr(settings, name) for name in _STORAGE_FIELDS}
+    values["data_dir"] = Path(values["data_dir"]).resolve()
+    return Settings.model_construct(**values)
+
+
+# -- inside the task (on a node) ---------------------------------------------------------------------------------
+
+#: The object stores this Ray worker process made, by their storage settings.
+_STORES: dict[tuple[Any, ...], ObjectStore] = {}
+#: This node's rates at a device share of 1 (its environment does not change while the process lives).
+_NODE_RATES: list[Any] = []
+
+
+def _store_for(settings: Settings) -> ObjectStore:
+    """The base store ``settings`` name (S3 or a directory, never a tiered one), made once per process."""
+    from reelfoundry.assets.stores import make_store
+
+    key = tuple(getattr(settings, name) for name in _STORAGE_FIELDS)
+    store = _STORES.get(key)
+    if store is None:
+        store = _STORES[key] = make_store(settings)
+    return store
+
+
+def _node_rates(resources: Mapping[str, float]) -> dict[str, Any] | None:
+    """This node's rates (``Rates.to_json()``) from its own environment, with the device share the task asked
+    for (its ``device_*`` resource; without one, the node's settings decide). None, logged, if they cannot be
+    found: the attempt is then priced at the engine's rates, never failed for it."""
+    try:
+        from reelfoundry.config import Settings
+        from reelfoundry.finops.catalog import load_catalog
+        from reelfoundry.finops.meter import parse_share
+        from reelfoundry.finops.rates import worker_rates
+
+        if not _NODE_RATES:
+            _NODE_RATES.append(worker_rates(Settings(), load_catalog()))
+        rates = _NODE_RATES[0]
+        asked = [amount for name, amount in resources.items() if name.startswith(_DEVICE_PREFIX)]
+        if asked:
+            rates = replace(rates, device_share=parse_share(Decimal(str(asked[0]))))
+        result: dict[str, Any] = rates.to_json()
+        return result
+    except Exception:
+        log.warning("Ray executor: this node cannot price its attempts; the engine's rates apply", exc_info=True)
+        return None
 
 
 class _Reporter:
@@ -64,14 +148,25 @@ class _Reporter:
         return [j for j in job_ids if j in self.cancelled]
 
 
-class _TaskConn:
-    """What run_item / run_batch expect of their pipe, inside a Ray task: send goes to the reporter actor,
-    poll/recv read the cancels asked for the task's jobs."""
+@dataclass(frozen=True)
+class _Placed:
+    """A task started on a node (sent before it runs anything): where, and at what rates."""
 
-    def __init__(self, reporter: Any, job_ids: list[str]) -> None:
+    jobs: tuple[tuple[str, int], ...]
+    node_id: str
+    node_ip: str
+    rates: dict[str, Any] | None
+
+
+class _TaskConn:
+    """What run_item / run_batch expect of their pipe, inside a Ray task: send goes to the reporter actor (a
+    ``Finished`` with the node's rates), poll/recv read the cancels asked for the task's jobs."""
+
+    def __init__(self, reporter: Any, job_ids: list[str], rates: dict[str, Any] | None) -> None:
         self._reporter = reporter
         self._watch = list(job_ids)
         self._pending: list[Any] = []
+        self._rates = rates
 
     def poll(self, timeout: float = 0.0) -> bool:
         import ray
@@ -86,37 +181,157 @@ class _TaskConn:
         return self._pending.pop(0)
 
     def send(self, message: Any) -> None:
+        if isinstance(message, Finished):
+            message = replace(message, rates=self._rates)
         self._reporter.report.remote(message)
 
 
-def _run_unit(unit: WorkUnit, reporter: Any, memory_limit_mb: int) -> dict[str, Any]:
-    """Body of the Ray task: run the unit in a temporary dir of this node; return its reports and files."""
+def _failed(item: WorkItem, error: ReelFoundryError, retryable: bool, started: float) -> Finished:
+    return Finished(
+        item.job_id,
+        item.attempt,
+        error_type=error.type,
+        error_detail=error.detail,
+        seconds=time.monotonic() - started,
+        retryable=retryable,
+    )
+
+
+def _stage_inputs(store: ObjectStore | None, item: WorkItem, into: Path, started: float) -> WorkItem | Finished:
+    """The item with its inputs copied from the store into ``into`` (each named like its ``params.inputs`` path),
+    or the ``Finished`` that ends it: retryable when the store is unavailable, not when an input is gone."""
+    from reelfoundry.assets.objectstore import StorageUnavailable
+
+    if not item.input_keys:
+        return item
+    if store is None:
+        return _failed(item, StorageUnavailable("the Ray executor was given no storage settings"), True, started)
+    if len(item.input_keys) != len(item.params.inputs):
+        detail = f"{len(item.input_keys)} input keys for {len(item.params.inputs)} inputs"
+        return _failed(item, BackendError(detail), False, started)
+    into.mkdir(parents=True)
+    paths = []
+    for i, (key, original) in enumerate(zip(item.input_keys, item.params.inputs, strict=True)):
+        path = into / Path(original).name
+        try:
+            chunks = store.read_range(key)
+            with path.open("wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+        except StorageUnavailable as exc:
+            return _failed(item, exc, True, started)
+        except FileNotFoundError as exc:
+            if exc.filename is not None and Path(exc.filename) == path:  # this node's disk, not the store
+                return _failed(item, StorageUnavailable(f"could not write input {i}: {exc}"), True, started)
+            return _failed(
+                item, InvalidParameter(f"inputs[{i}]", f"inputs[{i}] is missing from storage"), False, started
+            )
+        except Exception as exc:  # the node's disk (full), or a store error it did not name
+            log.exception("job %s: could not copy input %d from storage", item.job_id, i)
+            return _failed(item, StorageUnavailable(f"could not copy input {i}: {exc}"), True, started)
+        paths.append(path)
+    return replace(item, params=replace(item.params, inputs=tuple(paths)))
+
+
+def _store_outputs(store: ObjectStore, item: WorkItem, f: Finished) -> Finished:
+    """Put the attempt's video and poster into the store under its ``output_keys``; on any failure delete what
+    was put (best effort) and end the attempt with a retryable storage error instead."""
+    from reelfoundry.assets.objectstore import StorageUnavailable, discard
+
+    assert item.output_keys is not None and f.media is not None and f.video_path is not None
+    keys = item.output_keys
+    tried: list[str] = []
+    poster: str | None = None
+    try:
+        tried.append(keys.video)
+        store.put_file(keys.video, f.video_path, f.media.media_type)
+        if f.poster_path is not None and f.poster_path.exists():
+            tried.append(keys.poster)
+            store.put_file(keys.poster, f.poster_path, "image/jpeg")
+            poster = keys.poster
+    except Exception as exc:
+        if not isinstance(exc, StorageUnavailable):
+            log.exception("job %s attempt %d: output not stored", item.job_id, item.attempt)
+        discard(store, *tried)
+        detail = exc.detail if isinstance(exc, ReelFoundryError) else f"{type(exc).__name__}: {exc}"
+        return replace(
+            f,
+            media=None,
+            video_path=None,
+            poster_path=None,
+            error_type=StorageUnavailable.problem_type(),
+            error_detail=f"the output could not be stored: {detail}",
+            retryable=True,
+        )
+    return replace(f, video_path=None, poster_path=None, stored=(keys.video, poster))
+
+
+def _run_unit(
+    unit: WorkUnit,
+    reporter: Any,
+    memory_limit_mb: int,
+    store_settings: Settings | None = None,
+    resources: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Body of the Ray task: run the unit in a temporary dir of this node, inputs read from and outputs put into
+    the object store where the items say so; return the ``Finished`` of each job (with the node's rates) and, for
+    outputs not stored, the video's and poster's bytes."""
     import tempfile
 
     import ray
 
+    from reelfoundry.assets.objectstore import StorageUnavailable
     from reelfoundry.execution import worker
 
+    started = time.monotonic()
+    items = unit.items if isinstance(unit, WorkBatch) else (unit,)
+    node_id = ray.get_runtime_context().get_node_id()
+    node_ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    rates = _node_rates(resources or {})
+    reporter.report.remote(_Placed(tuple((i.job_id, i.attempt) for i in items), node_id, node_ip, rates))
+    reports: list[Finished] = []
+    store: ObjectStore | None = None
+    if store_settings is not None and any(i.input_keys or i.output_keys for i in items):
+        try:
+            store = _store_for(store_settings)
+        except Exception as exc:  # a bucket that cannot be created, a client that cannot be made
+            error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(f"{type(exc).__name__}: {exc}")
+            reports = [_failed(i, error, True, started) for i in items]
+            items = ()
     with tempfile.TemporaryDirectory(prefix="reelfoundry-ray-") as tmp:
         out_dir = Path(tmp)
-        if isinstance(unit, WorkItem):
-            local: WorkUnit = replace(unit, out_dir=out_dir)
-        else:
-            local = WorkBatch(tuple(replace(i, out_dir=out_dir) for i in unit.items))
-        items = local.items if isinstance(local, WorkBatch) else (local,)
-        conn = _TaskConn(reporter, [i.job_id for i in items])
-        if isinstance(local, WorkItem):
-            finished, _ = worker.run_item(conn, local, {}, memory_limit_mb)  # type: ignore[arg-type]
-            reports = [finished]
-        else:
-            reports, _ = worker.run_batch(conn, local, {}, memory_limit_mb)  # type: ignore[arg-type]
-        results = []
-        for f in reports:
+        runnable: list[WorkItem] = []
+        for item in items:
+            staged = _stage_inputs(
+                store, replace(item, out_dir=out_dir), out_dir / f"{item.job_id}-{item.attempt}", started
+            )
+            if isinstance(staged, Finished):
+                reports.append(staged)
+            else:
+                runnable.append(staged)
+        conn = _TaskConn(reporter, [i.job_id for i in runnable], rates)
+        if isinstance(unit, WorkItem) and runnable:
+            finished, _ = worker.run_item(conn, runnable[0], {}, memory_limit_mb)  # type: ignore[arg-type]
+            reports.append(finished)
+        elif runnable:
+            done, _ = worker.run_batch(conn, WorkBatch(tuple(runnable)), {}, memory_limit_mb)  # type: ignore[arg-type]
+            reports.extend(done)
+        by_job = {i.job_id: i for i in runnable}
+        results: list[tuple[Finished, bytes | None, bytes | None]] = []
+        for report in reports:
+            f = replace(report, rates=rates)
+            ran = by_job.get(f.job_id)
+            produced = f.media is not None and f.video_path is not None and f.error_type is None and not f.cancelled
+            if produced and ran is not None and ran.output_keys is not None and store is not None:
+                results.append((_store_outputs(store, ran, f), None, None))
+                continue
             video = f.video_path.read_bytes() if f.video_path is not None and f.video_path.exists() else None
             poster = f.poster_path.read_bytes() if f.poster_path is not None and f.poster_path.exists() else None
             results.append((f, video, poster))
-    node_ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-    return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": node_ip, "reports": results}
+    return {"node_id": node_id, "node_ip": node_ip, "reports": results}
+
+
+# -- on the driver (the engine's process) ------------------------------------------------------------------------
 
 
 @dataclass
@@ -127,6 +342,8 @@ class _Task:
     jobs: dict[str, WorkItem] = field(default_factory=dict)
     cancel_sent: dict[str, float] = field(default_factory=dict)
     killed: bool = False
+    #: The rates of the node the task runs on, once it said (``_Placed``).
+    rates: dict[str, Any] | None = None
 
 
 class RayExecutor(Executor):
@@ -134,8 +351,11 @@ class RayExecutor(Executor):
 
     ``address`` is given to ``ray.init`` (``"auto"``, ``host:port`` or ``ray://host:port``); with token
     authentication (``RAY_AUTH_MODE=token``) the driver needs the cluster's token (``RAY_AUTH_TOKEN`` or
-    ``RAY_AUTH_TOKEN_PATH``), as every node does.
+    ``RAY_AUTH_TOKEN_PATH``), as every node does. With ``store_settings`` the tasks read inputs from and write
+    outputs to the object store those settings name (``reads_store``); without, outputs come back as bytes.
     """
+
+    reads_store = True
 
     def __init__(
         self,
@@ -145,6 +365,7 @@ class RayExecutor(Executor):
         address: str | None = None,
         cancel_grace_s: float = 10.0,
         memory_limit_mb: int = 0,
+        store_settings: Settings | None = None,
     ) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -157,6 +378,9 @@ class RayExecutor(Executor):
         self._cancel_grace_s = cancel_grace_s
         self._memory_limit_mb = memory_limit_mb
         self._resources = resources
+        self._store_settings = storage_settings(store_settings) if store_settings is not None else None
+        if self._store_settings is None:
+            self.reads_store = False  # the tasks cannot reach the store: the engine stages and stores
         here = ray.get_runtime_context().get_node_id()
         # The reporter lives on the driver's node: a worker node that dies takes no progress or cancel with it.
         self._reporter: Any = (
@@ -181,9 +405,10 @@ class RayExecutor(Executor):
 
     def execute(self, items: Sequence[WorkUnit]) -> None:
         for unit in items:
-            ref = self._remote.options(
-                num_cpus=0, resources=self._resources_for(unit), max_retries=0, retry_exceptions=False
-            ).remote(unit, self._reporter, self._memory_limit_mb)
+            resources = self._resources_for(unit)
+            ref = self._remote.options(num_cpus=0, resources=resources, max_retries=0, retry_exceptions=False).remote(
+                unit, self._reporter, self._memory_limit_mb, self._store_settings, resources
+            )
             jobs = unit.items if isinstance(unit, WorkBatch) else (unit,)
             self._tasks.append(_Task(unit, ref, time.monotonic(), {i.job_id: i for i in jobs}))
 
@@ -193,15 +418,28 @@ class RayExecutor(Executor):
                 task.cancel_sent[job_id] = time.monotonic()
                 self._reporter.cancel.remote(job_id)
 
+    def _wait(self, timeout: float, wake_fds: tuple[int, ...]) -> None:
+        """Until a task ends, a wake fd is readable (not drained: the engine does) or ``timeout`` passes."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        refs = [t.ref for t in self._tasks]
+        fds = list(wake_fds)
+        while True:
+            left = deadline - time.monotonic()
+            if not refs:
+                if fds or left > 0:
+                    select.select(fds, [], [], max(left, 0.0))
+                return
+            if fds and select.select(fds, [], [], 0)[0]:
+                return
+            if left <= 0:
+                return
+            ready, _ = self._ray.wait(refs, num_returns=1, timeout=min(left, _WAIT_SLICE_S))
+            if ready:
+                return
+
     def poll(self, timeout: float, wake_fds: tuple[int, ...] = ()) -> list[WorkerOutput]:
         ray = self._ray
-        refs = [t.ref for t in self._tasks]
-        if refs:
-            ray.wait(refs, num_returns=1, timeout=timeout)
-        elif timeout > 0:
-            import select
-
-            select.select(list(wake_fds), [], [], timeout)
+        self._wait(timeout, wake_fds)
         outputs: list[WorkerOutput] = []
         try:
             messages = ray.get(self._reporter.drain.remote(), timeout=30)
@@ -209,6 +447,9 @@ class RayExecutor(Executor):
             log.exception("Ray executor: could not read progress")
             messages = []
         for msg in messages:
+            if isinstance(msg, _Placed):
+                self._placed(msg)
+                continue
             task = self._task_of(msg.job_id)
             if task is None or msg.attempt != task.jobs[msg.job_id].attempt:
                 continue
@@ -230,6 +471,16 @@ class RayExecutor(Executor):
                 outputs.extend(self._abandon(task, detail))
         return outputs
 
+    def _placed(self, msg: _Placed) -> None:
+        """A task said where it runs: record it for its jobs (those of this attempt)."""
+        for job_id, attempt in msg.jobs:
+            task = self._task_of(job_id)
+            if task is None or task.jobs[job_id].attempt != attempt:
+                continue
+            task.rates = msg.rates
+            self.placements[job_id] = (msg.node_id, msg.node_ip)
+            log.info("Ray executor: job %s attempt %d runs on node %s (%s)", job_id, attempt, msg.node_ip, msg.node_id)
+
     def _task_of(self, job_id: str) -> _Task | None:
         return next((t for t in self._tasks if job_id in t.jobs), None)
 
@@ -246,7 +497,7 @@ class RayExecutor(Executor):
             ended = []
             for job_id, item in task.jobs.items():
                 if job_id in task.cancel_sent:
-                    ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share))
+                    ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share, rates=task.rates))
                 else:
                     ended.append(
                         Finished(
@@ -256,6 +507,7 @@ class RayExecutor(Executor):
                             error_detail=detail,
                             seconds=share,
                             retryable=lost,
+                            rates=task.rates,
                         )
                     )
             task.jobs.clear()
@@ -288,11 +540,16 @@ class RayExecutor(Executor):
         ended = []
         for job_id, item in task.jobs.items():
             if error is None or job_id in task.cancel_sent:
-                ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share))
+                ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share, rates=task.rates))
             else:
                 ended.append(
                     Finished(
-                        job_id, item.attempt, error_type=BackendError.problem_type(), error_detail=error, seconds=share
+                        job_id,
+                        item.attempt,
+                        error_type=BackendError.problem_type(),
+                        error_detail=error,
+                        seconds=share,
+                        rates=task.rates,
                     )
                 )
         task.jobs.clear()
@@ -305,4 +562,4 @@ class RayExecutor(Executor):
         self._ray.kill(self._reporter)
 
 
-__all__ = ["Progress", "RayExecutor", "device_resource"]
+__all__ = ["Progress", "RayExecutor", "device_resource", "storage_settings"]
