@@ -16,7 +16,6 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from reelfoundry.assets import keys
-from reelfoundry.assets.objectstore import discard
 from reelfoundry.errors import InvalidTransition
 from reelfoundry.governance.review import check_transition, decide
 from reelfoundry.localfiles import temp_dir
@@ -25,6 +24,7 @@ from reelfoundry.provenance.manifest import sign_review
 from reelfoundry.schema import Asset, Publication, ReviewCreate, ReviewState
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import audit
+from reelfoundry.store import pending as pendingstore
 from reelfoundry.store.events import append_event
 from reelfoundry.store.keys import Principal
 from reelfoundry.store.tables import ApiKeyRow, AssetRow, JobRow, TenantRow
@@ -140,18 +140,21 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
             )
         data = out.read_bytes()
         digest, size = hashlib.sha256(data).hexdigest(), len(data)
+        with platform.db.write() as session:  # recorded first: a process that dies after the put leaves no orphan
+            pendingstore.record(session, [key], job_id=None, attempt=0, node=platform.node, now=published_at)
         platform.storage.put_file(key, out, row.media_type)
     try:
         with platform.db.write() as session:
             current = assetstore.get_asset(session, row.tenant_id, row.id)
             check_transition(ReviewState(current.review_state), ReviewState.published)
             assetstore.record_publication(session, current, key=key, sha256=digest, size=size, at=published_at)
+            pendingstore.settle(session, [key])
             facts = {"published_sha256": digest, "bytes": size}
             audit.append_by(session, principal, "asset.published", subject=row.id, data=facts)
             _job_event(session, current, "asset.published", {"asset_id": row.id, **facts})
             return current, True
     except InvalidTransition:
-        discard(platform.storage, key)
+        pendingstore.discard(platform.db, platform.storage, [key])
         # Another request published it first: hand out a URL to that rendition.
         with platform.db.read() as session:
             current = assetstore.get_asset(session, row.tenant_id, row.id)
@@ -159,7 +162,7 @@ def _publish(platform: Platform, principal: Principal, row: AssetRow) -> tuple[A
             return current, False
         raise
     except BaseException:
-        discard(platform.storage, key)
+        pendingstore.discard(platform.db, platform.storage, [key])
         raise
 
 

@@ -60,15 +60,18 @@ def discard(db: Database, store: ObjectStore, keys: Iterable[str | None], now: d
             log.warning("could not delete %s now (%s); it is left to the orphan sweep", key, exc)
             left.append(key)
     stamp = now or utcnow()
-    with db.write() as session:
-        settle(session, gone)
-        if left:
-            session.execute(
-                update(PendingObjectRow)
-                .where(PendingObjectRow.key.in_(left))
-                .values(abandoned_at=stamp, next_try_at=stamp)
-                .execution_options(synchronize_session=False)
-            )
+    try:
+        with db.write() as session:
+            settle(session, gone)
+            if left:
+                session.execute(
+                    update(PendingObjectRow)
+                    .where(PendingObjectRow.key.in_(left))
+                    .values(abandoned_at=stamp, next_try_at=stamp)
+                    .execution_options(synchronize_session=False)
+                )
+    except Exception:  # the database is down too: the rows stay, and the sweep takes them after the grace
+        log.warning("could not update the pending objects %s", [*gone, *left], exc_info=True)
     return len(left)
 
 

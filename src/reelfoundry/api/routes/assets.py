@@ -13,7 +13,6 @@ from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Publisher, Reader, 
 from reelfoundry.api.files import binary_body, binary_response, original_response, poster_response
 from reelfoundry.api.uploads import receive_upload
 from reelfoundry.assets import keys
-from reelfoundry.assets.objectstore import discard
 from reelfoundry.errors import UnsupportedMediaType
 from reelfoundry.ids import new_id
 from reelfoundry.media.images import IMAGE_TYPES, inspect_image
@@ -21,6 +20,8 @@ from reelfoundry.media.sniff import OCTET_STREAM, sniff_file
 from reelfoundry.schema import Asset, Page, Publication, ReviewCreate, ReviewState
 from reelfoundry.schema.text import PRINTABLE
 from reelfoundry.store import assets as assetstore
+from reelfoundry.store import pending as pendingstore
+from reelfoundry.store.tables import utcnow
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 #: What an asset's content can be: generated video, or an uploaded image.
@@ -81,8 +82,10 @@ async def upload_asset(
         key = keys.upload(principal.tenant_id, asset_id, media_type)
 
         def store() -> Asset:
-            platform.storage.put_file(key, upload.path, media_type)  # local store: a rename (tmp is beside media)
+            with platform.db.write() as session:  # recorded first: a process that dies after the put leaves no orphan
+                pendingstore.record(session, [key], job_id=None, attempt=0, node=platform.node, now=utcnow())
             try:
+                platform.storage.put_file(key, upload.path, media_type)  # local store: a rename (tmp beside media)
                 with platform.db.write() as session:
                     row = assetstore.add_upload(
                         session,
@@ -98,9 +101,10 @@ async def upload_asset(
                         campaign=campaign,
                         created_by=principal.key_id,
                     )
+                    pendingstore.settle(session, [key])
                     return assetstore.to_asset(row)
             except BaseException:
-                discard(platform.storage, key)
+                pendingstore.discard(platform.db, platform.storage, [key])
                 raise
 
         return await run_in_threadpool(store)
