@@ -8,6 +8,9 @@ against a takeover: whichever commits second sees the other's outcome, so a depo
 cannot commit after its successor took over. SQLite serialises all writers anyway.
 
 The row is made by the migration, so taking the lease is always an UPDATE, never a racing INSERT.
+
+Expiry is judged by the database's clock (:func:`db_now`), not each scheduler's: two schedulers whose clocks
+disagree still agree on who holds the lease.
 """
 
 from __future__ import annotations
@@ -15,12 +18,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from reelfoundry.store.tables import SchedulerLeaseRow, utcnow
 
 SCHEDULER = "scheduler"
+
+
+def db_now(session: Session) -> datetime:
+    """The time by the database's clock (PostgreSQL ``clock_timestamp()``); SQLite lives in this process's
+    machine, whose clock it is."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        value = session.execute(select(func.clock_timestamp())).scalar_one()
+        assert isinstance(value, datetime)
+        return value
+    return utcnow()
 
 
 class Deposed(Exception):
@@ -42,7 +56,7 @@ def acquire(
     """Renew the lease if ``holder`` has it, else take it over if it has expired (epoch + 1).
 
     Returns the epoch held, or None if another holder's lease is still running."""
-    now = now or utcnow()
+    now = now or db_now(session)
     until = now + timedelta(seconds=ttl_s)
     renewed = session.execute(
         update(SchedulerLeaseRow)
@@ -63,7 +77,7 @@ def acquire(
 
 def release(session: Session, fence: Fence, *, now: datetime | None = None) -> bool:
     """Give the lease up at a clean stop, so a standby takes over at once (only if still held under ``fence``)."""
-    now = now or utcnow()
+    now = now or db_now(session)
     result = session.execute(
         update(SchedulerLeaseRow)
         .where(
@@ -79,7 +93,7 @@ def release(session: Session, fence: Fence, *, now: datetime | None = None) -> b
 
 def check_fence(session: Session, fence: Fence, *, now: datetime | None = None) -> None:
     """Raise :class:`Deposed` unless ``fence`` still holds an unexpired lease; lock the row for the transaction."""
-    now = now or utcnow()
+    now = now or db_now(session)
     row = session.execute(
         select(SchedulerLeaseRow.holder, SchedulerLeaseRow.epoch, SchedulerLeaseRow.expires_at)
         .where(SchedulerLeaseRow.name == fence.name)
@@ -92,7 +106,7 @@ def check_fence(session: Session, fence: Fence, *, now: datetime | None = None) 
 
 def holder(session: Session, *, now: datetime | None = None, name: str = SCHEDULER) -> tuple[str, int] | None:
     """Who holds an unexpired lease and under which epoch (None if nobody)."""
-    now = now or utcnow()
+    now = now or db_now(session)
     row = session.execute(
         select(SchedulerLeaseRow.holder, SchedulerLeaseRow.epoch).where(
             SchedulerLeaseRow.name == name, SchedulerLeaseRow.expires_at > now, SchedulerLeaseRow.holder != ""

@@ -148,3 +148,20 @@ def test_a_claim_racing_a_takeover_waits_for_it_and_is_refused(pg_url: str) -> N
         assert _state(db, job_id) == (JobState.queued.value, 0, None)
     finally:
         db.dispose()
+
+
+def test_expiry_is_judged_by_the_database_clock_not_the_schedulers(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.write() as s:
+        assert leasestore.acquire(s, "a", ttl_s=30) == 1
+    # b's clock runs an hour fast: by its own reading a's lease ran out long ago.
+    fast = utcnow() + timedelta(hours=1)
+    monkeypatch.setattr(leasestore, "utcnow", lambda: fast)
+    with database.write() as s:
+        taken = leasestore.acquire(s, "b", ttl_s=30)
+        held = leasestore.holder(s)
+    if database.dialect == "postgresql":  # the database's clock decides: a still holds it
+        assert taken is None and held == ("a", 1)
+    else:  # SQLite is a file on this machine: its clock is this process's (so the fast one wins here)
+        assert taken == 2 and held == ("b", 2)
