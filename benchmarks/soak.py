@@ -157,6 +157,7 @@ def main() -> None:
                                 rejected[f"HTTP {r.status_code}: {r.text[:120]}"] += 1
 
             faults: list[str] = []
+            killed_scheduler: list[Node] = []
 
             def inject() -> None:
                 plan = [(0.2, "worker"), (0.4, "scheduler"), (0.6, "storage")]
@@ -175,6 +176,7 @@ def main() -> None:
                             faults.append(f"{at:6.1f} s: no leader found to kill")
                             continue
                         leader.kill()
+                        killed_scheduler.append(leader)
                         other = next(s for s in schedulers if s is not leader)
                         t_kill = time.monotonic()
                         while other.role_check() != "leader" and time.monotonic() - t_kill < 60:
@@ -236,12 +238,20 @@ def main() -> None:
             succeeded_without_asset = [
                 i for i in submitted if i in by_id and by_id[i].state == "succeeded" and not per_job[i]
             ]
-            referenced = {k for a in assets for k in (a.storage_key, a.poster_key) if k}
             s3 = weed.client()
-            keys: list[str] = []
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
-                keys += [o["Key"] for o in page.get("Contents", [])]
-            orphans = [k for k in keys if k[len(prefix) + 1 :] not in referenced and k not in referenced]
+
+            def orphan_objects() -> tuple[list[str], list[str], int]:
+                """Keys under the prefix, those no asset row names, and the objects still pending a sweep."""
+                with db.connect() as conn:
+                    named = conn.execute(text("SELECT storage_key, poster_key FROM assets")).all()
+                    waiting = int(conn.execute(text("SELECT count(*) FROM pending_objects")).scalar_one())
+                referenced = {k for a in named for k in (a.storage_key, a.poster_key) if k}
+                keys: list[str] = []
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
+                    keys += [o["Key"] for o in page.get("Contents", [])]
+                return keys, [k for k in keys if k[len(prefix) + 1 :] not in referenced], waiting
+
+            keys, orphans, waiting = orphan_objects()
 
             def leftover_files() -> list[str]:
                 found = []
@@ -253,11 +263,19 @@ def main() -> None:
                 return found
 
             leftovers_before = leftover_files()
-            if not args.no_faults:  # the killed worker node starts again on its data dir: it clears what it left
-                workers[0].stop()
-                nodes.append(Node("w1-restarted", workers[0].data_dir, slot_env, ["--role", "worker"]))
-                wait_ready(nodes[-1].url, 120)
+            if not args.no_faults:
+                # The killed nodes start again on their data dirs: each clears its work dir and marks what its
+                # dead attempts left pending as abandoned, which the leader's orphan sweep (every 5 s) deletes.
+                dead_nodes = [(workers[0], "worker"), *((n, "scheduler") for n in killed_scheduler)]
+                for dead, role in dead_nodes:
+                    dead.stop()
+                    nodes.append(Node(f"{dead.name}-restarted", dead.data_dir, slot_env, ["--role", role]))
+                    wait_ready(nodes[-1].url, 120)
+                t_sweep = time.monotonic()
+                while orphan_objects()[1] and time.monotonic() - t_sweep < 30:
+                    time.sleep(1)
             leftovers = leftover_files()
+            keys_after, orphans_after, waiting_after = orphan_objects()
             failed_rows = [by_id[i] for i in submitted if i in by_id and by_id[i].state == "failed"]
 
             ok = sum(1 for i in submitted if by_id.get(i) is not None and by_id[i].state == "succeeded")
@@ -275,9 +293,14 @@ def main() -> None:
             print(f"{'succeeded jobs without an asset':<44}{len(succeeded_without_asset):>8}")
             print(f"{'objects under the prefix':<44}{len(keys):>8}")
             print(f"{'half-written/orphan objects (no asset row)':<44}{len(orphans):>8}")
+            print(f"{'  of which pending (recorded, to be swept)':<44}{waiting:>8}")
             print(f"{'.part/.tmp/media files in node data dirs':<44}{len(leftovers_before):>8}")
             if not args.no_faults:
-                print(f"{'  same, after the killed worker restarted':<44}{len(leftovers):>8}")
+                print(f"{'after the killed nodes restarted + sweep:':<44}")
+                print(f"{'  objects under the prefix':<44}{len(keys_after):>8}")
+                print(f"{'  orphan objects (no asset row)':<44}{len(orphans_after):>8}")
+                print(f"{'  pending objects left':<44}{waiting_after:>8}")
+                print(f"{'  .part/.tmp/media files in node data dirs':<44}{len(leftovers):>8}")
             print(f"{'wall time, first submit to all final (s)':<44}{elapsed:>8.1f}")
             print(f"{'throughput (succeeded jobs/s)':<44}{ok / elapsed:>8.2f}")
             print(f"{'job.requeued events':<44}{len(requeues):>8}")
