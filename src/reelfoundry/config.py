@@ -187,6 +187,12 @@ class Settings(BaseSettings):
     )
     signing_key: Path | None = Field(None, description="PEM private key of the signing certificate.")
     signing_trust_anchor: Path | None = Field(None, description="PEM of the CA that verification trusts.")
+    admin_key: SecretStr | None = Field(
+        None,
+        description="The operator's first admin key (rf_<id>_<secret>, e.g. from a Kubernetes Secret; "
+        "`reelfoundry keys token` makes one): a database whose operator tenant has no key yet gets this one, and "
+        "no admin.key file is written. Ignored once the operator has keys.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs delivery URLs and web UI sessions; API nodes behind one address share it. "

@@ -129,7 +129,8 @@ class Platform:
         return DeliverySigner(derive(self.secret, "delivery"), self.settings.delivery_url_ttl_s)
 
     def bootstrap(self) -> None:
-        """Migrate, and on a fresh data dir create the operator tenant and its admin key file."""
+        """Migrate, and on a fresh database create the operator tenant and its admin key: the configured
+        ``admin_key`` (no file written), else a new one written to the data dir's admin key file."""
         try:
             self.db.migrate()
         except OperationalError as exc:
@@ -140,7 +141,13 @@ class Platform:
             for card in self.portfolio.cards.values():
                 audit.record_model(session, card)
         key_path = self.settings.admin_key_path
-        if key_path.exists():
+        given = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
+        if given is not None:
+            try:  # a typo is reported at every start, not only on the first
+                keystore.parse_token(given)
+            except ValueError as exc:
+                raise ConfigurationError(f"admin_key: {exc}") from None
+        if key_path.exists() and given is None:
             self.sealer.seal_now()
             return
         with self.db.write() as session:
@@ -148,13 +155,21 @@ class Platform:
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK})
             tenant = keystore.get_or_create_tenant(session, keystore.OPERATOR_TENANT, is_operator=True)
             has_key = session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.tenant_id == tenant.id).limit(1))
-            token = None if has_key else keystore.create_key(session, tenant, "bootstrap-admin", Role.admin)[1]
-        if token is None:
-            # Another node (sharing this database) bootstrapped: its admin key file is the operator's.
-            log.info("the operator tenant has keys already; no admin key file in %s", key_path.parent)
-        else:
+            token = None
+            if not has_key and given is not None:  # the operator brought its own key (a Kubernetes Secret)
+                try:
+                    keystore.import_key(session, tenant, "bootstrap-admin", Role.admin, given)
+                except ValueError as exc:
+                    raise ConfigurationError(f"admin_key: {exc}") from None
+                log.info("the operator's admin key is the configured REELFOUNDRY_ADMIN_KEY")
+            elif not has_key:
+                token = keystore.create_key(session, tenant, "bootstrap-admin", Role.admin)[1]
+        if token is not None:
             write_private(key_path, token + "\n")
             log.info("created admin key in %s", key_path)
+        elif given is None:
+            # Another node (sharing this database) bootstrapped: its admin key file is the operator's.
+            log.info("the operator tenant has keys already; no admin key file in %s", key_path.parent)
         self.sealer.seal_now()
 
     def _lock_data_dir(self) -> None:

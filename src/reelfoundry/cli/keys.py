@@ -1,4 +1,4 @@
-"""``reelfoundry keys create|list|revoke`` (admin)."""
+"""``reelfoundry keys create|list|revoke`` (admin) and ``keys token`` (offline)."""
 
 from __future__ import annotations
 
@@ -50,3 +50,12 @@ def keys_revoke(key_id: str, as_json: AsJson = False) -> None:
     """Revoke a key."""
     key = client().json("DELETE", f"/v1/keys/{_id('key', key_id)}")
     emit(key, as_json, f"revoked key {key_id}")
+
+
+@keys_app.command("token")
+def keys_token() -> None:
+    """Print a new key token, made here without a server: give it to a fresh deployment as REELFOUNDRY_ADMIN_KEY
+    (e.g. in a Kubernetes Secret) and it becomes the operator's first admin key."""
+    from reelfoundry.store.keys import new_token
+
+    out.print(new_token(), highlight=False)

@@ -87,6 +87,58 @@ def create_key(
     return row, f"rf_{row.id}_{secret}"
 
 
+#: The least length of a key's secret part (``secrets.token_urlsafe(32)`` makes 43 characters).
+MIN_SECRET_CHARS = 32
+
+
+def new_token() -> str:
+    """A fresh key token (``rf_<id>_<secret>``), made offline: :func:`import_key` stores it later."""
+    return f"rf_{new_id()}_{secrets.token_urlsafe(32)}"
+
+
+def parse_token(token: str) -> tuple[str, str]:
+    """A token made elsewhere as (key id, secret); ValueError, saying what is wrong, unless it is
+    ``rf_<id>_<secret>`` with a secret of at least ``MIN_SECRET_CHARS`` URL-safe characters."""
+    parts = token.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != "rf" or not is_id(parts[1]):
+        raise ValueError("a key looks like rf_<26-character id>_<secret>; make one with `reelfoundry keys token`")
+    secret = parts[2]
+    if len(secret) < MIN_SECRET_CHARS or not all(c.isascii() and (c.isalnum() or c in "-_") for c in secret):
+        raise ValueError(f"a key's secret is at least {MIN_SECRET_CHARS} URL-safe characters")
+    return parts[1], secret
+
+
+def import_key(
+    session: Session, tenant: TenantRow, name: str, role: Role, token: str, *, actor: str = "system"
+) -> ApiKeyRow:
+    """Store a key whose token was made elsewhere (:func:`new_token`, an operator's secret store); only its hash
+    is kept. ValueError, saying what is wrong, for a token that is not ``rf_<id>_<secret>`` with a secret of at
+    least ``MIN_SECRET_CHARS`` URL-safe characters."""
+    key_id, secret = parse_token(token)
+    if session.get(ApiKeyRow, key_id) is not None:
+        raise ValueError("a key with that id exists already")
+    row = ApiKeyRow(
+        id=key_id,
+        tenant_id=tenant.id,
+        name=name,
+        role=role.value,
+        secret_hash=_hash(secret),
+        created_by=actor if is_id(actor) else None,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        "key.created",
+        actor=actor,
+        tenant_id=tenant.id,
+        subject=row.id,
+        data={"name": name, "role": role.value, "imported": True},
+    )
+    return row
+
+
 def authenticate(session: Session, token: str) -> Principal:
     """The principal of a bearer token; Unauthenticated if unknown, malformed or revoked."""
     parts = token.split("_", 2)

@@ -117,3 +117,28 @@ def test_an_admission_on_an_api_replica_wakes_the_scheduler_through_notify(
             break
         time.sleep(0.05)
     assert state != "queued", "the scheduler was not woken"
+
+
+def test_a_configured_admin_key_bootstraps_the_operator_and_is_ignored_once_it_has_keys(
+    tmp_path: Path, stack: ExitStack
+) -> None:
+    from reelfoundry.store.keys import new_token
+
+    url = f"sqlite:///{tmp_path / 'rf.db'}"
+    first, second = new_token(), new_token()
+    api, _ = _client(stack, _settings(tmp_path, "api-1", url, admin_key=first), "api")
+    assert not (tmp_path / "api-1" / "admin.key").exists()  # the key lives in the operator's secret store only
+    r = api.get("/v1/keys", headers={"Authorization": f"Bearer {first}"})
+    assert r.status_code == 200, r.text
+    assert [(k["name"], k["role"]) for k in r.json()["items"]] == [("bootstrap-admin", "admin")]
+    # A second node with another key: the operator has a key already, so it is not imported.
+    other, _ = _client(stack, _settings(tmp_path, "api-2", url, admin_key=second), "api")
+    assert other.get("/v1/keys", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+    assert other.get("/v1/keys", headers={"Authorization": f"Bearer {first}"}).status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["hunter2", "rf_01M97NG0W6CSPCG92CN5HTJR62_short", "rf_notanid_" + "x" * 40])
+def test_a_malformed_admin_key_stops_the_start_saying_why(tmp_path: Path, bad: str) -> None:
+    platform = Platform(_settings(tmp_path, "n", f"sqlite:///{tmp_path / 'rf.db'}", admin_key=bad), "api")
+    with pytest.raises(ConfigurationError, match="admin_key: a key"):
+        platform.start()
