@@ -117,7 +117,8 @@ def _move(store: TieredStore, move: Move, reprice: Reprice | None) -> Moved:
 
 
 def cost_repricer(cold_usd_per_gb_month: Decimal) -> Reprice:
-    """Re-price the job whose video ``row.key`` is (posters and other objects are not part of a job's cost)."""
+    """Re-price the job whose video ``row.key`` is, for the tier it moved to (posters and other objects are not
+    part of a job's cost). The lifecycle's moves to cold and a read's promotion back to hot both call it."""
     from reelfoundry.store.costs import reprice_storage
     from reelfoundry.store.tables import AssetRow
 
@@ -126,7 +127,9 @@ def cost_repricer(cold_usd_per_gb_month: Decimal) -> Reprice:
         asset = session.get(AssetRow, asset_id)
         if asset is None or asset.storage_key != row.key or asset.job_id is None or row.moved_at is None:
             return None
-        return reprice_storage(session, asset.job_id, row.moved_at, cold_usd_per_gb_month)
+        return reprice_storage(
+            session, asset.job_id, row.moved_at, cold_usd_per_gb_month, tier=row.tier, cold_days=row.cold_days
+        )
 
     return reprice
 

@@ -50,13 +50,13 @@ def make_store(settings: Settings, db: Database | None = None) -> ObjectStore:
     cold = _base_store(settings)
     if not settings.storage_tiering or db is None:
         return cold
-    from reelfoundry.assets.lifecycle import cold_price
+    from reelfoundry.assets.lifecycle import cold_price, cost_repricer
     from reelfoundry.assets.tiered import TieredStore
     from reelfoundry.errors import ConfigurationError, ReelFoundryError
     from reelfoundry.store.objects import ObjectIndex
 
     try:  # a cold tier the catalog cannot price fails the start, not every lifecycle run later
-        cold_price(settings)
+        cold_usd = cold_price(settings)
     except ReelFoundryError as exc:
         raise ConfigurationError(f"storage_cold_tier: {exc.detail}") from None
     hot = LocalStore(settings.storage_hot_dir or settings.data_dir / "hot")
@@ -66,6 +66,7 @@ def make_store(settings: Settings, db: Database | None = None) -> ObjectStore:
         ObjectIndex(db),
         write_tier=settings.storage_write_tier,
         promote_on_read=settings.storage_promote_on_read,
+        on_move=cost_repricer(cold_usd),  # a promotion back to hot re-prices as a move to cold does
     )
 
 

@@ -17,11 +17,13 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from reelfoundry.assets.objectstore import LocalStore, ObjectInfo, ObjectStore
-from reelfoundry.store.objects import ObjectIndex, Tier
+from reelfoundry.store.objects import ObjectIndex, StoredObject, Tier
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,13 @@ class TieredStore:
         *,
         write_tier: Tier = "hot",
         promote_on_read: bool = False,
+        on_move: Callable[[Session, StoredObject], object] | None = None,
     ) -> None:
         self.hot, self.cold, self.index = hot, cold, index
         self.write_tier: Tier = write_tier
         self.promote_on_read = promote_on_read
+        #: Runs in the transaction that records a promotion back to hot (the re-pricing of the job's storage).
+        self.on_move = on_move
         #: Presigning works where the cold store can (S3); a hot object is served by the API.
         self.kind = cold.kind
 
@@ -130,7 +135,7 @@ class TieredStore:
                     tmp = Path(scratch) / "object"
                     shutil.copyfile(path, tmp)
                 info = self.hot.put_file(key, tmp)
-            self.index.set_tier(key, "hot", self.index.now())
+            self.index.set_tier(key, "hot", self.index.now(), self.on_move)
             self.cold.delete(key)
             log.info("promoted %s (%d bytes) to the hot tier", key, info.size)
         except Exception:

@@ -117,18 +117,32 @@ def add_egress(session: Session, job_id: str, nbytes: int) -> None:
 
 
 def reprice_storage(
-    session: Session, job_id: str, moved_at: datetime, cold_usd_per_gb_month: Decimal
+    session: Session,
+    job_id: str,
+    moved_at: datetime,
+    cold_usd_per_gb_month: Decimal,
+    *,
+    tier: str = "cold",
+    cold_days: float = 0.0,
 ) -> tuple[Decimal, Decimal] | None:
-    """Re-price the storage part of a job's CostRecord now that its output moved to the cold tier at ``moved_at``:
-    the days from the record (the job's end) to the move at the job's own storage rate (the hot tier's), the rest
-    of the retention at ``cold_usd_per_gb_month``; the total follows. Returns (old, new) storage dollars, or None
-    when there is nothing to re-price (no record, or a job that never ran and has no rates)."""
+    """Re-price the storage part of a job's CostRecord now that its output moved to ``tier`` at ``moved_at``.
+
+    The days it is hot are priced at the job's own storage rate (the hot tier's), the rest of the retention at
+    ``cold_usd_per_gb_month``, counted from the record (the job's end). ``cold_days``: the cold periods it had
+    before (ended by a move back to hot). Moved to cold: hot until ``moved_at`` less those; moved back to hot: hot
+    for the whole retention less those. Computed from these figures, never added to the record's current one,
+    so doing it again changes nothing; the total follows. Returns (old, new) storage dollars, or None when there
+    is nothing to re-price (no record, or a job that never ran and has no rates)."""
     row = session.scalar(select(CostRecordRow).where(CostRecordRow.job_id == job_id).with_for_update())
     job = session.get(JobRow, job_id)
     if row is None or job is None or not job.meter:
         return None
     rates = Rates.from_json(job.meter)
-    hot_days = Decimal(str((moved_at - row.created_at).total_seconds())) / Decimal(86400)
+    before = Decimal(str(cold_days))
+    if tier == "cold":
+        hot_days = Decimal(str((moved_at - row.created_at).total_seconds())) / Decimal(86400) - before
+    else:
+        hot_days = rates.retention_days - before
     new = tiered_storage_usd(
         row.stored_bytes, rates.storage_usd_per_gb_month, cold_usd_per_gb_month, hot_days, rates.retention_days
     )
@@ -149,14 +163,15 @@ def reprice_storage(
             tenant_id=row.tenant_id,
             subject=job_id,
             data={
-                "reason": "storage moved to the cold tier",
+                "reason": f"storage moved to the {tier} tier",
                 "moved_at": moved_at.isoformat(),
                 "storage_usd_before": format(old, "f"),
                 "storage_usd_after": format(new, "f"),
                 "cold_usd_per_gb_month": format(cold_usd_per_gb_month, "f"),
+                "cold_days_before": cold_days,
             },
         )
-    log.info("job %s storage re-priced on its move to cold: %s -> %s USD", job_id, old, new)
+    log.info("job %s storage re-priced on its move to %s: %s -> %s USD", job_id, tier, old, new)
     return old, new
 
 

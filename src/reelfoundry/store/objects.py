@@ -33,11 +33,15 @@ class StoredObject:
     created_at: datetime
     last_access_at: datetime
     moved_at: datetime | None = None
+    #: Days spent cold before the last move back to hot (closed cold periods; the current one, if cold, is not in).
+    cold_days: float = 0.0
 
 
 def _plain(row: StoredObjectRow) -> StoredObject:
     tier: Tier = "cold" if row.tier == "cold" else "hot"
-    return StoredObject(row.key, tier, row.bytes, row.created_at, row.last_access_at, row.moved_at)
+    return StoredObject(
+        row.key, tier, row.bytes, row.created_at, row.last_access_at, row.moved_at, float(row.cold_days or 0.0)
+    )
 
 
 class ObjectIndex:
@@ -101,7 +105,7 @@ class ObjectIndex:
             return [_plain(r) for r in session.scalars(query)]
 
     def set_tier(
-        self, key: str, tier: Tier, moved_at: datetime, then: Callable[[Session, StoredObject], None] | None = None
+        self, key: str, tier: Tier, moved_at: datetime, then: Callable[[Session, StoredObject], object] | None = None
     ) -> StoredObject | None:
         """Record that ``key`` now lives in ``tier``; ``then(session, row)`` runs in the same transaction (re-pricing).
         None when the row is gone (the object was deleted meanwhile)."""
@@ -109,6 +113,9 @@ class ObjectIndex:
             row = session.get(StoredObjectRow, key, with_for_update=True)
             if row is None:
                 return None
+            if row.tier == "cold" and tier == "hot":  # a cold period ends: it counts at the cold price for good
+                since = row.moved_at or row.created_at
+                row.cold_days = float(row.cold_days or 0.0) + max(0.0, (moved_at - since).total_seconds() / 86400)
             row.tier, row.moved_at = tier, moved_at
             plain = _plain(row)
             if then is not None:

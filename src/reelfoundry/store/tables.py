@@ -434,3 +434,5 @@ class StoredObjectRow(Base):
     last_access_at: Mapped[datetime]
     #: When it last changed tier (None: never moved).
     moved_at: Mapped[datetime | None]
+    #: Days it spent in the cold tier before its last move back to hot (its storage is priced from this).
+    cold_days: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))

@@ -1,5 +1,6 @@
-"""Re-pricing: when a job's video moves to the cold tier, its CostRecord's storage part becomes time-weighted
-(days hot at the hot rate + the rest of the retention at the cold rate); the figures are worked out by hand."""
+"""Re-pricing: when a job's video moves to the cold tier (or is promoted back to hot by a read), its CostRecord's
+storage part becomes time-weighted (days hot at the hot rate + the rest of the retention at the cold rate); the
+figures are worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from reelfoundry.assets.lifecycle import Rule, apply_moves, cold_price, cost_repricer, plan_moves
@@ -137,3 +139,47 @@ def test_nothing_to_reprice_for_a_job_without_a_record(database: Database, tenan
             body_hash="h",
         )
         assert coststore.reprice_storage(s, job.id, T0, Decimal("0.0125")) is None
+
+
+def test_a_promotion_back_to_hot_reprices_and_a_second_move_to_cold_counts_both_cold_periods(
+    database: Database, tenant_ids: tuple[str, str], tmp_path: Path
+) -> None:
+    job_id, key = _finished_job(database, tenant_ids[0])
+    month = Decimal(MONTH_DAYS)
+    clock = [T0]
+    store = TieredStore(
+        LocalStore(tmp_path / "hot"),
+        LocalStore(tmp_path / "cold"),
+        ObjectIndex(database, lambda: clock[0]),
+        promote_on_read=True,
+        on_move=cost_repricer(cold_price(SETTINGS)),
+    )
+    store.put_bytes(key, b"video")
+
+    def at(fraction: str) -> None:
+        clock[0] = T0 + timedelta(days=float(month * Decimal(fraction)))
+
+    at("0.5")  # cold from half the month: 2 GB × (0.08 × 0.5 + 0.0125 × 0.5)
+    apply_moves(store, plan_moves(store.index.all("hot"), clock[0], Rule(10)), cost_repricer(cold_price(SETTINGS)))
+    assert _record(database, job_id).storage_usd == Decimal("0.0925")
+    at("0.75")  # read at three quarters and promoted: cold only the quarter between → 2 × (0.08 × 0.75 + 0.0125 × 0.25)
+    assert store.read_bytes(key) == b"video"
+    assert store.hot.stat(key) is not None and store.cold.stat(key) is None
+    record = _record(database, job_id)
+    assert record.storage_usd == Decimal("0.12625") and record.total_usd == Decimal("0.13625")
+    row = store.index.get(key)
+    assert row is not None and row.tier == "hot" and row.cold_days == pytest.approx(float(month) / 4)
+    # Cold again at 0.9 of the month: hot 0.5 + (0.9 - 0.75) = 0.65 of it, cold 0.35 → 2 × (0.052 + 0.004375)
+    at("0.9")
+    apply_moves(store, plan_moves(store.index.all("hot"), clock[0], Rule(0.1)), cost_repricer(cold_price(SETTINGS)))
+    assert _record(database, job_id).storage_usd == Decimal("0.11275")
+    with database.read() as s:
+        reasons = [
+            e.data["reason"]
+            for e in s.scalars(select(AuditPendingRow).where(AuditPendingRow.action == "cost.repriced"))
+        ]
+    assert reasons == [
+        "storage moved to the cold tier",
+        "storage moved to the hot tier",
+        "storage moved to the cold tier",
+    ]

@@ -1,5 +1,6 @@
-"""pending_objects and storage retries: objects written before the row that names them, and a storage outage's
-re-queue with a delay that does not use the job's attempts
+"""pending_objects and storage retries: objects written before the row that names them, a storage outage's
+re-queue with a delay that does not use the job's attempts, and the days an object spent cold before it came back
+hot (stored_objects.cold_days, for re-pricing a promotion)
 
 Revision ID: 0010
 Revises: 0009
@@ -37,9 +38,13 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("not_before", UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("storage_retries", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    with op.batch_alter_table("stored_objects") as batch:
+        batch.add_column(sa.Column("cold_days", sa.Float(), server_default=sa.text("0"), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("stored_objects") as batch:
+        batch.drop_column("cold_days")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("storage_retries")
         batch.drop_column("not_before")
