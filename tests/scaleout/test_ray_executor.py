@@ -4,9 +4,11 @@ resources and rates (127.0.0.3: ``device_cpu``, ``node_a``, priced as a local CP
 
 Units land on the node their resources name; inputs come from and outputs go to the object store, not the driver's
 disk; each attempt carries the rates of its node; progress and cancellation come back, and ``poll`` wakes on a
-wake fd while tasks run; a worker node killed mid-job ends the job with a retryable error (the engine then
-re-queues it). Every process of the cluster is one this test started (found by its own --temp-dir) and is killed
-by pid at the end; never ``ray stop``. A node a test killed is started again before the next test.
+wake fd while tasks run; a worker node killed mid-job ends the job with a retryable error, and through an
+in-process engine (SQLite, the S3 store) such a job is re-queued and succeeds exactly once on the other node,
+priced at that node's rates. Every process of the cluster is one this test started (found by its own
+--temp-dir) and is killed by pid at the end; never ``ray stop``. A node a test killed is started again before
+the next test.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
@@ -40,10 +43,19 @@ from reelfoundry.assets.objectstore import StorageUnavailable  # noqa: E402
 from reelfoundry.assets.stores import make_store  # noqa: E402
 from reelfoundry.config import Settings  # noqa: E402
 from reelfoundry.errors import InvalidParameter  # noqa: E402
+from reelfoundry.execution.engine import Engine  # noqa: E402
 from reelfoundry.execution.messages import Finished, OutputKeys, Progress, WorkItem, WorkUnit  # noqa: E402
-from reelfoundry.execution.ray_executor import RayExecutor  # noqa: E402
+from reelfoundry.execution.ray_executor import RayExecutor, device_resource  # noqa: E402
+from reelfoundry.finops.catalog import load_catalog  # noqa: E402
+from reelfoundry.finops.rates import worker_rates  # noqa: E402
 from reelfoundry.portfolio.base import GenerationParams  # noqa: E402
-from reelfoundry.schema import ModelCard  # noqa: E402
+from reelfoundry.portfolio.registry import Portfolio  # noqa: E402
+from reelfoundry.provenance.credentials import dev_credentials  # noqa: E402
+from reelfoundry.schema import ModelCard, VideoRequest  # noqa: E402
+from reelfoundry.store import Database  # noqa: E402
+from reelfoundry.store import jobs as jobstore  # noqa: E402
+from reelfoundry.store import keys as keystore  # noqa: E402
+from reelfoundry.store.tables import AssetRow, CostRecordRow, EventRow, JobRow, PendingObjectRow  # noqa: E402
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -113,18 +125,20 @@ class Cluster:
         #: Worker nodes killed by a test, started again before the next one.
         self.killed: set[str] = set()
 
-    def start(self, ip: str, head: bool = False) -> None:
-        args = ["ray", "start", f"--node-ip-address={ip}", f"--temp-dir={self.temp_dir}", *SMALL]
-        args += (
-            ["--head", f"--port={self.port}", "--include-dashboard=false"]
-            if head
-            else [f"--address={HEAD}:{self.port}"]
-        )
-        resources, env = NODES.get(ip, ({}, {}))
-        if resources:
-            args.append(f"--resources={json.dumps(resources)}")
-        done = subprocess.run(args, env={**self.env, **env}, capture_output=True, text=True, timeout=90)
-        assert done.returncode == 0, f"ray start on {ip} failed: {done.stderr[-2000:]}"
+    def start(self, *ips: str, head: bool = False) -> None:
+        """``ray start`` each node, one after the other (together they time out on a 2-core machine)."""
+        for ip in ips:
+            args = ["ray", "start", f"--node-ip-address={ip}", f"--temp-dir={self.temp_dir}", *SMALL]
+            args += (
+                ["--head", f"--port={self.port}", "--include-dashboard=false"]
+                if head
+                else [f"--address={HEAD}:{self.port}"]
+            )
+            resources, env = NODES.get(ip, ({}, {}))
+            if resources:
+                args.append(f"--resources={json.dumps(resources)}")
+            done = subprocess.run(args, env={**self.env, **env}, capture_output=True, text=True, timeout=90)
+            assert done.returncode == 0, f"ray start on {ip} failed: {done.stderr[-2000:]}"
 
     def kill_node(self, ip: str) -> None:
         self.killed.add(ip)
@@ -132,11 +146,11 @@ class Cluster:
 
     def revive(self) -> None:
         """Start the killed nodes again and wait until each has joined (as a new node)."""
-        for ip in sorted(self.killed):
-            before = _alive(ip)
-            self.start(ip)
-            deadline = time.monotonic() + 60
-            while not _alive(ip) - before:
+        before = {ip: _alive(ip) for ip in self.killed}
+        self.start(*sorted(self.killed))
+        deadline = time.monotonic() + 60
+        for ip, known in before.items():
+            while not _alive(ip) - known:
                 assert time.monotonic() < deadline, f"node {ip} did not join again"
                 time.sleep(0.2)
         self.killed.clear()
@@ -158,8 +172,7 @@ def ray_cluster(seaweedfs: SeaweedFS) -> Iterator[Cluster]:
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     try:
         c.start(HEAD, head=True)
-        c.start(NODE_A)
-        c.start(NODE_B)
+        c.start(NODE_A, NODE_B)
         os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
         _reload_auth()
         ray.init(address=f"{HEAD}:{c.port}", _node_ip_address=HEAD, log_to_driver=False)
@@ -401,3 +414,93 @@ def test_a_worker_node_killed_mid_job_ends_it_with_a_retryable_error(cluster: Cl
         assert executor.running() == [] and executor.free_slots() == 1
     finally:
         executor.shutdown()
+
+
+def test_through_the_engine_a_job_whose_node_dies_mid_run_is_retried_on_the_other_and_finishes_once(
+    cluster: Cluster, s3_settings: Settings, tmp_path: Path
+) -> None:
+    """An in-process engine (SQLite) with the Ray executor and the S3 store; the job may run on either worker node
+    (both offer ``device_shared``). The node running it is killed mid-job: the job is re-queued, runs again on the
+    other node and succeeds once, priced at that node's rates (not the engine's: aws)."""
+    settings = s3_settings.model_copy(
+        update={"worker_slots": 1, "worker_provider": "aws", "worker_device": "cpu", "batching": False}
+    )
+    settings.data_dir.mkdir(parents=True)
+    db = Database(f"sqlite:///{tmp_path / 'engine.db'}")
+    db.migrate()
+    store = make_store(settings)
+    executor = RayExecutor(
+        slots=1, timeout_s=120, resources={device_resource("shared"): 1}, store_settings=settings, cancel_grace_s=5
+    )
+    engine = Engine(
+        settings,
+        db,
+        Portfolio([CARD]),
+        store,
+        executor,
+        "engine-0",
+        dev_credentials(tmp_path / "ca"),
+        worker_rates(settings, load_catalog()),
+    )
+    request = VideoRequest(prompt="slow:6", model=CARD.id, num_frames=8, width=64, height=64, fps=8, seed=1)
+    with db.write() as session:
+        tenant = keystore.get_or_create_tenant(session, "ray-e2e")
+        job_id = jobstore.create_job(
+            session,
+            tenant_id=tenant.id,
+            request=request,
+            model=CARD.id,
+            max_attempts=2,
+            body_hash=jobstore.request_hash(request.model_dump(mode="json")),
+        ).id
+
+    def job() -> JobRow:
+        with db.read() as session:
+            row = session.get(JobRow, job_id)
+            assert row is not None
+            return row
+
+    def wait(what: str, done: Callable[[], bool], limit: float = 90) -> None:
+        deadline = time.monotonic() + limit
+        while not done():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}; job {job().state}"
+            time.sleep(0.1)
+
+    engine.start()
+    try:
+        engine.wake()
+        wait("the first attempt to run", lambda: job_id in executor.placements and job().progress > 0)
+        first = executor.placements[job_id][1]
+        cluster.kill_node(first)
+        wait("the job to end", lambda: job().state in ("succeeded", "failed", "cancelled"), limit=120)
+    finally:
+        engine.stop()
+    row = job()
+    assert row.state == "succeeded" and row.attempts == 2, (row.state, row.error_type, row.error_detail)
+    survivor = executor.placements[job_id][1]
+    assert survivor != first and survivor in (NODE_A, NODE_B)
+    with db.read() as session:
+        assets = list(session.scalars(sa.select(AssetRow).where(AssetRow.job_id == job_id)))
+        costs = list(session.scalars(sa.select(CostRecordRow).where(CostRecordRow.job_id == job_id)))
+        events = [
+            e.type for e in session.scalars(sa.select(EventRow).where(EventRow.job_id == job_id).order_by(EventRow.id))
+        ]
+        requeued = [
+            e.data
+            for e in session.scalars(
+                sa.select(EventRow).where(EventRow.job_id == job_id, EventRow.type == "job.requeued")
+            )
+        ]
+        pending = list(session.scalars(sa.select(PendingObjectRow).where(PendingObjectRow.job_id == job_id)))
+    assert len(assets) == 1 and len(costs) == 1
+    (asset,) = assets
+    info = store.stat(asset.storage_key)
+    assert info is not None and info.size == asset.bytes
+    assert asset.poster_key is not None and store.stat(asset.poster_key) is not None
+    assert events.count("job.requeued") == 1 and events.index("job.requeued") < events.index("job.succeeded"), events
+    assert requeued[0]["attempt"] == 1 and "Ray task was lost" in requeued[0]["error"]["detail"], requeued
+    assert pending == []  # the lost attempt's output keys were given up; the second's became the asset's
+    (cost,) = costs
+    device, provider = {NODE_A: ("cpu", "local"), NODE_B: ("L40S", "coreweave")}[survivor]
+    assert (cost.device, cost.provider, cost.node) == (device, provider, "engine-0")
+    assert cost.device_share == 1
