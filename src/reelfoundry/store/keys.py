@@ -64,27 +64,8 @@ def create_key(
     session: Session, tenant: TenantRow, name: str, role: Role, *, actor: str = "system"
 ) -> tuple[ApiKeyRow, str]:
     """A new key and its bearer token (the only time the token exists in clear)."""
-    secret = secrets.token_urlsafe(32)
-    row = ApiKeyRow(
-        id=new_id(),
-        tenant_id=tenant.id,
-        name=name,
-        role=role.value,
-        secret_hash=_hash(secret),
-        created_by=actor if is_id(actor) else None,
-        created_at=utcnow(),
-    )
-    session.add(row)
-    session.flush()
-    audit.append(
-        session,
-        "key.created",
-        actor=actor,
-        tenant_id=tenant.id,
-        subject=row.id,
-        data={"name": name, "role": role.value},
-    )
-    return row, f"rf_{row.id}_{secret}"
+    token = new_token()
+    return import_key(session, tenant, name, role, token, actor=actor, imported=False), token
 
 
 #: The least length of a key's secret part (``secrets.token_urlsafe(32)`` makes 43 characters).
@@ -92,7 +73,8 @@ MIN_SECRET_CHARS = 32
 
 
 def new_token() -> str:
-    """A fresh key token (``rf_<id>_<secret>``), made offline: :func:`import_key` stores it later."""
+    """A fresh key token (``rf_<id>_<secret>``); :func:`import_key` stores it (``reelfoundry keys token`` makes one
+    offline, for an operator's secret store)."""
     return f"rf_{new_id()}_{secrets.token_urlsafe(32)}"
 
 
@@ -109,11 +91,18 @@ def parse_token(token: str) -> tuple[str, str]:
 
 
 def import_key(
-    session: Session, tenant: TenantRow, name: str, role: Role, token: str, *, actor: str = "system"
+    session: Session,
+    tenant: TenantRow,
+    name: str,
+    role: Role,
+    token: str,
+    *,
+    actor: str = "system",
+    imported: bool = True,
 ) -> ApiKeyRow:
-    """Store a key whose token was made elsewhere (:func:`new_token`, an operator's secret store); only its hash
-    is kept. ValueError, saying what is wrong, for a token that is not ``rf_<id>_<secret>`` with a secret of at
-    least ``MIN_SECRET_CHARS`` URL-safe characters."""
+    """Store the key of ``token`` (only its secret's hash is kept), audited. ValueError, saying what is wrong, for a
+    token that is not ``rf_<id>_<secret>`` with a secret of at least ``MIN_SECRET_CHARS`` URL-safe characters, or
+    whose id is taken."""
     key_id, secret = parse_token(token)
     if session.get(ApiKeyRow, key_id) is not None:
         raise ValueError("a key with that id exists already")
@@ -128,14 +117,8 @@ def import_key(
     )
     session.add(row)
     session.flush()
-    audit.append(
-        session,
-        "key.created",
-        actor=actor,
-        tenant_id=tenant.id,
-        subject=row.id,
-        data={"name": name, "role": role.value, "imported": True},
-    )
+    data = {"name": name, "role": role.value, **({"imported": True} if imported else {})}
+    audit.append(session, "key.created", actor=actor, tenant_id=tenant.id, subject=row.id, data=data)
     return row
 
 

@@ -45,6 +45,16 @@ def settle(session: Session, keys: Iterable[str]) -> None:
         session.execute(delete(PendingObjectRow).where(PendingObjectRow.key.in_(wanted)))
 
 
+def _mark(session: Session, keys: list[str], **values: object) -> None:
+    if keys:
+        session.execute(
+            update(PendingObjectRow)
+            .where(PendingObjectRow.key.in_(keys))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def discard(db: Database, store: ObjectStore, keys: Iterable[str | None], now: datetime | None = None) -> int:
     """Delete an attempt's objects that nothing will record, then their rows; a key whose delete fails (the
     store is down) stays pending, abandoned, for :func:`sweep`. The number of keys left to the sweep."""
@@ -63,13 +73,7 @@ def discard(db: Database, store: ObjectStore, keys: Iterable[str | None], now: d
     try:
         with db.write() as session:
             settle(session, gone)
-            if left:
-                session.execute(
-                    update(PendingObjectRow)
-                    .where(PendingObjectRow.key.in_(left))
-                    .values(abandoned_at=stamp, next_try_at=stamp)
-                    .execution_options(synchronize_session=False)
-                )
+            _mark(session, left, abandoned_at=stamp, next_try_at=stamp)
     except Exception:  # the database is down too: the rows stay, and the sweep takes them after the grace
         log.warning("could not update the pending objects %s", [*gone, *left], exc_info=True)
     return len(left)
@@ -134,20 +138,9 @@ def sweep(db: Database, store: ObjectStore, *, grace_s: float, now: datetime | N
         later = now + timedelta(seconds=min(MAX_BACKOFF_S, 2.0 ** max(failed.values(), default=1)))
         with db.write() as session:
             settle(session, deleted)
-            if skipped:
-                session.execute(
-                    update(PendingObjectRow)
-                    .where(PendingObjectRow.key.in_(skipped))
-                    .values(next_try_at=later)
-                    .execution_options(synchronize_session=False)
-                )
+            _mark(session, skipped, next_try_at=later)
             for key, tries in failed.items():
-                session.execute(
-                    update(PendingObjectRow)
-                    .where(PendingObjectRow.key == key)
-                    .values(tries=tries, next_try_at=now + timedelta(seconds=min(MAX_BACKOFF_S, 2.0**tries)))
-                    .execution_options(synchronize_session=False)
-                )
+                _mark(session, [key], tries=tries, next_try_at=now + timedelta(seconds=min(MAX_BACKOFF_S, 2.0**tries)))
     return len(deleted), len(failed)
 
 
