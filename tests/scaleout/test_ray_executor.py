@@ -44,7 +44,14 @@ from reelfoundry.assets.stores import make_store  # noqa: E402
 from reelfoundry.config import Settings  # noqa: E402
 from reelfoundry.errors import InvalidParameter  # noqa: E402
 from reelfoundry.execution.engine import Engine  # noqa: E402
-from reelfoundry.execution.messages import Finished, OutputKeys, Progress, WorkItem, WorkUnit  # noqa: E402
+from reelfoundry.execution.messages import (  # noqa: E402
+    Finished,
+    OutputKeys,
+    Progress,
+    WorkBatch,
+    WorkItem,
+    WorkUnit,
+)
 from reelfoundry.execution.ray_executor import RayExecutor, device_resource  # noqa: E402
 from reelfoundry.finops.catalog import load_catalog  # noqa: E402
 from reelfoundry.finops.rates import worker_rates  # noqa: E402
@@ -215,9 +222,10 @@ def _item(tmp_path: Path, job_id: str, prompt: str, card: ModelCard = CARD, **kw
     return WorkItem(job_id=job_id, attempt=1, card=card, params=params, out_dir=tmp_path, **kw)
 
 
-def _pin(unit: object) -> dict[str, float]:
-    """Each test job names its node in its id: ``a-…`` on node A, ``b-…`` on node B (device L40S)."""
-    job_id = unit.job_id  # type: ignore[attr-defined]
+def _pin(unit: WorkUnit) -> dict[str, float]:
+    """Each test job names its node in its id: ``a-…`` on node A, ``b-…`` on node B (device L40S); a batch goes
+    where its first job says."""
+    job_id = unit.items[0].job_id if isinstance(unit, WorkBatch) else unit.job_id
     return {"node_a": 1} if job_id.startswith("a-") else {"device_L40S": 1}
 
 
@@ -242,14 +250,20 @@ def _finished(executor: RayExecutor, n: int, limit: float = 90.0) -> dict[str, F
 def test_units_land_on_the_node_their_resources_name_and_their_files_come_back(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    executor = RayExecutor(slots=2, timeout_s=120, resources=_pin)
+    # No store settings: the engine copies inputs into its work dir (here a disk the nodes share) and the task
+    # reads them there, whatever their keys.
+    staged = tmp_path / "a-3-1.input0.png"
+    staged.write_bytes(b"staged by the engine")
+    expect = f"{staged.name}={hashlib.sha256(staged.read_bytes()).hexdigest()}"
+    with_input = _item(tmp_path, "a-3", expect, INPUTS_CARD, inputs=(staged,), input_keys=("t1/in.png",))
+    executor = RayExecutor(slots=3, timeout_s=120, resources=_pin)
     try:
-        assert not executor.reads_store  # no store settings: outputs come back to the driver
-        executor.execute([_item(tmp_path, "a-1", "grey"), _item(tmp_path, "b-1", "grey")])
+        assert not executor.reads_store  # outputs come back to the driver
+        executor.execute([_item(tmp_path, "a-1", "grey"), _item(tmp_path, "b-1", "grey"), with_input])
         assert executor.free_slots() == 0
-        seen = _until(executor, lambda s: sum(isinstance(o, Finished) for o in s) == 2)
+        seen = _until(executor, lambda s: sum(isinstance(o, Finished) for o in s) == 3)
         finished = {o.job_id: o for o in seen if isinstance(o, Finished)}
-        for job_id in ("a-1", "b-1"):
+        for job_id in ("a-1", "b-1", "a-3"):
             f = finished[job_id]
             assert f.error_type is None and f.media is not None, f
             assert f.video_path is not None and f.video_path.parent == tmp_path and f.video_path.stat().st_size > 0
@@ -257,7 +271,7 @@ def test_units_land_on_the_node_their_resources_name_and_their_files_come_back(
         assert any(isinstance(o, Progress) and o.job_id == "a-1" for o in seen)
         assert executor.placements["a-1"][1] == NODE_A
         assert executor.placements["b-1"][1] == NODE_B
-        assert executor.running() == [] and executor.free_slots() == 2
+        assert executor.running() == [] and executor.free_slots() == 3
     finally:
         executor.shutdown()
 
@@ -288,13 +302,24 @@ def test_a_task_reads_its_inputs_from_the_store_and_puts_its_outputs_there(
         input_keys=("t1/nothing.png",),
         output_keys=gone,
     )
-    executor = RayExecutor(slots=2, timeout_s=120, resources=_pin, store_settings=s3_settings)
+    # A batch: each job's output under its own keys.
+    batch_keys = {
+        f"a-batch{i}": OutputKeys(f"as-b{i}", keys.video("t1", f"as-b{i}"), keys.poster("t1", f"as-b{i}"))
+        for i in (1, 2)
+    }
+    batch = WorkBatch(tuple(_item(engine_dir, job_id, "grey", output_keys=k) for job_id, k in batch_keys.items()))
+    executor = RayExecutor(slots=3, timeout_s=120, resources=_pin, store_settings=s3_settings)
     try:
         assert executor.reads_store
-        executor.execute([ok, missing])
-        finished = _finished(executor, 2)
+        executor.execute([ok, missing, batch])
+        finished = _finished(executor, 4)
     finally:
         executor.shutdown()
+    for job_id, k in batch_keys.items():
+        b = finished[job_id]
+        assert b.error_type is None and b.media is not None and b.stored == (k.video, k.poster), b
+        info = store.stat(k.video)
+        assert info is not None and info.size == b.media.bytes
     f = finished["a-in"]
     assert f.error_type is None and f.media is not None, f
     assert f.stored == (out.video, out.poster) and f.video_path is None and f.poster_path is None

@@ -202,10 +202,8 @@ def _stage_inputs(store: ObjectStore | None, item: WorkItem, into: Path, started
     or the ``Finished`` that ends it: retryable when the store is unavailable, not when an input is gone."""
     from reelfoundry.assets.objectstore import StorageUnavailable
 
-    if not item.input_keys:
+    if not item.input_keys or store is None:  # no store settings: the engine copied them (``reads_store`` False)
         return item
-    if store is None:
-        return _failed(item, StorageUnavailable("the Ray executor was given no storage settings"), True, started)
     if len(item.input_keys) != len(item.params.inputs):
         detail = f"{len(item.input_keys)} input keys for {len(item.params.inputs)} inputs"
         return _failed(item, BackendError(detail), False, started)
