@@ -12,9 +12,10 @@ pointing there, and puts the video and poster into the store itself under the ke
 (``WorkItem.output_keys``), reporting them as ``Finished.stored``. A put that fails deletes what the attempt had
 already put and ends the attempt with a retryable ``storage-unavailable`` error. The store is made once per Ray
 worker process from those settings (:func:`~reelfoundry.assets.stores.make_store`, the base store: S3, or a
-directory); its credentials come from the node's own environment (boto3's chain). Without ``store_settings``, or
-for an item without ``output_keys``, the video and poster come back as task results (bytes) and the driver writes
-them to the item's ``out_dir``, as a local worker would.
+directory); its credentials come from the node's own environment (boto3's chain). Without ``store_settings`` the
+engine stages the inputs in its work dir as for local workers (so the nodes need that disk), and then, or for an
+item without ``output_keys``, the video and poster come back as task results (bytes) that the driver writes to
+the item's ``out_dir``, as a local worker would.
 
 Each attempt is priced where it ran: the task computes the rates of its node
 (:func:`~reelfoundry.finops.rates.worker_rates` on the node's own ``REELFOUNDRY_WORKER_*`` environment, that of
