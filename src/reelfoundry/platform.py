@@ -260,6 +260,9 @@ class Platform:
             cancel_grace_s=self.settings.cancel_grace_s,
             memory_limit_mb=self.settings.worker_memory_limit_mb,
             store_settings=self.settings,
+            # A GPU class also asks Ray for its share of a GPU (a MIG slice counts as one on its node), or Ray
+            # would hide the GPUs from the task.
+            num_gpus=0.0 if slot.device == "cpu" else float(slot.share),
         )
 
     def start(self) -> None:

@@ -144,6 +144,8 @@ class Cluster:
             resources, env = NODES.get(ip, ({}, {}))
             if resources:
                 args.append(f"--resources={json.dumps(resources)}")
+            if ip == NODE_B:  # it says it has one GPU (Ray takes the count as given): GPU tasks can land only here
+                args.append("--num-gpus=1")
             done = subprocess.run(args, env={**self.env, **env}, capture_output=True, text=True, timeout=90)
             assert done.returncode == 0, f"ray start on {ip} failed: {done.stderr[-2000:]}"
 
@@ -386,6 +388,19 @@ def test_each_attempt_carries_the_rates_of_its_node_at_the_share_it_asked_for(cl
     assert executor.placements["a-rate"][1] == NODE_A and executor.placements["b-rate"][1] == NODE_B
 
 
+def test_a_gpu_class_asks_ray_for_its_gpu_share_so_it_lands_where_a_gpu_is(cluster: Cluster, tmp_path: Path) -> None:
+    # Both nodes offer device_shared; only node B has a GPU. Without num_gpus the task could land on A, and on B
+    # Ray would hide the GPU from it (CUDA_VISIBLE_DEVICES="").
+    executor = RayExecutor(slots=2, timeout_s=120, resources={"device_shared": 0.5}, num_gpus=0.5)
+    try:
+        executor.execute([_item(tmp_path, "gpu-1", "grey"), _item(tmp_path, "gpu-2", "grey")])
+        finished = _finished(executor, 2)
+    finally:
+        executor.shutdown()
+    assert all(f.media is not None for f in finished.values()), finished
+    assert {executor.placements[j][1] for j in finished} == {NODE_B}
+
+
 def test_poll_returns_on_a_wake_fd_while_a_task_runs(cluster: Cluster, tmp_path: Path) -> None:
     executor = RayExecutor(slots=1, timeout_s=120, resources=_pin)
     r, w = os.pipe()
@@ -524,7 +539,10 @@ def test_through_the_engine_a_job_whose_node_dies_mid_run_is_retried_on_the_othe
     assert asset.poster_key is not None and store.stat(asset.poster_key) is not None
     assert events.count("job.requeued") == 1 and events.index("job.requeued") < events.index("job.succeeded"), events
     assert requeued[0]["attempt"] == 1 and "Ray task was lost" in requeued[0]["error"]["detail"], requeued
-    assert pending == []  # the lost attempt's output keys were given up; the second's became the asset's
+    # The second attempt's keys became the asset's; the lost attempt's were deleted but stay pending until the
+    # grace has passed (a task cut off from the cluster might still put them), and no object exists under them.
+    assert {(p.attempt, p.abandoned_at) for p in pending} == {(1, None)}
+    assert all(store.stat(p.key) is None for p in pending)
     (cost,) = costs
     device, provider = {NODE_A: ("cpu", "local"), NODE_B: ("L40S", "coreweave")}[survivor]
     assert (cost.device, cost.provider, cost.node) == (device, provider, "engine-0")

@@ -627,8 +627,12 @@ class Engine:
                 # A local worker never writes the store: nothing to delete, only the records go.
                 pendingstore.settle(session, (state.output.video, state.output.poster))
         if state is not None and state.output is not None and self.executor.reads_store:
-            # The task may have written some of the output before it failed (or was lost): delete it.
-            pendingstore.discard(self.db, self.storage, (state.output.video, state.output.poster), self.clock.now())
+            # The task may have written some of the output before it failed (or was lost): delete it now. The keys
+            # stay pending until the grace has passed: a task cut off from the cluster may still be alive and put
+            # them after this delete; the sweep deletes them again then.
+            pendingstore.discard(
+                self.db, self.storage, (state.output.video, state.output.poster), self.clock.now(), keep=True
+            )
         self._cleanup(out)
 
     def _store_output(self, out: Finished, state: _Running) -> None:

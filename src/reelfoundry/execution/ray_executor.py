@@ -365,6 +365,7 @@ class RayExecutor(Executor):
         cancel_grace_s: float = 10.0,
         memory_limit_mb: int = 0,
         store_settings: Settings | None = None,
+        num_gpus: float = 0.0,
     ) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -377,6 +378,9 @@ class RayExecutor(Executor):
         self._cancel_grace_s = cancel_grace_s
         self._memory_limit_mb = memory_limit_mb
         self._resources = resources
+        #: Ray's own GPU resource each task asks for (its share of one): without it Ray hides every GPU from the
+        #: task (CUDA_VISIBLE_DEVICES=""), and asking for it makes Ray hand the task its GPU or MIG slice.
+        self._num_gpus = num_gpus
         self._store_settings = storage_settings(store_settings) if store_settings is not None else None
         if self._store_settings is None:
             self.reads_store = False  # the tasks cannot reach the store: the engine stages and stores
@@ -405,9 +409,9 @@ class RayExecutor(Executor):
     def execute(self, items: Sequence[WorkUnit]) -> None:
         for unit in items:
             resources = self._resources_for(unit)
-            ref = self._remote.options(num_cpus=0, resources=resources, max_retries=0, retry_exceptions=False).remote(
-                unit, self._reporter, self._memory_limit_mb, self._store_settings, resources
-            )
+            ref = self._remote.options(
+                num_cpus=0, num_gpus=self._num_gpus, resources=resources, max_retries=0, retry_exceptions=False
+            ).remote(unit, self._reporter, self._memory_limit_mb, self._store_settings, resources)
             jobs = unit.items if isinstance(unit, WorkBatch) else (unit,)
             self._tasks.append(_Task(unit, ref, time.monotonic(), {i.job_id: i for i in jobs}))
 

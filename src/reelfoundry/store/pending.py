@@ -55,9 +55,13 @@ def _mark(session: Session, keys: list[str], **values: object) -> None:
         )
 
 
-def discard(db: Database, store: ObjectStore, keys: Iterable[str | None], now: datetime | None = None) -> int:
+def discard(
+    db: Database, store: ObjectStore, keys: Iterable[str | None], now: datetime | None = None, *, keep: bool = False
+) -> int:
     """Delete an attempt's objects that nothing will record, then their rows; a key whose delete fails (the
-    store is down) stays pending, abandoned, for :func:`sweep`. The number of keys left to the sweep."""
+    store is down) stays pending, abandoned, for :func:`sweep`. ``keep``: the rows of deleted keys stay too (not
+    abandoned, so swept after the grace) — for writers that may outlive the failure, such as a Ray task cut off
+    from its cluster. The number of keys left to the sweep."""
     gone: list[str] = []
     left: list[str] = []
     for key in keys:
@@ -72,7 +76,8 @@ def discard(db: Database, store: ObjectStore, keys: Iterable[str | None], now: d
     stamp = now or utcnow()
     try:
         with db.write() as session:
-            settle(session, gone)
+            if not keep:
+                settle(session, gone)
             _mark(session, left, abandoned_at=stamp, next_try_at=stamp)
     except Exception:  # the database is down too: the rows stay, and the sweep takes them after the grace
         log.warning("could not update the pending objects %s", [*gone, *left], exc_info=True)
