@@ -348,6 +348,32 @@ def test_manifest_settings_load_and_price(overlay: str, monkeypatch: pytest.Monk
                 assert rates.device_share == Decimal({"mig": "0.428571429"}.get(overlay, "1")), where
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_schedulers_tasks_ask_for_what_one_ray_worker_offers(
+    overlay: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The resource the scheduler's Ray executor asks for (computed as the server does: device_<class> at the
+    slot's share) fits a worker pod once and only once, and the scheduler runs as many tasks as there are pods."""
+    from reelfoundry.execution.ray_executor import device_resource
+    from reelfoundry.scheduling.live import node_slot_type
+
+    docs = _rendered(overlay)
+    (sched,) = _one(docs, "Deployment", "reelfoundry-scheduler")["spec"]["template"]["spec"]["containers"]
+    settings = _settings(monkeypatch, _container_env(docs, sched), tmp_path / "scheduler")
+    slot = node_slot_type(settings, worker_rates(settings, load_catalog()))
+    asked = {device_resource(slot.device): float(slot.share)}
+    (ray,) = [d for d in docs if d["kind"] == "RayCluster"]
+    (group,) = ray["spec"]["workerGroupSpecs"]
+    offered = json.loads(json.loads(group["rayStartParams"]["resources"]))  # a JSON string inside quotes
+    assert offered.keys() == asked.keys(), (offered, asked)
+    for name, want in asked.items():
+        have = round(offered[name], 4)  # Ray counts resources in steps of 0.0001
+        assert round(want, 4) <= have < 2 * round(want, 4), (name, want, have)
+    assert settings.worker_slots == group["maxReplicas"]
+    expected = {"cpu": ("cpu", 1.0), "gpu": ("H100", 1.0), "mig": ("H100", 3 / 7)}[overlay]
+    assert (slot.device, float(slot.share)) == pytest.approx(expected)
+
+
 def test_compose_settings_are_settings_and_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     services = _compose()["services"]
     for name, service in services.items():

@@ -547,3 +547,40 @@ def test_through_the_engine_a_job_whose_node_dies_mid_run_is_retried_on_the_othe
     device, provider = {NODE_A: ("cpu", "local"), NODE_B: ("L40S", "coreweave")}[survivor]
     assert (cost.device, cost.provider, cost.node) == (device, provider, "engine-0")
     assert cost.device_share == 1
+
+
+def test_serve_with_the_ray_executor_runs_jobs_on_the_cluster_and_serves_them_from_s3(
+    cluster: Cluster, seaweedfs: SeaweedFS, s3_prefix: str, tmp_path: Path
+) -> None:
+    """``reelfoundry serve`` as a user runs it: REELFOUNDRY_EXECUTOR=ray with the cluster at RAY_ADDRESS, media in
+    S3. Its worker device is an L40S (CoreWeave), which only node B offers: the job runs there (the task puts the
+    output into the bucket itself), its cost record carries node B's rates, and the API serves the video from S3."""
+    from server import Server, server_env, wait_state
+
+    env = server_env(
+        executor="ray",
+        storage_url=f"s3://{BUCKET}/{s3_prefix}",
+        s3_endpoint_url=seaweedfs.endpoint,
+        worker_device="L40S",
+        worker_provider="coreweave",
+        worker_slots=1,
+    )
+    token = cluster.env["RAY_AUTH_TOKEN"]
+    env.update(RAY_ADDRESS=f"{HEAD}:{cluster.port}", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+    srv = Server(tmp_path / "data", env).start(timeout=120)
+    try:
+        with srv.client() as c:
+            r = c.post("/v1/jobs", json={"prompt": "On the cluster", "model": "template", "num_frames": 8})
+            assert r.status_code == 201, r.text
+            job = wait_state(c, r.json()["id"], {"succeeded", "failed", "cancelled"}, timeout=120)
+            assert job["state"] == "succeeded", job
+            assert (job["cost"]["device"], job["cost"]["provider"]) == ("L40S", "coreweave"), job["cost"]
+            content = c.get(f"/v1/assets/{job['asset_id']}/content")
+            assert content.status_code == 200 and content.content[4:8] == b"ftyp"
+    finally:
+        srv.stop()
+    s3 = seaweedfs.client()
+    keys_in_s3 = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=s3_prefix + "/").get("Contents", [])]
+    video = next(k for k in keys_in_s3 if k.endswith(f"{job['asset_id']}.mp4"))
+    assert s3.get_object(Bucket=BUCKET, Key=video)["Body"].read() == content.content
+    assert not (srv.data_dir / "work").exists() or not any((srv.data_dir / "work").iterdir())
