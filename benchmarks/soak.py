@@ -272,10 +272,14 @@ def main() -> None:
                     nodes.append(Node(f"{dead.name}-restarted", dead.data_dir, slot_env, ["--role", role]))
                     wait_ready(nodes[-1].url, 120)
                 t_sweep = time.monotonic()
-                while orphan_objects()[1] and time.monotonic() - t_sweep < 30:
+                while any(orphan_objects()[1:]) and time.monotonic() - t_sweep < 30:
                     time.sleep(1)
             leftovers = leftover_files()
             keys_after, orphans_after, waiting_after = orphan_objects()
+            with db.connect() as conn:
+                pending_rows = conn.execute(
+                    text("SELECT key, job_id, attempt, node, created_at, abandoned_at, tries FROM pending_objects")
+                ).all()
             failed_rows = [by_id[i] for i in submitted if i in by_id and by_id[i].state == "failed"]
 
             ok = sum(1 for i in submitted if by_id.get(i) is not None and by_id[i].state == "succeeded")
@@ -308,6 +312,8 @@ def main() -> None:
                 print(f"  requeued: {r.job_id} {r.data}")
             for r in failed_rows[:10]:
                 print(f"  failed: {r.id} attempts {r.attempts}/{r.max_attempts} {r.error_type}: {r.error_detail}")
+            for r in pending_rows[:10]:
+                print(f"  pending: {r.key} job {r.job_id} attempt {r.attempt} node {r.node} abandoned {r.abandoned_at}")
             for what, items in (("lost", lost[:10]), ("orphan", orphans[:10]), ("leftover", leftovers_before[:10])):
                 for item in items:
                     print(f"  {what}: {item} {by_id.get(item, '')}")

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 #: Rows looked at per sweep.
 SWEEP_BATCH = 200
 #: The longest wait before a failed delete is tried again.
-MAX_BACKOFF_S = 600.0
+MAX_BACKOFF_S = 60.0
 
 
 def record(
