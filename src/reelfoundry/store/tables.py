@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -171,6 +172,8 @@ class JobRow(Base):
     #: The cards of the chosen model and its fallbacks as they were at admission, by id: the engine runs
     #: these, so editing or deleting a card never changes a queued job.
     route_cards: Mapped[dict[str, Any] | None]
+    #: generate (a video) or finetune (a LoRA adapter, see FinetuneRow).
+    kind: Mapped[str] = mapped_column(String(16), default="generate", server_default=text("'generate'"))
     #: A re-queued job is not claimed before this (a storage outage's back-off); None: at once.
     not_before: Mapped[datetime | None]
     #: Attempts that failed only because the object store was unavailable: they do not count against
@@ -218,6 +221,113 @@ class AssetRow(Base):
     published_sha256: Mapped[str | None] = mapped_column(String(64))
     published_bytes: Mapped[int | None] = mapped_column(BigInteger)
     published_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    # -- DAM metadata (editable with PATCH /v1/assets/{id}, audited) --
+    #: generated (a job's output) or uploaded (brand material).
+    origin: Mapped[str] = mapped_column(String(16), default="generated", server_default=text("'generated'"))
+    title: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    #: list[str], lower-case, each ≤ 64 characters.
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    #: Tags the platform suggested (never applied until a person accepts them): list[str].
+    suggested_tags: Mapped[list[str] | None] = mapped_column(JSON)
+    brand: Mapped[str | None] = mapped_column(String(128))
+    licence: Mapped[str | None] = mapped_column(String(128))
+    #: Where the consent of the people shown is recorded (a release form's reference).
+    consent_ref: Mapped[str | None] = mapped_column(String(255))
+    #: After this the asset may not be published or used for training.
+    rights_expires_at: Mapped[datetime | None]
+    #: e.g. ["no-training"]: list[str].
+    usage_restrictions: Mapped[list[str] | None] = mapped_column(JSON)
+    #: Perceptual hashes of key frames (hex, comma-separated), for near-duplicate detection.
+    phash: Mapped[str | None] = mapped_column(String(256))
+    metadata_updated_at: Mapped[datetime | None]
+    #: When ``asset.rights_expiring`` was sent for the current expiry (None: not yet).
+    rights_notified_at: Mapped[datetime | None]
+
+
+class CollectionRow(Base):
+    """A named set of a tenant's assets (brand material for fine-tuning, a campaign's picks)."""
+
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_collections_tenant_name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime]
+
+
+class CollectionAssetRow(Base):
+    """One asset in one collection."""
+
+    __tablename__ = "collection_assets"
+    __table_args__ = (Index("ix_collection_assets_asset", "asset_id"),)
+
+    collection_id: Mapped[str] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    added_by: Mapped[str | None] = mapped_column(ID)
+    added_at: Mapped[datetime]
+
+
+class AssetSearchRow(Base):
+    """What search reads of an asset: its text (prompt, title, description, tags, brand) and the embedding of
+    that text. Full-text search runs over ``body`` (SQLite: the FTS5 table ``asset_search_fts``; PostgreSQL: a GIN
+    index on its tsvector, both made by migration 0011)."""
+
+    __tablename__ = "asset_search"
+    __table_args__ = (Index("ix_asset_search_tenant", "tenant_id"),)
+
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ID)
+    body: Mapped[str] = mapped_column(Text)
+    embedding_model: Mapped[str | None] = mapped_column(String(64))
+    #: float32 little-endian, unit length.
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]
+
+
+class FinetuneRow(Base):
+    """A LoRA fine-tune of a base model on a collection: its job, the adapter it made and the assets it read."""
+
+    __tablename__ = "finetunes"
+    __table_args__ = (Index("ix_finetunes_tenant", "tenant_id", "id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
+    #: The model it registers.
+    name: Mapped[str] = mapped_column(String(128))
+    base: Mapped[str] = mapped_column(String(128))
+    collection_id: Mapped[str | None] = mapped_column(ID)
+    #: rank, steps, learning rate…
+    params: Mapped[dict[str, Any]]
+    #: queued, running, succeeded, failed, cancelled.
+    state: Mapped[str] = mapped_column(String(16))
+    adapter_key: Mapped[str | None] = mapped_column(String(512))
+    adapter_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: The asset ids it trained on: list[str].
+    assets_used: Mapped[list[str] | None] = mapped_column(JSON)
+    #: The NRES result against the collection.
+    evaluation: Mapped[dict[str, Any] | None]
+    created_by: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class ModelEvaluationRow(Base):
+    """One run of the NRES suite on a model (``reelfoundry eval model``); the newest feeds the router's quality."""
+
+    __tablename__ = "model_evaluations"
+    __table_args__ = (Index("ix_model_evaluations_model", "model", "created_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    suite: Mapped[str] = mapped_column(String(32))
+    suite_version: Mapped[str] = mapped_column(String(32))
+    result: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
 
 
@@ -368,6 +478,11 @@ class ModelCardRow(Base):
     card: Mapped[dict[str, Any]]
     created_by: Mapped[str | None] = mapped_column(ID)
     created_at: Mapped[datetime]
+    #: candidate (registered, not yet through onboarding: not routable) or approved.
+    status: Mapped[str] = mapped_column(String(16), default="approved", server_default=text("'approved'"))
+    approved_at: Mapped[datetime | None]
+    #: Its first production job (model agility: registered → approved → first job).
+    first_job_at: Mapped[datetime | None]
 
 
 class ModelHealthRow(Base):
