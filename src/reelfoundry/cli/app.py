@@ -12,6 +12,7 @@ from reelfoundry.cli.assets import assets_app
 from reelfoundry.cli.audit import audit_app
 from reelfoundry.cli.budgets import budgets_app
 from reelfoundry.cli.common import CLIState, out
+from reelfoundry.cli.finetune import finetune
 from reelfoundry.cli.generate import generate
 from reelfoundry.cli.jobs import jobs_app, submit
 from reelfoundry.cli.keys import keys_app
@@ -75,6 +76,7 @@ for _name, _command in (
     ("verify", verify),
     ("usage", usage),
     ("prices", prices),
+    ("finetune", finetune),
 ):
     app.command(_name)(_command)
 
