@@ -322,6 +322,35 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How long a failing model rests before it is tried again."
     )
 
+    # -- NRES evaluation and onboarding --
+    nres_fd_scale: float = Field(
+        500.0, gt=0, description="Fréchet distance at which NRES fidelity is 1/e (fidelity = exp(-FD / scale))."
+    )
+    nres_reference_s_per_video_s: float = Field(
+        1.0, gt=0, description="NRES t0: seconds per second of video at which time starts to weigh (with c0)."
+    )
+    nres_reference_usd_per_video_s: Decimal = Field(
+        Decimal("0.01"), gt=0, description="NRES c0: dollars per second of video at which cost starts to weigh."
+    )
+    nres_timeout_s: float = Field(
+        1800.0, gt=0, description="Longest an evaluation's generations may run before the run is stopped."
+    )
+    onboarding_suite: Literal["quick", "standard"] = Field(
+        "quick", description="The NRES suite `models onboard` runs for its quality and performance check."
+    )
+    onboarding_min_fidelity: float = Field(
+        0.0, ge=0, le=1, description="Least NRES fidelity a model needs to pass onboarding."
+    )
+    onboarding_min_nres: float = Field(
+        0.0, ge=0, le=1, description="Least NRES score a model needs to pass onboarding."
+    )
+    onboarding_max_seconds_per_clip: float = Field(
+        600.0, gt=0, description="Most warm seconds per suite clip a model may take to pass onboarding."
+    )
+    onboarding_max_usd_per_clip: Decimal = Field(
+        Decimal("1"), ge=0, description="Most dollars per suite clip (at this node's rates) to pass onboarding."
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.webhook_backoff_max_s < self.webhook_backoff_base_s:

@@ -1,4 +1,4 @@
-"""``reelfoundry train builtin|probe`` and ``reelfoundry eval builtin``: train and evaluate models."""
+"""``reelfoundry train builtin|probe`` and ``reelfoundry eval builtin|model``: train and evaluate models."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from reelfoundry.cli.client import CLIError
 from reelfoundry.cli.common import AsJson, console, friendly
 from reelfoundry.cli.common import print_json as _print_json
 from reelfoundry.cli.common import progress as _progress
+from reelfoundry.cli.evaluate import eval_model
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models with the standard test protocol.", no_args_is_help=True)
+eval_app.command("model")(eval_model)
 
 
 @train_app.command("builtin")
