@@ -351,6 +351,20 @@ class Settings(BaseSettings):
         Decimal("1"), ge=0, description="Most dollars per suite clip (at this node's rates) to pass onboarding."
     )
 
+    # -- DAM --
+    max_video_upload_bytes: int = Field(
+        256 * 1_048_576, ge=1024, description="Largest MP4 upload (POST /v1/assets); images keep max_upload_bytes."
+    )
+    max_video_upload_duration_s: float = Field(
+        600.0, gt=0, le=86400, description="Longest MP4 accepted as an upload, by its header."
+    )
+    rights_warning_days: float = Field(
+        14.0, ge=0, le=3650, description="asset.rights_expiring is sent this many days before an asset's expiry."
+    )
+    rights_check_interval_s: float = Field(
+        300.0, gt=0, le=86400, description="How often the webhook dispatcher looks for rights about to expire."
+    )
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.webhook_backoff_max_s < self.webhook_backoff_base_s:

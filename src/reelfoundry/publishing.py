@@ -76,7 +76,8 @@ def review_asset(platform: Platform, principal: Principal, asset_id: str, body: 
 
 
 def publish_asset(platform: Platform, principal: Principal, asset_id: str) -> Publication:
-    """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published.
+    """Publish an approved asset (once) and hand out a fresh delivery URL; 409 unless approved or published, and
+    409 ``rights-expired`` (naming ``rights_expires_at``) once the asset's rights have expired.
 
     The URL starts with ``public_base_url`` when set (a proxy or CDN in front), else with this server's
     own address (``Settings.delivery_base_url``), never with the Host header the request came with.
@@ -84,6 +85,8 @@ def publish_asset(platform: Platform, principal: Principal, asset_id: str) -> Pu
     base_url = platform.settings.delivery_base_url
     with platform.db.read() as session:
         row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+    # An asset whose rights have run out never goes out: not published, nor a fresh URL to an earlier publication.
+    assetstore.check_publishable(row, datetime.now(UTC))
     first = False
     if row.review_state != ReviewState.published.value:
         check_transition(ReviewState(row.review_state), ReviewState.published)

@@ -14,6 +14,7 @@ from reelfoundry.api.ratelimit import RateLimitHeaders
 from reelfoundry.api.routes import (
     assets,
     budgets,
+    collections,
     delivery,
     health,
     jobs,
@@ -110,8 +111,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     if not plat.serves_api:  # scheduler and worker processes answer probes and scrapes only
         return app
     v1 = APIRouter(prefix="/v1")
-    for module in (jobs, assets, models, keys, schemas, webhooks, provenance, tenant, delivery, budgets, usage):
+    for module in (jobs, assets, collections, models, keys, schemas, webhooks, provenance, tenant, delivery):
         v1.include_router(module.router)
+    for module in (budgets, usage):
+        v1.include_router(module.router)
+    v1.include_router(assets.webhook_router)
     app.include_router(v1)
     app.include_router(web.router)
     app.include_router(docs.router)
@@ -121,7 +125,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         BodyLimit,
         limit=settings.max_body_bytes,
         uploads={
-            ("POST", "/v1/assets"): settings.max_upload_bytes,
+            ("POST", "/v1/assets"): max(settings.max_upload_bytes, settings.max_video_upload_bytes),
             ("POST", "/v1/verify"): settings.max_verify_bytes,
         },
     )

@@ -24,7 +24,7 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from reelfoundry.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceBusy
+from reelfoundry.errors import BadRequest, InvalidParameter, PayloadTooLarge, RequestTimeout, ServiceBusy
 from reelfoundry.localfiles import temp_dir
 
 #: Bytes gathered before one write: file writes and hashing run off the event loop, in pieces this big.
@@ -160,3 +160,51 @@ async def _copy_body(request: Request, fh: BinaryIO, limit: int) -> tuple[int, s
         await run_in_threadpool(write, bytes(pending))
     await run_in_threadpool(fh.flush)
     return size, sha.hexdigest()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What an uploaded MP4 is, from its header and first frame."""
+
+    width: int
+    height: int
+    fps: float | None
+    duration_s: float | None
+    num_frames: int | None
+    codec: str
+
+
+#: Container names PyAV gives an MP4 (the family ffmpeg reads with one demuxer).
+MP4_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"})
+MAX_VIDEO_PIXELS = 8192 * 8192
+
+
+def inspect_video(path: Path, *, max_duration_s: float) -> VideoInfo:
+    """Check that the file at ``path`` is an MP4 with a decodable video stream within the limits; InvalidParameter
+    naming ``body`` otherwise. Reads the header and decodes one frame, whatever the file's size."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not MP4_FORMATS & set(container.format.name.split(",")):
+                raise InvalidParameter("body", f"body is a {container.format.name} file, not an MP4")
+            if not container.streams.video:
+                raise InvalidParameter("body", "the MP4 has no video stream")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if not width or not height or width * height > MAX_VIDEO_PIXELS:
+                raise InvalidParameter("body", f"video is {width}×{height}; at most {MAX_VIDEO_PIXELS:,} pixels")
+            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+            if duration is None and container.duration:
+                duration = container.duration / 1_000_000
+            if duration is not None and duration > max_duration_s:
+                raise InvalidParameter(
+                    "body", f"video lasts {duration:.1f} s; uploads may last {max_duration_s:g} s at most"
+                )
+            next(container.decode(stream))  # at least one frame decodes
+            fps = float(stream.average_rate) if stream.average_rate else None
+            return VideoInfo(width, height, fps, duration, stream.frames or None, stream.codec_context.name)
+    except InvalidParameter:
+        raise
+    except Exception as exc:  # PyAV raises many types for corrupt input
+        raise InvalidParameter("body", f"body is not a readable MP4 video: {type(exc).__name__}") from None

@@ -63,6 +63,7 @@ class WebhookDispatcher:
         self._tenants: Counter[str] = Counter()
         self._in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=settings.webhook_concurrency, thread_name_prefix="rf-webhook")
+        self._last_rights_check = -float("inf")
 
     def start(self) -> None:
         """Run the claim loop in a daemon thread."""
@@ -84,6 +85,12 @@ class WebhookDispatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if time.monotonic() - self._last_rights_check >= self.settings.rights_check_interval_s:
+                self._last_rights_check = time.monotonic()
+                try:
+                    self.check_rights()
+                except Exception:
+                    log.exception("rights expiry check failed")
             try:
                 started = self.dispatch_due()
             except Exception:
@@ -92,6 +99,13 @@ class WebhookDispatcher:
             if not started:
                 self._wake.wait(self.settings.poll_interval_s)
                 self._wake.clear()
+
+    def check_rights(self) -> int:
+        """Queue ``asset.rights_expiring`` for assets whose rights expire within ``rights_warning_days`` (once per
+        expiry); returns how many."""
+        within = timedelta(days=self.settings.rights_warning_days)
+        with self.db.write() as session:
+            return outbox.announce_rights_expiring(session, utcnow(), within)
 
     def dispatch_due(self) -> int:
         """Claim the deliveries that are due and fit the shares, and start sending them; returns how many."""
@@ -105,6 +119,7 @@ class WebhookDispatcher:
         # The claim outlasts a send (one deadline) with room to record it; after that another
         # dispatcher may take the delivery over.
         lease = now + timedelta(seconds=s.webhook_timeout_s * 3)
+        shares = {"per_receiver": s.webhook_concurrency_per_receiver, "per_tenant": s.webhook_concurrency_per_tenant}
         with self.db.write() as session:
             claimed = outbox.claim_due(
                 session,
@@ -113,8 +128,19 @@ class WebhookDispatcher:
                 room=room,
                 in_flight_receivers=receivers,
                 in_flight_tenants=tenants,
-                per_receiver=s.webhook_concurrency_per_receiver,
-                per_tenant=s.webhook_concurrency_per_tenant,
+                **shares,
+            )
+            for item in claimed:  # asset events share the same fair shares
+                receivers[item.receiver] = receivers.get(item.receiver, 0) + 1
+                tenants[item.tenant_id] = tenants.get(item.tenant_id, 0) + 1
+            claimed += outbox.claim_due_assets(
+                session,
+                now=now,
+                lease=lease,
+                room=room - len(claimed),
+                in_flight_receivers=receivers,
+                in_flight_tenants=tenants,
+                **shares,
             )
         for item in claimed:
             with self._lock:

@@ -118,6 +118,26 @@ class Asset(BaseModel):
     review: Review | None = Field(None, description="The reviewer's decision, once made.")
     published_at: datetime | None = None
     created_at: datetime
+    # -- DAM metadata (PATCH /v1/assets/{id}); optional, so older clients and documents stay valid --
+    origin: str | None = Field(None, description="generated (a job's output) or uploaded.")
+    title: str | None = None
+    description: str | None = None
+    tags: list[str] | None = Field(None, description="Lower-case tags a person set (or accepted).")
+    suggested_tags: list[str] | None = Field(
+        None, description="Tags the platform suggests (from the prompt); not applied until accepted."
+    )
+    brand: str | None = None
+    licence: str | None = None
+    consent_ref: str | None = Field(None, description="Where the consent of the people shown is recorded.")
+    rights_expires_at: datetime | None = Field(
+        None, description="After this the asset is never published nor used for training."
+    )
+    usage_restrictions: list[str] | None = Field(None, description="e.g. ['no-training'].")
+    metadata_updated_at: datetime | None = None
+    near_duplicates: list[str] | None = Field(
+        None, description="On upload: the tenant's assets whose key frames look nearly the same (perceptual hash)."
+    )
+    score: float | None = Field(None, description="In search results: how well it matched q (higher is better).")
 
 
 class Event(BaseModel):

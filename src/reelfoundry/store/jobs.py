@@ -29,8 +29,10 @@ from reelfoundry.errors import (
 from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.ids import new_id
 from reelfoundry.schema import TRANSITIONS, Job, JobError, JobState, RoutePlan, VideoRequest
+from reelfoundry.store import assets as assetstore
 from reelfoundry.store import lease as leasestore
 from reelfoundry.store import models as modelstore
+from reelfoundry.store import webhooks as webhookstore
 from reelfoundry.store.costs import record_final, to_cost
 from reelfoundry.store.events import append_event
 from reelfoundry.store.owned import owned
@@ -282,6 +284,9 @@ def complete(
         return None
     session.add(asset)
     session.flush()
+    # Findable at once by full text (embedded lazily, at the first semantic search); the tenant's endpoint told.
+    assetstore.catalogue(session, asset, now, prompt=row.request.get("prompt"))
+    webhookstore.enqueue_asset_event(session, asset, "asset.created", now)
     modelstore.record_success(session, row.model)
     record_final(session, row, asset, usage.vendor if usage is not None else None)
     append_event(session, row, "job.succeeded", {"asset_id": asset.id, "attempt": attempt})

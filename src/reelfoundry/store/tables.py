@@ -551,3 +551,51 @@ class StoredObjectRow(Base):
     moved_at: Mapped[datetime | None]
     #: Days it spent in the cold tier before its last move back to hot (its storage is priced from this).
     cold_days: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+
+
+class WebhookEndpointRow(Base):
+    """A tenant's endpoint for asset events (``PUT /v1/webhooks/endpoint``): asset events concern no job, so
+    they cannot go to a job's ``webhook_url``."""
+
+    __tablename__ = "webhook_endpoints"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str | None] = mapped_column(ID)
+    updated_at: Mapped[datetime]
+
+
+class AssetWebhookRow(Base):
+    """One asset event for one tenant's endpoint: the outbox row the dispatcher sends, like
+    ``webhook_deliveries`` for job events, with its body and URL fixed when the event happened."""
+
+    __tablename__ = "asset_webhook_deliveries"
+    __table_args__ = (
+        Index("ix_asset_webhook_due", "state", "next_attempt_at"),
+        Index("ix_asset_webhook_tenant", "tenant_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    asset_id: Mapped[str] = mapped_column(ID)
+    #: asset.created | asset.metadata_updated | asset.rights_expiring
+    type: Mapped[str] = mapped_column(String(48))
+    url: Mapped[str] = mapped_column(Text)
+    #: ``host:port`` of the URL: what the fair shares count.
+    receiver: Mapped[str] = mapped_column(String(300))
+    #: The event as sent (JSON text, so every retry signs the same bytes).
+    body: Mapped[str] = mapped_column(Text)
+    #: pending | delivered | failed
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+# Indexes migration 0011 made on assets for the DAM (brand filter, rights-expiry scan), declared here beside the
+# rows added after it; an Index over a table's columns joins that table.
+Index("ix_assets_tenant_brand", AssetRow.tenant_id, AssetRow.brand)
+Index("ix_assets_rights_expiry", AssetRow.rights_expires_at)
