@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reelfoundry.models.pipeline_builtin import SIGMA_SHIFT, BuiltinVideoPipeline, new_pipeline
-from reelfoundry.models.text_encoder import shared_encoder
+from reelfoundry.models.text_encoder import TextEmbeddings, shared_encoder
 from reelfoundry.training.data import COLOURS, sample
 
 #: Architecture of the shipped model.
@@ -86,26 +86,63 @@ def _batch(cfg: TrainConfig, step: int, rng: np.random.Generator) -> tuple[torch
     samples = [sample(cfg.data_seed, step * cfg.batch_size + j) for j in range(cfg.batch_size)]
     clips = torch.from_numpy(np.stack([s.clip for s in samples])).float().div_(127.5).sub_(1)
     backgrounds = torch.tensor([COLOURS[s.spec.background] for s in samples]).float().div_(127.5).sub_(1)
-    foreground = (clips - backgrounds.view(-1, 1, 1, 1, 3)).abs().amax(-1) > 0.1  # (B, T, H, W)
-    weights = 1 + cfg.object_weight * foreground.float()
+    weights = object_weights(clips, backgrounds, cfg.object_weight)
     captions = ["" if rng.random() < cfg.caption_dropout else s.caption for s in samples]
-    return clips.permute(0, 4, 1, 2, 3).contiguous(), weights.unsqueeze(1), captions
+    return clips.permute(0, 4, 1, 2, 3).contiguous(), weights, captions
+
+
+def object_weights(clips: torch.Tensor, backgrounds: torch.Tensor, object_weight: float) -> torch.Tensor:
+    """Per-pixel loss weights (B, 1, T, H, W): 1 + ``object_weight`` where a clip (B, T, H, W, 3) in [-1, 1]
+    differs from its background colour (B, 3)."""
+    foreground = (clips - backgrounds.view(-1, 1, 1, 1, 3)).abs().amax(-1) > 0.1  # (B, T, H, W)
+    return (1 + object_weight * foreground.float()).unsqueeze(1)
 
 
 def _sigmas(cfg: TrainConfig, shift: float, n: int) -> torch.Tensor:
+    return noise_levels(n, shift, cfg.uniform_sigma, cfg.pure_noise)
+
+
+def noise_levels(n: int, shift: float, uniform_sigma: float, pure_noise: float) -> torch.Tensor:
     """Noise levels for a batch: shifted logit-normal, mixed with uniform levels and pure noise."""
     u = torch.sigmoid(torch.randn(n))  # logit-normal, then shifted towards noise
     sigma = shift * u / (1 + (shift - 1) * u)
     pick = torch.rand(n)
-    sigma = torch.where(pick < cfg.uniform_sigma, torch.rand(n), sigma)
-    return torch.where(pick > 1 - cfg.pure_noise, torch.ones(n), sigma)
+    sigma = torch.where(pick < uniform_sigma, torch.rand(n), sigma)
+    return torch.where(pick > 1 - pure_noise, torch.ones(n), sigma)
 
 
 def _lr(cfg: TrainConfig, step: int, warm_from: int = 0) -> float:
+    return learning_rate(cfg.lr, step, cfg.steps, cfg.warmup, warm_from)
+
+
+def learning_rate(peak: float, step: int, steps: int, warmup: int, warm_from: int = 0) -> float:
     """Linear warm-up (from the start, or again after resuming without optimiser state), then cosine to 10%."""
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    lr = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress)))))
-    return lr * min(1.0, (step - warm_from + 1) / cfg.warmup)
+    progress = (step - warmup) / max(1, steps - warmup)
+    lr = peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress)))))
+    return lr * min(1.0, (step - warm_from + 1) / max(1, warmup))
+
+
+def flow_loss(
+    model: torch.nn.Module,
+    clips: torch.Tensor,
+    weights: torch.Tensor,
+    text: TextEmbeddings,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    use_bf16: bool = False,
+) -> torch.Tensor:
+    """The rectified-flow training loss of ``model`` on clean ``clips`` (B, C, T, H, W) noised to ``sigma``.
+
+    Velocity loss; for σ < MIN_LOSS_SIGMA it is capped at the clean-clip error / MIN_LOSS_SIGMA²
+    so nearly clean samples (weight 1/σ² under x-prediction) cannot dominate.
+    """
+    s = sigma.view(-1, 1, 1, 1, 1)
+    noisy = (1 - s) * clips + s * noise
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+        pred = model(noisy, sigma * 1000, text.states, text.mask, text.pooled)
+    weight = (sigma / sigma.clamp(min=MIN_LOSS_SIGMA)).pow(2)
+    per_clip = ((pred.float() - (noise - clips)).pow(2) * weights).mean(dim=(1, 2, 3, 4))
+    return (per_clip * weight).mean()
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
@@ -148,7 +185,7 @@ def train(
     encoder = shared_encoder("cpu")
     rng = np.random.default_rng([cfg.seed, step])
     last_ckpt = time.monotonic()
-    use_bf16 = torch.backends.mkldnn.is_available() and _has_amx()
+    use_bf16 = use_bf16_autocast()
     window: list[float] = []
     stop = _StopFlag()
 
@@ -174,17 +211,9 @@ def train(
             text = encoder(captions)
             sigma = _sigmas(cfg, shift, clips.shape[0])
             noise = torch.randn_like(clips)
-            s = sigma.view(-1, 1, 1, 1, 1)
-            noisy = (1 - s) * clips + s * noise
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, step, warm_from)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                pred = model(noisy, sigma * 1000, text.states, text.mask, text.pooled)
-            # Velocity loss; for σ < MIN_LOSS_SIGMA it is capped at the clean-clip error / MIN_LOSS_SIGMA²
-            # so nearly clean samples (weight 1/σ² under x-prediction) cannot dominate.
-            weight = (sigma / sigma.clamp(min=MIN_LOSS_SIGMA)).pow(2)
-            per_clip = ((pred.float() - (noise - clips)).pow(2) * weights).mean(dim=(1, 2, 3, 4))
-            loss = (per_clip * weight).mean()
+            loss = flow_loss(model, clips, weights, text, sigma, noise, use_bf16)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -283,8 +312,12 @@ def loss_curve(checkpoint: Path, out: Path) -> None:
     plt.close(fig)
 
 
-def _has_amx() -> bool:
+def use_bf16_autocast() -> bool:
     """bf16 autocast pays off on CPUs with AMX/AVX512-BF16; elsewhere it is slower than fp32."""
+    return torch.backends.mkldnn.is_available() and _has_amx()
+
+
+def _has_amx() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

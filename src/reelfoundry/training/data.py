@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,12 +132,14 @@ def random_spec(rng: np.random.Generator, combo: tuple[str, str, str] | None = N
     return ClipSpec(colour, shape, motion, background, size, x, y, travel)
 
 
-def random_caption(spec: ClipSpec, rng: np.random.Generator) -> str:
-    """A caption for ``spec`` in one of many wordings."""
-    c = str(rng.choice(COLOUR_WORDS[spec.colour]))
+def random_caption(
+    spec: ClipSpec, rng: np.random.Generator, colour_words: Mapping[str, tuple[str, ...]] = COLOUR_WORDS
+) -> str:
+    """A caption for ``spec`` in one of many wordings (``colour_words``: the words for each colour)."""
+    c = str(rng.choice(colour_words[spec.colour]))
     s = str(rng.choice(SHAPE_WORDS[spec.shape]))
     m = str(rng.choice(MOTION_WORDS[spec.motion]))
-    b = str(rng.choice(COLOUR_WORDS[spec.background]))
+    b = str(rng.choice(colour_words[spec.background]))
     bg = str(rng.choice(BACKGROUND_WORDS)).format(b=b)
     template = str(rng.choice(TEMPLATES))
     return _articles(template.format(c=c, s=s, m=m, bg=bg, bg_cap=bg[0].upper() + bg[1:]))
@@ -161,11 +163,11 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
     return points
 
 
-def render_clip(spec: ClipSpec) -> np.ndarray:
-    """The 16 frames of a spec, drawn at 4× and downsampled for smooth edges."""
+def render_clip(spec: ClipSpec, colours: Mapping[str, tuple[int, int, int]] = COLOURS) -> np.ndarray:
+    """The 16 frames of a spec, drawn at 4× and downsampled for smooth edges; ``colours`` names its RGB values."""
     scale = 4
     frames = np.empty((FRAMES, SIZE, SIZE, 3), dtype=np.uint8)
-    fill = COLOURS[spec.colour]
+    fill = colours[spec.colour]
     for t in range(FRAMES):
         p = t / (FRAMES - 1)
         x, y, size = spec.x, spec.y, spec.size
@@ -181,7 +183,7 @@ def render_clip(spec: ClipSpec) -> np.ndarray:
             size *= 1 + 1.2 * p
         elif spec.motion == "shrinking":
             size *= 1 - 0.6 * p
-        img = Image.new("RGB", (SIZE * scale, SIZE * scale), COLOURS[spec.background])
+        img = Image.new("RGB", (SIZE * scale, SIZE * scale), colours[spec.background])
         draw = ImageDraw.Draw(img)
         cx, cy, r = x * scale, y * scale, size * scale / 2
         if spec.shape == "circle":
@@ -210,3 +212,52 @@ def heldout_samples(seed: int, count: int) -> list[Sample]:
     """Clips of held-out combinations only (for the probe's and the model's evaluation)."""
     combos = tuple(sorted(HELD_OUT))
     return [sample(seed, i, combos=combos) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class BrandColour:
+    """A colour outside the shipped palette (a brand's), e.g. ``BrandColour("acme coral", (255, 111, 97))``.
+
+    Its clips are drawn like any other (every shape and motion, over a shipped colour's background) but
+    never join ``COLOURS``: the base model's data set and evaluation stay as they were.
+    """
+
+    name: str
+    rgb: tuple[int, int, int]
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z -]{0,38}[a-z]", self.name) or self.name in COLOURS:
+            raise ValueError(f"a brand colour needs a new lowercase name of 2-40 letters, got {self.name!r}")
+        if len(self.rgb) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in self.rgb):
+            raise ValueError(f"rgb must be three integers 0-255, got {self.rgb!r}")
+
+    @classmethod
+    def from_hex(cls, name: str, value: str) -> BrandColour:
+        """From ``"#FF6F61"``."""
+        if not re.fullmatch(r"#?[0-9a-fA-F]{6}", value):
+            raise ValueError(f"a colour is #RRGGBB, got {value!r}")
+        digits = value.lstrip("#")
+        r, g, b = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
+        return cls(name, (r, g, b))
+
+
+def brand_samples(brand: BrandColour, seed: int, count: int) -> list[Sample]:
+    """``count`` clips of objects in ``brand``'s colour, captioned with its name; a pure function of its arguments."""
+    colours = {**COLOURS, brand.name: brand.rgb}
+    words = {**COLOUR_WORDS, brand.name: (brand.name,)}
+    samples = []
+    for index in range(count):
+        rng = np.random.default_rng([seed, index])
+        combo = (brand.name, SHAPES[rng.integers(len(SHAPES))], MOTIONS[rng.integers(len(MOTIONS))])
+        x, y, size = LAYOUT[combo[2]]
+        background = str(rng.choice(list(COLOURS)))
+        spec = ClipSpec(
+            *combo,
+            background,
+            size * float(rng.uniform(0.92, 1.08)),
+            x + float(rng.uniform(-JITTER, JITTER)),
+            y + float(rng.uniform(-JITTER, JITTER)),
+            TRAVEL * float(rng.uniform(0.92, 1.08)),
+        )
+        samples.append(Sample(render_clip(spec, colours), random_caption(spec, rng, words), spec))
+    return samples
