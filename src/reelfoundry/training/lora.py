@@ -172,9 +172,14 @@ def train_lora(
     from peft import LoraConfig
 
     from reelfoundry.models.text_encoder import shared_encoder
+    from reelfoundry.models.video_dit import VideoDiT
     from reelfoundry.training.builtin import flow_loss, learning_rate, noise_levels, object_weights, use_bf16_autocast
 
     # 1. Check inputs
+    if not isinstance(getattr(base, "transformer", None), VideoDiT):
+        raise InvalidParameter(
+            "base", f"train_lora takes the built-in pipeline, not {type(base).__name__} (see train_pipeline_lora)"
+        )
     cfg = base.transformer.config
     _check_clips(clips, (cfg.num_frames, cfg.sample_size, cfg.sample_size, cfg.in_channels))
     if out.exists():

@@ -29,6 +29,12 @@ One card names one pipeline. Its ``options``:
 ``size_multiple``
     Width and height must be multiples of this. Default 8 (the VAE's spatial compression); LTX-Video
     needs 32, Wan 16.
+``lora``
+    ``{"path": FILE, "scale": 1.0, "sha256": HEX}``: a LoRA adapter (safetensors only, in diffusers' LoRA
+    format or any layout the pipeline's ``load_lora_weights`` converts) loaded on top of the pipeline at
+    ``scale`` after its sha256 matches; the built-in pipeline takes it through its transformer
+    (:func:`reelfoundry.training.lora.load_adapter`). An adapter that records another base model's
+    transformer sha256 than the card pins is refused.
 
 The pipeline loads on the first ``generate()`` and stays on the backend instance, so a worker process
 that keeps its backends runs later jobs without loading again. torch and diffusers are imported only
@@ -52,7 +58,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -90,6 +98,7 @@ _OPTIONS = frozenset(
         "call_kwargs",
         "sha256",
         "size_multiple",
+        "lora",
     }
 )
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -239,6 +248,7 @@ class DiffusersBackend(Backend):
                 f"card {card.id!r}: size_multiple must be a positive integer, got {size_multiple!r}"
             )
         self.size_multiple = size_multiple
+        self.lora = _lora_option(card.id, options.get("lora"))
         self._pipe: Pipeline | None = None
 
     def check_inputs(self, params: GenerationParams) -> None:
@@ -439,6 +449,11 @@ class DiffusersBackend(Backend):
             pipe = _quiet_from_pretrained(cls, directory, dtype)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot load a diffusers pipeline from {self.path!r}: {exc}") from exc
+        if self.lora is not None:
+            from reelfoundry.training.lora import load_adapter
+
+            base = next((v for k, v in self.sha256.items() if k.startswith("transformer/") and ".safetensors" in k), "")
+            load_adapter(pipe, self.lora.path, self.lora.scale, self.lora.sha256, base_sha256=base.lower())
         if "callback_on_step_end" not in inspect.signature(pipe.__call__).parameters:
             # Without a per-step hook there is no progress and no cancellation between steps.
             raise ConfigurationError(f"{type(pipe).__name__} has no callback_on_step_end; it cannot report steps")
@@ -464,6 +479,30 @@ class DiffusersBackend(Backend):
             raise ConfigurationError(f"card {self.card.id!r}: no pipeline directory at {self.path}")
         # DiffusionPipeline.download fetches only what from_pretrained would, and honours HF_HUB_OFFLINE.
         return Path(cls.download(self.path))
+
+
+@dataclass(frozen=True)
+class LoraOption:
+    """The card's ``lora`` option: which adapter, how strong, and its pinned sha256."""
+
+    path: Path
+    scale: float
+    sha256: str
+
+
+def _lora_option(card_id: str, value: object) -> LoraOption | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= {"path", "scale", "sha256"}:
+        raise ConfigurationError(f"card {card_id!r}: lora must be {{path, scale, sha256}}, got {value!r}")
+    path, scale, sha256 = value.get("path"), value.get("scale", 1.0), value.get("sha256")
+    if not isinstance(path, str) or not path.endswith(".safetensors"):
+        raise ConfigurationError(f"card {card_id!r}: lora.path must name a .safetensors file, got {path!r}")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0 <= scale <= 4:
+        raise ConfigurationError(f"card {card_id!r}: lora.scale must be between 0 and 4, got {scale!r}")
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise ConfigurationError(f"card {card_id!r}: lora.sha256 must be the adapter's 64-hex-digit sha256")
+    return LoraOption(Path(path).expanduser(), float(scale), sha256.lower())
 
 
 def _pipeline_class(name: str) -> Any:
