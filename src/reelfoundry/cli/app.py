@@ -11,6 +11,7 @@ from reelfoundry import __version__
 from reelfoundry.cli.assets import assets_app
 from reelfoundry.cli.audit import audit_app
 from reelfoundry.cli.budgets import budgets_app
+from reelfoundry.cli.collections import collections_app
 from reelfoundry.cli.common import CLIState, out
 from reelfoundry.cli.finetune import finetune
 from reelfoundry.cli.generate import generate
@@ -83,6 +84,7 @@ for _name, _command in (
 for _name, _group in (
     ("jobs", jobs_app),
     ("assets", assets_app),
+    ("collections", collections_app),
     ("review", review_app),
     ("keys", keys_app),
     ("budgets", budgets_app),

@@ -1,4 +1,5 @@
-"""/ui/: sign in with an API key; the review queue with a player, provenance and approve/reject forms.
+"""/ui/: sign in with an API key; the review queue with a player, provenance and approve/reject forms, search
+(words or meaning) and collections.
 
 Plain server-rendered HTML and one stylesheet served from here; no scripts, nothing from another host.
 Every action goes through the same functions as the API (``reelfoundry.publishing``), so the rules
@@ -37,12 +38,15 @@ from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
 from reelfoundry.provenance.manifest import GENERATION_LABEL, verify
 from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState
+from reelfoundry.schema.dam import CollectionCreate, SearchMode
 from reelfoundry.server_secret import derive
 from reelfoundry.store import assets as assetstore
+from reelfoundry.store import audit
+from reelfoundry.store import collections as collectionstore
 from reelfoundry.store import costs as coststore
 from reelfoundry.store import keys as keystore
 from reelfoundry.store.keys import Principal
-from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow
+from reelfoundry.store.tables import AssetRow, CostRecordRow, JobRow, utcnow
 from reelfoundry.web.session import COOKIE, LOGIN_COOKIE, SESSION_S, SessionSigner
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -344,6 +348,10 @@ def _label(value: str | None) -> str | None:
     return value if value and _LABEL.match(value) else None
 
 
+#: The most characters of a search the queue takes (the API's limit).
+MAX_QUERY = 500
+
+
 @router.get("/")
 def queue(
     request: Request,
@@ -353,8 +361,13 @@ def queue(
     campaign: str | None = None,
     cursor: str | None = None,
     reviewed: str | None = None,
+    q: str | None = None,
+    mode: str = "text",
+    collection: str | None = None,
+    added_to: str | None = None,
 ) -> Response:
-    """The review queue: pending assets by default, filterable by state, project and campaign."""
+    """The review queue: pending assets by default, filterable by state, project, campaign and collection, and
+    searchable by words or meaning (best matches first, one page)."""
     found = _reader(platform, request)
     if not isinstance(found, tuple):
         return found
@@ -362,33 +375,58 @@ def queue(
     if state not in (*_STATES, "all"):
         state = "pending_review"
     project, campaign = _label(project), _label(campaign)
+    query = " ".join(q.split())[:MAX_QUERY] if q and _LABEL_TEXT.match(q) and q.strip() else None
+    search_mode = SearchMode(mode) if mode in {m.value for m in SearchMode} else SearchMode.text
+    collection = collection if collection and is_id(collection) else None
     review_state = None if state == "all" else ReviewState(state)
+    filters = assetstore.AssetFilters(
+        project=project, campaign=campaign, review_state=review_state, collection_id=collection
+    )
+    nxt = None
+    if query is not None:
+        with platform.db.write() as session:  # a semantic search may store embeddings it made
+            rows = [
+                r
+                for r, _ in assetstore.search(
+                    session, principal.tenant_id, query, filters=filters, mode=search_mode, limit=PAGE_SIZE * 4
+                )
+            ]
     with platform.db.read() as session:
-        try:
-            rows, nxt = assetstore.list_assets(
-                session,
-                principal.tenant_id,
-                cursor=cursor if cursor and len(cursor) <= 256 else None,
-                limit=PAGE_SIZE,
-                project=project,
-                campaign=campaign,
-                review_state=review_state,
-            )
-        except ReelFoundryError:
-            rows, nxt = [], None  # a stale or hand-made cursor: show the first page's worth of nothing
+        if query is None:
+            try:
+                rows, nxt = assetstore.list_assets(
+                    session,
+                    principal.tenant_id,
+                    cursor=cursor if cursor and len(cursor) <= 256 else None,
+                    limit=PAGE_SIZE,
+                    filters=filters,
+                )
+            except ReelFoundryError:
+                rows, nxt = [], None  # a stale or hand-made cursor: show the first page's worth of nothing
         projects, campaigns = assetstore.labels_in_use(session, principal.tenant_id)
+        collections, _ = collectionstore.list_collections(session, principal.tenant_id, cursor=None, limit=200)
         notice = None
         if reviewed and is_id(reviewed):
             row = session.get(AssetRow, reviewed)
             if row is not None and row.tenant_id == principal.tenant_id:
                 notice = f"Asset {row.id} is now {row.review_state.replace('_', ' ')}."
-    filters = {k: v for k, v in {"state": state, "project": project, "campaign": campaign}.items() if v}
-    here = "/ui/?" + urlencode(filters)
+        if _label(added_to):
+            notice = f"Added to collection {added_to}."
+    chosen = {
+        "state": state,
+        "project": project,
+        "campaign": campaign,
+        "collection": collection,
+        "q": query,
+        "mode": search_mode.value if query else None,
+    }
+    here = "/ui/?" + urlencode({k: v for k, v in chosen.items() if v})
     return _page(
         "queue.html",
         principal=principal,
         can_review=principal.role in ALLOWED[Action.review],
         can_publish=principal.role in ALLOWED[Action.publish],
+        can_edit=principal.role in ALLOWED[Action.submit],
         csrf=_signer(platform).csrf(cookie),
         cards=_cards(platform, rows),
         state=state,
@@ -397,10 +435,95 @@ def queue(
         campaign=campaign,
         projects=projects,
         campaigns=campaigns,
+        q=query or "",
+        mode=search_mode.value,
+        collection=collection,
+        collections=[(c.id, c.name) for c in collections],
         here=here,
         next_page=here + "&" + urlencode({"cursor": nxt}) if nxt else None,
         notice=notice,
     )
+
+
+#: What a search box may hold: printable text (no control characters).
+_LABEL_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,2000}$")
+
+
+@router.get("/collections")
+def collections_page(request: Request, platform: PlatformDep, created: str | None = None) -> Response:
+    """The tenant's collections, each linking to its assets in the queue; a form to make one."""
+    found = _reader(platform, request)
+    if not isinstance(found, tuple):
+        return found
+    principal, cookie = found
+    with platform.db.read() as session:
+        rows, _ = collectionstore.list_collections(session, principal.tenant_id, cursor=None, limit=200)
+        counts = collectionstore.counts(session, [r.id for r in rows])
+        items = [collectionstore.to_collection(r, counts.get(r.id, 0)) for r in rows]
+    notice = next((f"Collection {c.name} created." for c in items if c.id == created), None)
+    return _page(
+        "collections.html",
+        principal=principal,
+        csrf=_signer(platform).csrf(cookie),
+        can_edit=principal.role in ALLOWED[Action.submit],
+        collections=items,
+        notice=notice,
+    )
+
+
+@router.post("/collections")
+async def create_collection(request: Request, platform: PlatformDep) -> Response:
+    """Make a collection from the form; back to the collections page."""
+    post = await _post(platform, request, Action.submit)
+    if not isinstance(post, _Post):
+        return post
+    back = "/ui/collections"
+    try:
+        body = CollectionCreate(
+            name=post.form.get("name", "").strip(), description=post.form.get("description") or None
+        )
+    except ValueError:
+        return _error(400, "A collection needs a name of 1–128 printable characters.", back, "Back to collections")
+
+    def create() -> str:
+        with platform.db.write() as session:
+            row = collectionstore.create_collection(
+                session, post.principal.tenant_id, body, post.principal.key_id, utcnow()
+            )
+            audit.append_by(session, post.principal, "collection.created", subject=row.id, data={"name": row.name})
+            return row.id
+
+    try:
+        created = await run_in_threadpool(create)
+    except ReelFoundryError as exc:
+        return _error(exc.status, exc.detail, back, "Back to collections")
+    return RedirectResponse(f"{back}?{urlencode({'created': created})}", status_code=303)
+
+
+@router.post("/collections/{collection_id}/assets")
+async def add_to_collection(collection_id: str, request: Request, platform: PlatformDep) -> Response:
+    """Add the form's asset to a collection; back to where the form was."""
+    post = await _post(platform, request, Action.submit)
+    if not isinstance(post, _Post):
+        return post
+    asset_id = post.form.get("asset_id", "")
+
+    def add() -> str:
+        with platform.db.write() as session:
+            row = collectionstore.get_collection(session, post.principal.tenant_id, collection_id)
+            added = collectionstore.add_assets(session, row, [asset_id], post.principal.key_id, utcnow())
+            if added:
+                audit.append_by(
+                    session, post.principal, "collection.assets_added", subject=row.id, data={"asset_ids": added}
+                )
+            return row.name
+
+    try:
+        name = await run_in_threadpool(add)
+    except ReelFoundryError as exc:
+        return _error(exc.status, exc.detail, post.back)
+    sep = "&" if "?" in post.back else "?"
+    return RedirectResponse(f"{post.back}{sep}{urlencode({'added_to': name})}", status_code=303)
 
 
 def _error(status: int, message: str, back: str = "/ui/", back_label: str = "Back to the queue") -> HTMLResponse:
