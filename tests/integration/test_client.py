@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +17,24 @@ import pytest
 from server import Server
 
 from reelfoundry.client import ApiError, AsyncClient, Client
-from reelfoundry.schema import Event, Job, JobState
+from reelfoundry.schema import Event, Job, JobState, ModelCard
+
+
+def onboard_and_approve(server: Server, card: ModelCard) -> None:
+    """What the operator does with a card added over the API: `reelfoundry models onboard` on the server's data
+    dir (the checks pass, the candidate is approved), then the server sees it within its portfolio refresh."""
+    path = server.data_dir.parent / f"{card.id}.json"  # JSON is YAML
+    path.write_text(card.model_dump_json(exclude={"status", "evaluation"}))
+    cmd = [sys.executable, "-m", "reelfoundry", "models", "onboard", str(path), "--data-dir", str(server.data_dir)]
+    done = subprocess.run(cmd, env=server.env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+        if httpx.get(f"{server.url}/v1/models/{card.id}", headers=headers).json()["status"] == "approved":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{card.id} was not approved")
 
 
 def test_must_work_line(server: Server) -> None:
@@ -103,7 +123,9 @@ def test_errors_pages_and_admin_calls(server: Server) -> None:
         assert all(isinstance(j, Job) for j in listed)
         assert "template" in {m.id for m in c.models.list(limit=1)}
         promo = c.models.get("template").model_copy(update={"id": "promo-client", "default_width": 320})
-        assert c.models.add(promo).id == "promo-client"
+        added = c.models.add(promo)
+        assert added.id == "promo-client" and added.status == "candidate"
+        onboard_and_approve(server, promo)
         routed = c.jobs.submit(prompt="a promo", model="promo-client", num_frames=12)
         assert routed.route is not None and routed.route.chosen == "promo-client"
         assert c.models.delete("promo-client").default_width == 320

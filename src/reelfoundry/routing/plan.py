@@ -1,7 +1,8 @@
 """``plan(request, portfolio, state) -> RoutePlan``: the router, called once at admission.
 
-Every card is a candidate (or only the requested one when the request names a model). Each passes the
-hard filters in this order, and a loser keeps the first one it failed:
+Every approved card is considered (or only the requested one when the request names a model); cards still
+awaiting onboarding (``state.candidates``) never are, and naming one is a 422. Each passes the hard filters in
+this order, and a loser keeps the first one it failed:
 
 ``capability``  the task: a template spec needs the template model, an image-to-video model needs an input
 ``size``        frames, width, height and fps within the card's limits (the request resolved against it)
@@ -75,6 +76,8 @@ class RouterState:
     slots: int = 1
     #: The quality floor of ``auto`` when the request gives none.
     min_quality: float = 0.5
+    #: Cards registered but not approved (candidates of onboarding): never routed, not even when named.
+    candidates: frozenset[str] = frozenset()
     #: The job timeout: no estimate of the device time charged exceeds it (the job is stopped then). Time estimates
     #: are not capped: a job estimated beyond it cannot finish, so it meets no deadline.
     timeout_s: float = 900.0
@@ -260,9 +263,17 @@ def plan(request: VideoRequest, portfolio: Mapping[str, ModelCard], state: Route
     if explicit:
         if request.model not in portfolio:
             raise UnknownModel(request.model, sorted(portfolio))
+        if request.model in state.candidates:
+            raise Unroutable(
+                "model",
+                f"model {request.model!r} is a candidate: it is routable once onboarding passes and it is approved "
+                "(`reelfoundry models onboard`)",
+            )
         cards = [portfolio[request.model]]
     else:
-        cards = [portfolio[k] for k in sorted(portfolio)]
+        cards = [portfolio[k] for k in sorted(portfolio) if k not in state.candidates]
+        if not cards:
+            raise Unroutable("model", "no approved model: every card is a candidate awaiting onboarding")
     objective = "explicit" if explicit else request.constraints.objective.value
     verdicts = [_judge(card, request, state, objective) for card in cards]
     passed = [v for v in verdicts if v.filtered_by is None]

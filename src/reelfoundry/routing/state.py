@@ -89,6 +89,7 @@ def router_state(platform: Platform, session: Session, tenant_id: str, request: 
         vendors=configured_vendors(settings),
         cooldowns=modelstore.cooldowns(session, now),
         budget_left_usd=budget_left,
+        candidates=frozenset(platform.portfolio.candidates - platform.portfolio.fixed.keys()),
         queued_ahead=int(ahead or 0),
         slots=max(1, settings.worker_slots + settings.fleet_slots),
         min_quality=settings.routing_min_quality,

@@ -8,7 +8,7 @@ quality and price; the scheduler reads resources and speed; the backend reads ``
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ API_DEVICE = "api"
 SELF_HOSTED_ONLY = frozenset({DataClass.confidential, DataClass.restricted})
 #: Model ids a card may not take: a request's ``model`` gives these another meaning.
 RESERVED_IDS = frozenset({"auto"})
+#: A card's place in its lifecycle: a candidate is registered but not routable until onboarding approves it.
+CardStatus = Literal["candidate", "approved"]
 #: Most bytes a card takes as JSON. Every job routed to a card stores a copy (with its fallbacks'), every server
 #: re-reads the cards added over the API each second, and the shipped cards take 1 to 4 KiB.
 MAX_CARD_BYTES = 65_536
@@ -92,6 +94,26 @@ class Quality(BaseModel):
     score: float = Field(..., ge=0, le=1, description="Higher is better; comparable across the portfolio.")
     source: str = Field(..., min_length=1, max_length=256, description="e.g. 'reelfoundry eval', 'assumed'.")
     measured_at: date | None = Field(None, description="When it was measured. Default unknown.")
+
+
+class EvaluationSummary(BaseModel):
+    """The newest NRES evaluation of a model (``reelfoundry eval model --record``): set by the platform."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    suite: str = Field(..., max_length=32, description="The NRES suite run: quick or standard.")
+    suite_version: str = Field(..., max_length=32, description="The suite's version (results of others differ).")
+    measured_at: date = Field(..., description="When it ran.")
+    fidelity: float = Field(
+        ..., ge=0, le=1, description="exp(-FD / scale) against the reference; the router's quality score."
+    )
+    frechet_distance: float | None = Field(None, ge=0, description="Fréchet distance to the reference clips.")
+    nres: float = Field(..., ge=0, le=1, description="fidelity / (1 + (t / t0) × (c / c0)), as the README states.")
+    seconds_per_clip: float | None = Field(None, ge=0, description="Warm seconds per suite clip.")
+    cost_per_clip_usd: Decimal | None = Field(None, ge=0, description="Dollars per suite clip at the node's rates.")
+    peak_memory_mb: float = Field(0.0, ge=0, description="Peak memory of the run (RSS high-water on a CPU).")
+    feature_extractor: str = Field("", max_length=256, description="What the features for the distance came from.")
+    reference: str = Field("", max_length=256, description="What the generated clips were compared with.")
 
 
 class ModelCard(BaseModel):
@@ -170,6 +192,18 @@ class ModelCard(BaseModel):
         description="Measured quality and speed (evaluation results, with the date and machine). Default none.",
     )
 
+    status: CardStatus | None = Field(
+        None,
+        description="Set by the platform (ignored in POST /v1/models, refused in a models file): candidate (added "
+        "over the API, not routable until onboarding passes and it is approved) or approved (routable; models-file "
+        "and built-in cards always are).",
+    )
+    evaluation: EvaluationSummary | None = Field(
+        None,
+        description="Set by the platform (ignored in POST /v1/models, refused in a models file): the newest NRES "
+        "evaluation, with its suite version and date.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _vendor_data_classes(cls, data: Any) -> Any:
@@ -233,3 +267,18 @@ def _check_estimate_hint(hint: Any) -> None:
         value = hint[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
             raise ValueError(f"options.estimate_s.{key} must be a number of seconds, 0 or more, got {value!r}")
+
+
+class ModelLifecycle(BaseModel):
+    """A card added over the API on its way to production (model agility): registered → approved → first job."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field(..., description="The model id.")
+    status: CardStatus = Field(..., description="candidate or approved.")
+    registered_at: datetime = Field(..., description="When the card was added.")
+    approved_at: datetime | None = Field(None, description="When onboarding's approval made it routable.")
+    first_job_at: datetime | None = Field(None, description="When its first production job was submitted.")
+    registered_to_approved_s: float | None = Field(None, description="Seconds from registration to approval.")
+    approved_to_first_job_s: float | None = Field(None, description="Seconds from approval to the first job.")
+    registered_to_first_job_s: float | None = Field(None, description="Model agility: registration to first job.")

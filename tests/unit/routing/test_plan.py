@@ -3,6 +3,7 @@ hard filter and no confidential or restricted request ever reaches a vendor API.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -339,3 +340,15 @@ def test_a_large_portfolio_keeps_the_plan_small() -> None:
     passed = [c for c in route.candidates if c.filtered_by is None]
     assert len(route.candidates) - len(passed) == 24 and len(route.candidates) + route.omitted == 300 + len(PORTFOLIO)
     assert route.chosen in {c.model for c in passed} and set(route.fallbacks) <= {c.model for c in passed}
+
+
+def test_candidates_awaiting_onboarding_are_never_routed() -> None:
+    state = replace(STATE, candidates=frozenset({"cheap"}))
+    route = plan(req(constraints={"objective": "cost"}), PORTFOLIO, state)
+    assert route.chosen != "cheap" and "cheap" not in {c.model for c in route.candidates}
+    assert plan(req(constraints={"objective": "cost"}), PORTFOLIO, STATE).chosen == "cheap"  # once approved
+    with pytest.raises(Unroutable) as named:
+        plan(req(model="cheap"), PORTFOLIO, state)
+    assert named.value.parameter == "model" and "candidate" in named.value.detail
+    with pytest.raises(Unroutable, match="no approved model"):
+        plan(req(), {"cheap": CHEAP}, state)

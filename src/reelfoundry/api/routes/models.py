@@ -1,4 +1,7 @@
-"""/v1/models: the portfolio's model cards; the platform's admin adds and removes cards without a restart."""
+"""/v1/models: the portfolio's model cards; the platform's admin adds, approves and removes cards without a restart.
+
+A card added here is a candidate: listed, but not routable until ``POST /v1/models/{id}/approve``, which needs a
+passing onboarding report of that very card (``reelfoundry models onboard``, stored in model_evaluations)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, TenantAdmin
 from reelfoundry.errors import BadRequest, ConfigurationError, Conflict, Forbidden, InvalidParameter, NotFound
+from reelfoundry.platform import Platform
 from reelfoundry.portfolio.config import MAX_CARDS
 from reelfoundry.portfolio.registry import BACKENDS, backend_class
 from reelfoundry.schema import ModelCard, Page
+from reelfoundry.schema.model_card import ModelLifecycle
 from reelfoundry.store import audit
 from reelfoundry.store import models as modelstore
 from reelfoundry.store.keys import Principal
@@ -68,6 +73,11 @@ def _weights_where_allowed(card: ModelCard, models_root: Path | None) -> None:
     )
 
 
+def _public(platform: Platform, card: ModelCard) -> ModelCard:
+    """The card as the API shows it: with its lifecycle status."""
+    return card.model_copy(update={"status": platform.portfolio.status(card.id)})
+
+
 @router.get("", response_model=Page[ModelCard], summary="List models, by id")
 def list_models(platform: PlatformDep, principal: Reader, cursor: Cursor = None, limit: Limit = 50) -> Page[ModelCard]:
     """Model cards in id order; the cursor is the last id of the previous page."""
@@ -80,7 +90,7 @@ def list_models(platform: PlatformDep, principal: Reader, cursor: Cursor = None,
         ids = [i for i in ids if i > cursor]
     page = ids[:limit]
     nxt = page[-1] if len(ids) > limit else None
-    return Page[ModelCard](items=[cards[i] for i in page], next_cursor=nxt)
+    return Page[ModelCard](items=[_public(platform, cards[i]) for i in page], next_cursor=nxt)
 
 
 @router.get("/{model_id}", response_model=ModelCard, summary="Read a model card")
@@ -90,15 +100,18 @@ def get_model(model_id: str, platform: PlatformDep, principal: Reader) -> ModelC
     card = platform.portfolio.cards.get(model_id)
     if card is None:
         raise NotFound(f"model {model_id!r} not found")
-    return card
+    return _public(platform, card)
 
 
 @router.post("", status_code=201, response_model=ModelCard, summary="Add a model card (operator admin)")
 def add_model(card: ModelCard, platform: PlatformDep, principal: TenantAdmin) -> ModelCard:
-    """Add a card to the portfolio, live on every server within a second. Its backend must be a registered one (an
-    import path, of a backend or a diffusers pipeline class, only in the models file); its id must be new (the
-    models file's and built-in cards are changed in the file). Audited."""
+    """Add a card to the portfolio as a candidate, listed on every server within a second and routable once
+    approved (after onboarding); a ``status`` or ``evaluation`` in the body is ignored. Its backend must be a
+    registered one (an import path, of a backend or a diffusers pipeline class, only in the models file); its id
+    must be new (the models file's and built-in cards are changed in the file). Audited."""
     _operator(principal)
+    # What the platform sets is not taken from the body (a card read with GET may be posted back as it is).
+    card = card.model_copy(update={"status": None, "evaluation": None})
     _no_import_paths(card)
     _weights_where_allowed(card, platform.settings.models_root)
     try:  # an unknown backend or bad options are a 422 now, not a failed job later (no weights load here)
@@ -113,12 +126,49 @@ def add_model(card: ModelCard, platform: PlatformDep, principal: TenantAdmin) ->
         raise Conflict(f"the portfolio holds {MAX_CARDS} cards added over the API, the most it takes; delete one")
     try:
         with platform.db.write() as session:
-            modelstore.add_card(session, card, principal.key_id)
+            modelstore.add_card(session, card, principal.key_id, status=modelstore.CANDIDATE)
             audit.append_by(session, principal, "model.added", subject=card.id, data=card.model_dump(mode="json"))
     except IntegrityError:
         raise Conflict(f"model {card.id!r} already exists") from None
     platform.portfolio.refresh(platform.db, force=True)
-    return card
+    return _public(platform, card)
+
+
+@router.post("/{model_id}/approve", response_model=ModelCard, summary="Approve a candidate model (operator admin)")
+def approve_model(model_id: str, platform: PlatformDep, principal: TenantAdmin) -> ModelCard:
+    """Make a candidate card routable: its newest onboarding report (``reelfoundry models onboard``) must have
+    passed, and be of this very card. Approving an approved card changes nothing. Audited."""
+    _operator(principal)
+    platform.portfolio.refresh(platform.db, force=True)
+    if model_id in platform.portfolio.fixed:
+        raise Conflict(f"model {model_id!r} comes from the models file or is built in: it is approved by definition")
+    card = platform.portfolio.added.get(model_id)
+    if card is None:
+        raise NotFound(f"model {model_id!r} not found")
+    with platform.db.write() as session:
+        report = modelstore.passing_report(session, card)
+        if report is None:
+            raise Conflict(
+                f"model {model_id!r} has no passing onboarding report of its current card: "
+                "run `reelfoundry models onboard` with this card"
+            )
+        row = modelstore.approve(session, model_id)
+        if row is None:
+            raise NotFound(f"model {model_id!r} not found")
+        audit.append_by(session, principal, "model.approved", subject=model_id, data={"report": report.id})
+    platform.portfolio.refresh(platform.db, force=True)
+    return _public(platform, platform.portfolio.cards[model_id])
+
+
+@router.get("/{model_id}/lifecycle", response_model=ModelLifecycle, summary="A model's way to production")
+def model_lifecycle(model_id: str, platform: PlatformDep, principal: Reader) -> ModelLifecycle:
+    """Registered → approved → first production job of a card added over the API, with the time between (model
+    agility). Cards of the models file and built-in ones have none (404)."""
+    with platform.db.write() as session:  # the first job, once found, is kept on the card's row
+        facts = modelstore.agility(session, model_id)
+    if facts is None:
+        raise NotFound(f"model {model_id!r} was not added over the API: it has no lifecycle")
+    return ModelLifecycle.model_validate(facts)
 
 
 @router.delete("/{model_id}", response_model=ModelCard, summary="Remove a model card (operator admin)")
@@ -131,9 +181,10 @@ def delete_model(model_id: str, platform: PlatformDep, principal: TenantAdmin) -
         raise NotFound(f"model {model_id!r} not found")
     if model_id in platform.portfolio.fixed:
         raise Conflict(f"model {model_id!r} comes from the models file or is built in; remove it there")
+    removed = _public(platform, card)
     with platform.db.write() as session:
         if not modelstore.delete_card(session, model_id):
             raise NotFound(f"model {model_id!r} not found")
         audit.append_by(session, principal, "model.deleted", subject=model_id)
     platform.portfolio.refresh(platform.db, force=True)
-    return card
+    return removed
