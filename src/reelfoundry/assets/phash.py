@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 #: Key frames hashed per video.
 KEY_FRAMES = 4
-#: Frames decoded at most while looking for them (a video whose header lies about its length stops here).
-MAX_DECODE_FRAMES = 1200
+#: A video of at most this many frames is decoded in order to find them; a longer one is sought into.
+MAX_DECODE_FRAMES = 300
+#: Largest side of the frames hashed.
+THUMB = 256
 #: Mean Hamming distance (of 64 bits) under which two assets are near duplicates.
 MAX_DISTANCE = 10
 _SIZE = 32
@@ -50,24 +53,53 @@ def distance(a: str, b: str) -> int:
 
 
 def key_frames(path: Path, media_type: str) -> list[Image.Image]:
-    """The frames an asset is hashed by: the image itself, or up to KEY_FRAMES frames spread over a video."""
+    """The frames an asset is hashed by, greyscale and at most THUMB pixels a side: the image itself, or up to
+    KEY_FRAMES frames spread over a video (decoded in order for a short video; for a long one, one seek per key
+    frame, so the work stays bounded whatever the length)."""
     if media_type.startswith("image/"):
         with Image.open(path) as img:
-            img.draft("RGB", (256, 256))  # JPEG: decode at a fraction of full size
-            return [img.convert("RGB")]
+            img.draft("L", (THUMB, THUMB))  # JPEG: decode at a fraction of full size
+            grey = img.convert("L")
+            grey.thumbnail((THUMB, THUMB))
+            return [grey]
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         total = stream.frames or 0
-        wanted = {round(i * (total - 1) / max(1, KEY_FRAMES - 1)) for i in range(KEY_FRAMES)} if total > 0 else {0}
-        frames: list[Image.Image] = []
-        for index, frame in enumerate(container.decode(stream)):
-            if index in wanted:
-                frames.append(frame.to_image())  # type: ignore[no-untyped-call]
-            if len(frames) == len(wanted) or index + 1 >= MAX_DECODE_FRAMES:
-                break
+        if 0 < total <= MAX_DECODE_FRAMES:
+            wanted = {round(i * (total - 1) / (KEY_FRAMES - 1)) for i in range(KEY_FRAMES)}
+            frames = []
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    frames.append(_small(frame))
+                if len(frames) == len(wanted) or index + 1 >= MAX_DECODE_FRAMES:
+                    break
+            return frames
+        duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+        if duration <= 0 or stream.time_base is None:
+            return [_small(next(container.decode(stream)))]
+        frames = []
+        for i in range(KEY_FRAMES):
+            target = duration * i / KEY_FRAMES
+            container.seek(int(target / stream.time_base), stream=stream)  # lands on the key frame before it
+            chosen = None
+            for decoded, frame in enumerate(container.decode(stream)):
+                chosen = frame
+                if (frame.time or 0.0) >= target or decoded + 1 >= MAX_DECODE_FRAMES:
+                    break
+            if chosen is not None:
+                frames.append(_small(chosen))
         return frames
+
+
+def _small(frame: Any) -> Image.Image:
+    """A decoded video frame as a small greyscale image (a 4K frame never becomes a full-size picture)."""
+    width, height = frame.width, frame.height
+    scale = min(1.0, THUMB / max(width, height))
+    small = frame.reformat(width=max(1, round(width * scale)), height=max(1, round(height * scale)), format="gray")
+    image: Image.Image = small.to_image()
+    return image
 
 
 def hashes_of(path: Path, media_type: str) -> str:

@@ -3,6 +3,7 @@ full text, semantic), training's asset set and rights-expiry announcements."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -211,3 +212,24 @@ def test_rights_expiring_is_announced_once_per_expiry(
     assert sorted(announced()) == sorted(
         [(soon, "https://hooks.example.com/dam")] * 2 + [(far, "https://hooks.example.com/dam")]
     )
+
+
+def test_a_generated_asset_is_announced_to_the_tenant_endpoint_in_the_same_transaction(
+    database: Database, tenant_ids: tuple[str, str], make_generated: MakeGenerated
+) -> None:
+    a, b = tenant_ids
+    with database.write() as s:
+        outbox.set_endpoint(s, a, "https://hooks.example.com/dam", None, utcnow())
+    mine = make_generated(a, "a green square shrinking")
+    make_generated(b, "tenant b has no endpoint")
+    with database.read() as s:
+        (row,) = s.scalars(select(AssetWebhookRow))
+    body = json.loads(row.body)
+    assert (row.asset_id, row.type, row.receiver, row.state) == (
+        mine,
+        "asset.created",
+        "hooks.example.com:443",
+        "pending",
+    )
+    assert body["type"] == "asset.created" and body["id"] == row.id and body["tenant_id"] == a
+    assert body["data"]["asset"]["suggested_tags"] == ["shrinking", "green", "square"]
