@@ -14,6 +14,7 @@ from reelfoundry.errors import BudgetExceeded, InvalidParameter, PolicyDenied
 from reelfoundry.events.pgnotify import notify_jobs
 from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
+from reelfoundry.portfolio.base import visible_to
 from reelfoundry.routing import plan
 from reelfoundry.routing.state import router_state, work_params
 from reelfoundry.schema import ModelCard, RoutePlan, VideoRequest
@@ -63,7 +64,8 @@ def _route(platform: Platform, principal: Principal, request: VideoRequest) -> t
     platform.portfolio.refresh(platform.db)
     # One reading of the portfolio: another request's refresh may change it (a card deleted, or added again with
     # other limits) before this job is stored, and the job must keep the cards its plan was made from.
-    cards = platform.portfolio.cards
+    # A fine-tuned model is its tenant's alone: to the others it does not exist (named, it is an unknown model).
+    cards = {k: c for k, c in platform.portfolio.cards.items() if visible_to(c, principal.tenant_id)}
     with platform.db.read() as session:
         state = router_state(platform, session, principal.tenant_id, request)
     try:

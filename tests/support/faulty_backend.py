@@ -11,13 +11,25 @@ It stands in for a buggy model, not for any of our own code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import mmap
 import os
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
+from reelfoundry.portfolio.base import (
+    Backend,
+    FinetuneOutput,
+    FinetuneSpec,
+    GenerationOutput,
+    GenerationParams,
+    StepCallback,
+    TrainingClip,
+)
 
 CARD = {
     "id": "faulty",
@@ -78,5 +90,33 @@ class FaultyBackend(Backend):
                 callback(i + 1, params.num_frames)
         # 3. Output
         del held  # a hog's memory goes back before the frames are made
-        frames = np.full((params.num_frames, params.height, params.width, 3), 128, dtype=np.uint8)
+        grey = 128
+        lora = self.card.options.get("lora")
+        if isinstance(lora, dict) and lora.get("path"):  # a fine-tuned card: the adapter's one value is the grey
+            from safetensors.numpy import load_file
+
+            grey = int(load_file(str(lora["path"]))["grey"][0])
+        frames = np.full((params.num_frames, params.height, params.width, 3), grey, dtype=np.uint8)
         return GenerationOutput(frames=frames, fps=params.fps, num_frames=params.num_frames)
+
+    def finetune(
+        self, clips: Sequence[TrainingClip], spec: FinetuneSpec, out_dir: Path, callback: StepCallback | None = None
+    ) -> FinetuneOutput:
+        """A stand-in for training: one step per ``spec.steps`` (``slow-…`` names take 0.2 s each), then an
+        "adapter" whose one value (the grey its model renders) follows from the clips' sizes, captions and seed."""
+        from safetensors.numpy import save_file
+
+        for i in range(spec.steps):
+            if spec.name.startswith("slow"):
+                time.sleep(0.2)
+            if callback is not None:
+                callback(i + 1, spec.steps)
+        digest = hashlib.sha256(str(spec.seed).encode())
+        for clip in clips:
+            digest.update(clip.path.read_bytes())
+            digest.update(clip.caption.encode())
+        adapter = out_dir / "adapter_model.safetensors"
+        save_file({"grey": np.array([40 + digest.digest()[0] % 160], dtype=np.uint8)}, str(adapter))
+        config = out_dir / "adapter_config.json"
+        config.write_text(json.dumps({"rank": spec.rank, "clips": len(clips)}))
+        return FinetuneOutput(adapter, files=(config,), info={"clips": len(clips)})

@@ -16,6 +16,7 @@ from reelfoundry.api.routes import (
     budgets,
     collections,
     delivery,
+    finetunes,
     health,
     jobs,
     keys,
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     if not plat.serves_api:  # scheduler and worker processes answer probes and scrapes only
         return app
     v1 = APIRouter(prefix="/v1")
-    for module in (jobs, assets, collections, models, keys, schemas, webhooks, provenance, tenant, delivery):
+    for module in (jobs, assets, collections, finetunes, models, keys, schemas, webhooks, provenance, tenant, delivery):
         v1.include_router(module.router)
     for module in (budgets, usage):
         v1.include_router(module.router)

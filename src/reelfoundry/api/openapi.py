@@ -30,6 +30,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "delivery", "description": "Published files behind signed, expiring URLs (no API key)."},
     {"name": "provenance", "description": "Verify the C2PA manifests of any file against the platform's trust anchor."},
     {"name": "models", "description": "The model portfolio: model cards."},
+    {"name": "finetunes", "description": "LoRA fine-tunes of a model on a collection, registered as models."},
     {"name": "budgets", "description": "Spending limits per tenant, project or campaign, and where they stand."},
     {"name": "usage", "description": "Spend, energy, carbon and unit economics, grouped and filtered."},
     {"name": "keys", "description": "API keys and their roles (admin)."},
@@ -60,6 +61,8 @@ _DESCRIPTIONS = {
 EXTRA_ERRORS: dict[str, tuple[int, ...]] = {
     "submit_job": (402, 409, 503),  # budget; Idempotency-Key reused with another body; webhook host lookup
     "cancel_job": (409,),  # already final
+    "create_finetune": (409,),  # the name is a model id in use
+    "cancel_finetune": (409,),  # already final
     "upload_asset": (400, 408, 415, 503),
     "verify_file": (400, 408, 415, 503),
     "review_asset": (409,),
@@ -93,6 +96,14 @@ EXAMPLES: dict[str, Any] = {
         "enforcement": "hard",
     },
     "rotate_webhook_secret": {"grace_s": 86400},
+    "create_finetune": {
+        "name": "acme-coral",
+        "base": "builtin",
+        "collection": "01JE0COLLECTION00000000000",
+        "rank": 8,
+        "steps": 300,
+        "lr": 0.001,
+    },
     "add_model": {
         "id": "ltx-video-fast",
         "name": "LTX-Video, 20 steps",
@@ -151,7 +162,7 @@ def _problem_response(status: int, existing: dict[str, Any] | None) -> dict[str,
 
 def _curl(method: str, path: str, operation: dict[str, Any], op_id: str) -> str:
     url = EXAMPLE_SERVER + path.replace("{job_id}", EXAMPLE_ID).replace("{asset_id}", EXAMPLE_ID)
-    url = url.replace("{key_id}", EXAMPLE_ID).replace("{budget_id}", EXAMPLE_ID)
+    url = url.replace("{key_id}", EXAMPLE_ID).replace("{budget_id}", EXAMPLE_ID).replace("{finetune_id}", EXAMPLE_ID)
     url = url.replace("{model_id}", "template").replace("{name}", "VideoRequest") + _QUERIES.get(op_id, "")
     parts = ["curl"]
     if method != "get":

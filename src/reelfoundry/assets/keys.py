@@ -52,3 +52,11 @@ def published(tenant_id: str, asset_id: str, media_type: str, version: str | Non
     """A published rendition of an asset; each publication gets its own ``version`` (a new id by default), so a
     rendition being served is never overwritten by a concurrent publish."""
     return _key(tenant_id, f"{asset_id}.published-{version or new_id()}.{extension(media_type)}")
+
+
+def adapter(tenant_id: str, finetune_id: str, filename: str) -> str:
+    """One file of a fine-tune's adapter (the weights, its config); ValueError for a file name that is not one
+    plain name."""
+    if not filename or filename.startswith(".") or not all(c.isalnum() or c in "._-" for c in filename):
+        raise ValueError(f"invalid adapter file name {filename!r}")
+    return _key(tenant_id, f"{finetune_id}.adapter-{filename}")

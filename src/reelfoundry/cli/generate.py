@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -74,6 +75,33 @@ def build_request(
     )
 
 
+def _with_stored_models(portfolio: Any, settings: Any) -> None:
+    """Models a server on this data dir registered (fine-tunes, cards added over the API) join the portfolio: the
+    data dir's database is read when it has one (nothing is created)."""
+    from reelfoundry.store import Database
+
+    if settings.database_url is None and not (settings.data_dir / "reelfoundry.db").is_file():
+        return
+    db = Database(settings.resolved_database_url)
+    try:
+        portfolio.refresh(db, force=True)
+    finally:
+        db.dispose()
+
+
+def _with_adapter(card: Any, settings: Any) -> Any:
+    """A fine-tuned model's card with its adapter copied from the data dir's store into its cache."""
+    from reelfoundry.assets import adapters
+    from reelfoundry.assets.stores import make_store
+
+    localised, adapter = adapters.localise(card, settings.data_dir / "adapters")
+    if adapter.files:
+        error = adapters.fetch(make_store(settings), adapter, card.id)
+        if error is not None:
+            raise CLIError(f"model {card.id}: {error.detail}")
+    return localised
+
+
 @common_options("data_dir")
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the video shows.")],
@@ -123,14 +151,16 @@ def generate(
     for path in inputs or []:
         if not path.is_file():
             raise CLIError(f"--input {str(path)!r} is not a file")
-    data_dir = state().data_dir or user_data_dir()
+    env_dir = os.environ.get("REELFOUNDRY_DATA_DIR")
+    data_dir = state().data_dir or (Path(env_dir) if env_dir else None) or user_data_dir()
     settings = Settings(data_dir=data_dir)
     ContentPolicy.from_settings(settings).check(request)
     if request.seed is None:
         request = request.model_copy(update={"seed": secrets.randbelow(2**32)})
     portfolio = Portfolio.from_settings(settings)
+    _with_stored_models(portfolio, settings)
     route = plan(request, portfolio.cards, local_state(settings, load_catalog()))
-    card = portfolio.card(route.chosen)
+    card = _with_adapter(portfolio.card(route.chosen), settings)
     resolved = route.candidate(card.id).params
     assert resolved is not None
     params = work_params(request, resolved, tuple(p.resolve() for p in inputs or []))

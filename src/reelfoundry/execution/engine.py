@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import logging
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reelfoundry.assets import adapters
 from reelfoundry.assets import keys as storage_keys
 from reelfoundry.assets.objectstore import ObjectStore, StorageUnavailable
 from reelfoundry.clock import SYSTEM_CLOCK, Clock
@@ -42,6 +44,7 @@ from reelfoundry.errors import InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.leader import Leadership
 from reelfoundry.execution.messages import (
+    FinetuneWork,
     Finished,
     OutputKeys,
     Progress,
@@ -50,12 +53,14 @@ from reelfoundry.execution.messages import (
     WorkItem,
     WorkUnit,
 )
+from reelfoundry.execution.worker import adapter_dir
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import IdleLedger, Rates
 from reelfoundry.ids import new_id
+from reelfoundry.media.probe import file_digest
 from reelfoundry.observability.metrics import Metrics
 from reelfoundry.observability.tracing import Tracer
-from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.portfolio.base import FinetuneSpec, GenerationParams
 from reelfoundry.portfolio.registry import Portfolio
 from reelfoundry.provenance.credentials import SigningCredentials
 from reelfoundry.provenance.manifest import signing_for
@@ -66,10 +71,13 @@ from reelfoundry.scheduling import DeviceSpeed, Job, ModelProfile, Placement
 from reelfoundry.scheduling import schedule as place_jobs
 from reelfoundry.scheduling.live import FairShare, batch_class, node_fleet, node_slot_type, profile_for
 from reelfoundry.schema import JobError, JobState, ModelCard, ReviewState, RoutePlan, VideoRequest
+from reelfoundry.schema.finetune import FinetuneState
 from reelfoundry.store import Database
 from reelfoundry.store import assets as assetstore
+from reelfoundry.store import finetunes as finetunestore
 from reelfoundry.store import jobs as jobstore
 from reelfoundry.store import lease as leasestore
+from reelfoundry.store import models as modelstore
 from reelfoundry.store import pending as pendingstore
 from reelfoundry.store.tables import AssetRow, JobRow
 
@@ -96,6 +104,13 @@ class _Running:
     inputs: tuple[tuple[str, Path], ...] = ()
     #: Where the attempt's output goes in the store (recorded as pending objects in the claim's transaction).
     output: OutputKeys | None = None
+    #: The fine-tune this job runs (a job of kind finetune), and its base card.
+    finetune_id: str | None = None
+    base_card: ModelCard | None = None
+    #: The assets the fine-tune's attempt reads (those still allowed when it started).
+    trained_on: tuple[str, ...] = ()
+    #: A fine-tuned model's adapter: its files and where this node caches them.
+    adapter: adapters.CachedAdapter = field(default_factory=adapters.CachedAdapter)
 
 
 @dataclass
@@ -209,8 +224,7 @@ class Engine:
 
     def start(self) -> None:
         """Re-queue what this node left running, then run the loop in a thread."""
-        for leftover in self.work_dir.iterdir():  # half-written output of attempts a crash cut short
-            leftover.unlink(missing_ok=True)
+        _empty(self.work_dir)  # half-written output of attempts a crash cut short
         with self.db.write() as session:
             for row in jobstore.requeue_lost(session, node=self.node):
                 log.info("job %s re-queued after restart (state %s)", row.id, row.state)
@@ -239,8 +253,7 @@ class Engine:
             for row in jobstore.release_node(session, self.node):
                 log.info("job %s released at shutdown (now %s)", row.id, row.state)
             self._abandon_own_objects(session)
-        for leftover in self.work_dir.iterdir():
-            leftover.unlink(missing_ok=True)
+        _empty(self.work_dir)
 
     def _abandon_own_objects(self, session: Session) -> None:
         """This node's attempts have stopped (start-up, shutdown): what they left unrecorded is an orphan now. Not
@@ -370,6 +383,8 @@ class Engine:
             batch_class=f"!{row.id}",
             profile=unrunnable,
         )
+        if row.kind == finetunestore.KIND:
+            return queued  # a class of its own, never batched; _prepare reads what it trains
         try:
             card, params = self._resolve(session, row)
         except ReelFoundryError:
@@ -468,9 +483,9 @@ class Engine:
         (so workers need no shared disk). False when that fails; the job is then failed: re-queued, attempts
         permitting, when the store is unavailable or the copy cannot be written; for good when an input is gone."""
         state = self._running[item.job_id]
-        error: ReelFoundryError | None = None
-        retry = True
-        for i, (key, path) in enumerate(state.inputs):
+        error: ReelFoundryError | None = self._stage_adapter(state)
+        retry = error is None or isinstance(error, StorageUnavailable)
+        for i, (key, path) in enumerate(state.inputs if error is None else ()):
             try:
                 chunks = self.storage.read_range(key)
                 with path.open("wb") as fh:
@@ -508,6 +523,8 @@ class Engine:
         return False
 
     def _prepare(self, session: Session, row: JobRow) -> WorkItem | None:
+        if row.kind == finetunestore.KIND:
+            return self._prepare_finetune(session, row)
         try:
             card, params = self._resolve(session, row)
         except ReelFoundryError as exc:
@@ -530,8 +547,16 @@ class Engine:
             node=self.node,
             now=self.clock.now(),
         )
+        card, adapter = adapters.localise(card, self.settings.data_dir / "adapters")
         self._running[row.id] = _Running(
-            row.tenant_id, row.project, row.campaign, row.submitted_by, row.model, inputs=staged, output=output
+            row.tenant_id,
+            row.project,
+            row.campaign,
+            row.submitted_by,
+            row.model,
+            inputs=staged,
+            output=output,
+            adapter=adapter,
         )
         if row.started_at is not None:
             if self.metrics is not None:
@@ -548,6 +573,62 @@ class Engine:
             energy=self.energy,
             input_keys=tuple(stored),
             output_keys=output,
+        )
+
+    def _stage_adapter(self, state: _Running) -> ReelFoundryError | None:
+        """Fill this node's adapter cache for the attempt (see :mod:`reelfoundry.assets.adapters`)."""
+        return adapters.fetch(self.storage, state.adapter, state.model)
+
+    def _prepare_finetune(self, session: Session, row: JobRow) -> WorkItem | None:
+        """A fine-tune's attempt: its base card, the clips training may still read (copied by ``_stage`` like any
+        job's inputs) with their captions, and the adapter's settings."""
+        finetune = finetunestore.of_job(session, row.id)
+        try:
+            if finetune is None:
+                raise InvalidParameter("finetune", f"job {row.id} has no fine-tune")
+            card = self.portfolio.card(finetune.base)
+            clips = finetunestore.clips_now(session, finetune, self.clock.now())
+            if not clips:
+                raise InvalidParameter(
+                    "collection", "no asset of the collection may be used for training any more (rights, approval)"
+                )
+        except ReelFoundryError as exc:
+            jobstore.fail(session, row.id, row.attempts, JobError(type=exc.type, detail=exc.detail), retry=False)
+            finetunestore.mark(session, row.id, FinetuneState.failed)
+            return None
+        keys = [asset.storage_key for asset, _ in clips]
+        paths = tuple(self._input_path(row.id, row.attempts, i, key) for i, key in enumerate(keys))
+        seed = int(finetune.params.get("seed", 0))
+        params = GenerationParams(prompt=finetune.name, num_frames=1, fps=1, width=1, height=1, seed=seed, inputs=paths)
+        self._running[row.id] = _Running(
+            row.tenant_id,
+            row.project,
+            row.campaign,
+            row.submitted_by,
+            row.model,
+            inputs=tuple(zip(keys, paths, strict=True)),
+            finetune_id=finetune.id,
+            base_card=card,
+            trained_on=tuple(asset.id for asset, _ in clips),
+        )
+        finetunestore.mark(session, row.id, FinetuneState.running)
+        spec = FinetuneSpec(
+            name=finetune.name,
+            rank=int(finetune.params.get("rank", 8)),
+            steps=int(finetune.params.get("steps", 300)),
+            lr=float(finetune.params.get("lr", 1e-3)),
+            seed=seed,
+        )
+        work = FinetuneWork(finetune.id, spec, tuple(text for _, text in clips), tuple(asset.id for asset, _ in clips))
+        return WorkItem(
+            job_id=row.id,
+            attempt=row.attempts,
+            card=card,
+            params=params,
+            out_dir=self.work_dir,
+            energy=self.energy,
+            input_keys=tuple(keys),
+            finetune=work,
         )
 
     def _on_progress(self, outs: list[Progress]) -> None:
@@ -600,6 +681,13 @@ class Engine:
                 energy_method=out.energy_method,
                 error_type=out.error_type,
             )
+        if out.artifact is not None and state is not None and state.finetune_id is not None:
+            with self.tracer.span("job.store", out.job_id):
+                try:
+                    self._store_finetune(out, state)
+                finally:
+                    self._cleanup(out)
+            return
         if out.media is not None and (out.video_path is not None or out.stored is not None) and state is not None:
             with self.tracer.span("job.store", out.job_id, bytes=out.media.bytes):
                 try:
@@ -626,6 +714,8 @@ class Engine:
             if state is not None and state.output is not None and not self.executor.reads_store:
                 # A local worker never writes the store: nothing to delete, only the records go.
                 pendingstore.settle(session, (state.output.video, state.output.poster))
+            if state is not None and state.finetune_id is not None:
+                _sync_finetune(session, out.job_id)
         if state is not None and state.output is not None and self.executor.reads_store:
             # The task may have written some of the output before it failed (or was lost): delete it now. The keys
             # stay pending until the grace has passed: a task cut off from the cluster may still be alive and put
@@ -667,22 +757,72 @@ class Engine:
                     self.storage.put_file(poster_key, out.poster_path, "image/jpeg")
             done = self._complete(out, output.asset_id, video_key, poster_key, state, (output.video, output.poster))
         except StorageUnavailable as exc:
-            log.warning("job %s attempt %d: output not stored: %s", out.job_id, out.attempt, exc.detail)
-            error = JobError(type=exc.type, detail=f"the output could not be stored: {exc.detail}")
-            with self.db.write() as session:
-                jobstore.fail(
-                    session,
-                    out.job_id,
-                    out.attempt,
-                    error,
-                    retry=True,
-                    usage=_usage(out),
-                    storage=self.storage_retry,
-                    now=self.clock.now(),
-                )
+            self._not_stored(out, "output", exc)
         finally:
             if done is None:  # not recorded, or a stale attempt the job moved on without
                 pendingstore.discard(self.db, self.storage, (output.video, output.poster), self.clock.now())
+
+    def _not_stored(self, out: Finished, what: str, exc: StorageUnavailable) -> None:
+        """The attempt's ``what`` could not be put into the store: the attempt fails with that retryable error
+        (re-queued after a back-off, without using an attempt)."""
+        log.warning("job %s attempt %d: %s not stored: %s", out.job_id, out.attempt, what, exc.detail)
+        error = JobError(type=exc.type, detail=f"the {what} could not be stored: {exc.detail}")
+        with self.db.write() as session:
+            jobstore.fail(
+                session,
+                out.job_id,
+                out.attempt,
+                error,
+                retry=True,
+                usage=_usage(out),
+                storage=self.storage_retry,
+                now=self.clock.now(),
+            )
+            _sync_finetune(session, out.job_id)
+
+    def _store_finetune(self, out: Finished, state: _Running) -> None:
+        """Put the adapter's files into the store, then in one transaction: the job succeeds, the fine-tune records
+        its adapter, and its model card (the base card with the adapter pinned by sha256) joins the portfolio.
+        A storage outage re-queues the attempt (as for a video); nothing is left for it either way."""
+        assert out.artifact is not None and state.finetune_id is not None and state.base_card is not None
+        files = [out.artifact.adapter, *[p for p in out.artifact.files if p != out.artifact.adapter]]
+        keys = {p.name: storage_keys.adapter(state.tenant_id, state.finetune_id, p.name) for p in files}
+        _, sha256 = file_digest(out.artifact.adapter)
+        with self.db.write() as session:  # recorded first: a process that dies after the put leaves no orphan
+            pendingstore.record(
+                session, keys.values(), job_id=out.job_id, attempt=out.attempt, node=self.node, now=self.clock.now()
+            )
+        done = None
+        try:
+            for path in files:
+                self.storage.put_file(keys[path.name], path, "application/octet-stream")
+            with self.db.write() as session:
+                done = jobstore.complete_artifact(
+                    session, out.job_id, out.attempt, _usage(out), {"finetune_id": state.finetune_id}
+                )
+                if done is not None:
+                    finetune = finetunestore.of_job(session, out.job_id)
+                    assert finetune is not None
+                    card = finetune_card(
+                        state.base_card, finetune.name, keys, out.artifact.adapter.name, sha256, state.tenant_id
+                    )
+                    modelstore.add_card(session, card, state.submitted_by, status=modelstore.APPROVED)
+                    finetunestore.mark(
+                        session,
+                        out.job_id,
+                        FinetuneState.succeeded,
+                        adapter_key=keys[out.artifact.adapter.name],
+                        adapter_sha256=sha256,
+                        assets_used=list(state.trained_on),  # what it read, not what was chosen at submission
+                    )
+                    pendingstore.settle(session, keys.values())
+        except StorageUnavailable as exc:
+            self._not_stored(out, "adapter", exc)
+        finally:
+            if done is None:
+                pendingstore.discard(self.db, self.storage, keys.values(), self.clock.now())
+        if done is not None:
+            self.portfolio.refresh(self.db, force=True)  # this node names the new model at once (others within 1 s)
 
     def _complete(
         self,
@@ -734,6 +874,7 @@ class Engine:
     def _remove_files(self, job_id: str, attempt: int) -> None:
         for path in self.work_dir.glob(f"{job_id}-{attempt}.input*"):
             path.unlink(missing_ok=True)
+        shutil.rmtree(adapter_dir(self.work_dir, job_id, attempt), ignore_errors=True)
 
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()
@@ -780,6 +921,33 @@ class Engine:
                 pass
         except BlockingIOError:
             pass
+
+
+def _empty(directory: Path) -> None:
+    """Remove what is in ``directory`` (files, and the adapter directories of fine-tune attempts)."""
+    for leftover in directory.iterdir():
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def _sync_finetune(session: Session, job_id: str) -> None:
+    """A fine-tune's state follows its job's (re-queued, failed, cancelled)."""
+    job = session.get(JobRow, job_id)
+    if job is not None:
+        finetunestore.mark(session, job_id, FinetuneState(job.state))
+
+
+def finetune_card(
+    base: ModelCard, name: str, keys: dict[str, str], adapter: str, sha256: str, tenant_id: str
+) -> ModelCard:
+    """The card of a fine-tuned model: the base card under a new id, with its adapter in ``options.lora`` (the
+    storage key of each file, the weights' sha256 pinned)."""
+    options = dict(base.options)
+    options["lora"] = {"key": keys[adapter], "files": dict(keys), "sha256": sha256, "scale": 1.0}
+    options["tenant"] = tenant_id  # trained on this tenant's assets: only its requests may use it
+    return base.model_copy(update={"id": name, "name": f"{base.name} + LoRA {name}", "options": options})
 
 
 def _usage(out: Finished) -> jobstore.AttemptUsage:

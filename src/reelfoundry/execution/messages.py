@@ -9,7 +9,7 @@ from typing import Any
 from reelfoundry.finops.energy import EnergySpec
 from reelfoundry.finops.meter import VendorCharge
 from reelfoundry.media import MediaInfo
-from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.portfolio.base import FinetuneOutput, FinetuneSpec, GenerationParams
 from reelfoundry.provenance.manifest import Signing
 from reelfoundry.schema import ModelCard
 
@@ -21,6 +21,17 @@ class OutputKeys:
     asset_id: str
     video: str
     poster: str
+
+
+@dataclass(frozen=True)
+class FinetuneWork:
+    """A fine-tune attempt: the fine-tune's id, the adapter's name and hyperparameters, and one caption (and asset
+    id) per training clip in ``WorkItem.params.inputs``."""
+
+    finetune_id: str
+    spec: FinetuneSpec
+    captions: tuple[str, ...]
+    asset_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,9 @@ class WorkItem:
     #: Where this attempt's video and poster go in the object store (chosen at the claim, when the engine
     #: records them as pending so that an attempt that dies after writing them leaves nothing behind for good).
     output_keys: OutputKeys | None = None
+    #: Set for a fine-tune job: train an adapter of ``card`` on ``params.inputs`` (local copies of the training
+    #: clips, in order) with these captions, instead of generating.
+    finetune: FinetuneWork | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class Finished:
     #: The rates of the node the attempt ran on (``Rates.to_json()``), when the executor priced it there;
     #: None: the engine's own rates apply.
     rates: dict[str, Any] | None = None
+    #: A fine-tune's result: the adapter file and the files beside it (in the attempt's out dir), and its facts.
+    artifact: FinetuneOutput | None = None
 
 
 WorkerOutput = Progress | Finished

@@ -42,7 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reelfoundry.errors import BackendError, InvalidParameter, ReelFoundryError
+from reelfoundry.errors import BackendError, BadRequest, InvalidParameter, ReelFoundryError
 from reelfoundry.execution.executor import Executor
 from reelfoundry.execution.messages import Finished, Progress, WorkBatch, WorkerOutput, WorkItem, WorkUnit
 from reelfoundry.execution.worker import CANCEL as _CANCEL
@@ -393,6 +393,8 @@ class RayExecutor(Executor):
         )
         self._remote = ray.remote(_run_unit)
         self._tasks: list[_Task] = []
+        #: Units refused at once, reported by the next poll.
+        self._refused: list[Finished] = []
         #: Where each job's attempt ran, by job id (node id, node ip): for logs and tests.
         self.placements: dict[str, tuple[str, str]] = {}
 
@@ -408,6 +410,13 @@ class RayExecutor(Executor):
 
     def execute(self, items: Sequence[WorkUnit]) -> None:
         for unit in items:
+            if isinstance(unit, WorkItem) and unit.finetune is not None:
+                # The adapter a task would write stays on its node: fine-tunes run on local workers for now.
+                detail = "fine-tunes run on local workers (REELFOUNDRY_EXECUTOR=local), not on the Ray executor yet"
+                self._refused.append(
+                    Finished(unit.job_id, unit.attempt, error_type=BadRequest.problem_type(), error_detail=detail)
+                )
+                continue
             resources = self._resources_for(unit)
             ref = self._remote.options(
                 num_cpus=0, num_gpus=self._num_gpus, resources=resources, max_retries=0, retry_exceptions=False
@@ -443,7 +452,8 @@ class RayExecutor(Executor):
     def poll(self, timeout: float, wake_fds: tuple[int, ...] = ()) -> list[WorkerOutput]:
         ray = self._ray
         self._wait(timeout, wake_fds)
-        outputs: list[WorkerOutput] = []
+        outputs: list[WorkerOutput] = [*self._refused]
+        self._refused.clear()
         try:
             messages = ray.get(self._reporter.drain.remote(), timeout=30)
         except Exception:  # the reporter is on the driver's node; if it is gone, results still come

@@ -15,17 +15,26 @@ import ctypes
 import errno
 import os
 import resource
+import shutil
 import signal
 import time
 from decimal import Decimal
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from reelfoundry.errors import BackendError, GenerationCancelled, ReelFoundryError
 from reelfoundry.execution.messages import Finished, Progress, WorkBatch, WorkItem
 from reelfoundry.execution.produce import Produced, produce
 from reelfoundry.finops.energy import EnergyMeter, EnergySpec
 from reelfoundry.finops.meter import VendorCharge
-from reelfoundry.portfolio.base import Backend, GenerationOutput, GenerationParams, StepCallback
+from reelfoundry.portfolio.base import (
+    Backend,
+    FinetuneOutput,
+    GenerationOutput,
+    GenerationParams,
+    StepCallback,
+    TrainingClip,
+)
 from reelfoundry.portfolio.registry import backend_class
 from reelfoundry.schema import ModelCard
 
@@ -160,6 +169,8 @@ def run_item(
             backend = backends.get(item.card.id)
             if backend is None or backend.card != item.card:
                 backend = backends[item.card.id] = backend_class(item.card.backend)(item.card)
+            if item.finetune is not None:
+                return done(artifact=_finetune(backend, item, callback)), False
             video = item.out_dir / f"{item.job_id}-{item.attempt}.mp4"
             result = produce(backend, item.params, video, callback, item.signing)
         return (
@@ -185,6 +196,32 @@ def run_item(
     # needs a little room.
     backends.clear()
     return done(error_type=BackendError.problem_type(), error_detail=memory_detail(memory_limit_mb)), True
+
+
+def adapter_dir(out_dir: Path, job_id: str, attempt: int) -> Path:
+    """Where a fine-tune attempt writes its adapter (a directory in the work dir, named like the attempt's files)."""
+    return out_dir / f"{job_id}-{attempt}.adapter"
+
+
+def _finetune(backend: Backend, item: WorkItem, callback: StepCallback) -> FinetuneOutput:
+    """Train the item's adapter into its own directory; on any failure (a cancel included) nothing of it stays."""
+    assert item.finetune is not None
+    work = item.finetune
+    clips = [
+        TrainingClip(path, caption, asset_id)
+        for path, caption, asset_id in zip(item.params.inputs, work.captions, work.asset_ids, strict=True)
+    ]
+    out = adapter_dir(item.out_dir, item.job_id, item.attempt)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        result = backend.finetune(clips, work.spec, out, callback)
+        if not result.adapter.is_file() or result.adapter.parent != out:
+            raise BackendError(f"backend {item.card.backend!r} wrote no adapter file in its directory")
+        return result
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 class _Generated(Backend):

@@ -11,7 +11,7 @@ import abc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -98,6 +98,18 @@ class Backend(abc.ABC):
     def generate(self, params: GenerationParams, callback: StepCallback | None = None) -> GenerationOutput:
         """Produce the frames. Must call ``callback`` at every step boundary."""
 
+    def finetune(
+        self,
+        clips: Sequence[TrainingClip],
+        spec: FinetuneSpec,
+        out_dir: Path,
+        callback: StepCallback | None = None,
+    ) -> FinetuneOutput:
+        """Train an adapter (LoRA) of this model on ``clips`` into ``out_dir``; ``callback`` at every optimiser
+        step (it raises GenerationCancelled to stop: then nothing may be left in ``out_dir``). A model that cannot
+        be fine-tuned says so (this default)."""
+        raise InvalidParameter("base", f"model {self.card.id!r} ({self.name}) cannot be fine-tuned")
+
     def generate_batch(
         self, params_list: Sequence[GenerationParams], callback: StepCallback | None = None
     ) -> list[GenerationOutput]:
@@ -113,6 +125,43 @@ class Backend(abc.ABC):
             self.generate(params, None if callback is None else sequential_callback(callback, index, count))
             for index, params in enumerate(params_list)
         ]
+
+
+@dataclass(frozen=True)
+class TrainingClip:
+    """One training example of a fine-tune: a local copy of a video (or image) asset and its caption."""
+
+    path: Path
+    caption: str
+    asset_id: str = ""
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """What a fine-tune makes: an adapter of ``rank`` after ``steps`` optimiser steps at ``lr``, from ``seed``."""
+
+    name: str
+    rank: int = 8
+    steps: int = 300
+    lr: float = 1e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FinetuneOutput:
+    """The adapter a fine-tune wrote (a safetensors file, beside it whatever config the backend needs to load it
+    again, all in ``files``) and the backend's facts (loss history, timings)."""
+
+    adapter: Path
+    files: tuple[Path, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def visible_to(card: ModelCard, tenant_id: str) -> bool:
+    """Whether a tenant's requests may use a card: every card, except a fine-tuned one (``options.tenant``: made
+    from that tenant's brand assets), which only its own tenant sees."""
+    owner = card.options.get("tenant")
+    return owner is None or owner == tenant_id
 
 
 def sequential_callback(callback: StepCallback, index: int, count: int) -> StepCallback:

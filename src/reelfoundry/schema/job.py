@@ -70,6 +70,9 @@ class Job(BaseModel):
 
     id: str = Field(..., description="ULID.")
     tenant_id: str
+    kind: str = Field(
+        "generate", description="generate (a video), or finetune (a LoRA adapter: see /v1/finetunes/{id})."
+    )
     state: JobState
     request: VideoRequest = Field(..., description="The request as accepted, with the seed filled in.")
     model: str = Field(..., description="Model id it runs on (the route's choice, or the fallback now running it).")

@@ -70,8 +70,9 @@ def create_job(
     estimated_usd: Decimal | None = None,
     route: RoutePlan | None = None,
     route_cards: dict[str, Any] | None = None,
+    kind: str = "generate",
 ) -> JobRow:
-    """Insert a queued job and its ``job.queued`` event."""
+    """Insert a queued job and its ``job.queued`` event (``kind``: generate, or finetune for a fine-tune's job)."""
     now = utcnow()
     row = JobRow(
         id=new_id(),
@@ -92,6 +93,7 @@ def create_job(
         estimated_usd=estimated_usd,
         route=route.model_dump(mode="json") if route is not None else None,
         route_cards=route_cards,
+        kind=kind,
         created_at=now,
     )
     session.add(row)
@@ -311,6 +313,21 @@ class StorageRetry:
         return float(min(self.max_s, self.base_s * 2 ** min(retries, 30)))
 
 
+def complete_artifact(
+    session: Session, job_id: str, attempt: int, usage: AttemptUsage | None, data: dict[str, Any]
+) -> JobRow | None:
+    """Mark a job that makes no asset (a fine-tune: its adapter is recorded by the caller in this transaction)
+    succeeded, with its cost record, once; None if the attempt was stale."""
+    now = utcnow()
+    values = dict(state=JobState.succeeded.value, progress=1.0, finished_at=now, lease_until=None)
+    row = _running(session, job_id, attempt, **_with_usage(values, usage))
+    if row is None:
+        return None
+    record_final(session, row)
+    append_event(session, row, "job.succeeded", {**data, "attempt": attempt})
+    return row
+
+
 @dataclass(frozen=True)
 class Health:
     """When a failing model rests: after ``threshold`` backend failures in a row, for ``cooldown_s``."""
@@ -493,6 +510,7 @@ def to_job(row: JobRow, cost: CostRecordRow | None = None) -> Job:
     return Job(
         id=row.id,
         tenant_id=row.tenant_id,
+        kind=row.kind or "generate",
         state=JobState(row.state),
         request=VideoRequest.model_validate(row.request),
         model=row.model,
