@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Starts per job before it is failed for good.")
     lease_s: float = Field(60.0, gt=1, description="A running job whose worker is silent this long is re-queued.")
+    finetune_evaluate: bool = Field(
+        True,
+        description="Run the quick NRES suite on each new fine-tuned model against its collection (in the background "
+        "on the engine's node); the result is the model's evaluation and quality.",
+    )
+    finetune_reference_clips: int = Field(
+        16, ge=2, le=256, description="Clips of the collection the fine-tune's NRES evaluation compares against."
+    )
     storage_retry_limit: int = Field(
         10,
         ge=0,

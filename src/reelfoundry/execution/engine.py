@@ -25,6 +25,7 @@ import itertools
 import logging
 import os
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,7 @@ from reelfoundry.store import jobs as jobstore
 from reelfoundry.store import lease as leasestore
 from reelfoundry.store import models as modelstore
 from reelfoundry.store import pending as pendingstore
-from reelfoundry.store.tables import AssetRow, JobRow
+from reelfoundry.store.tables import AssetRow, FinetuneRow, JobRow
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,8 @@ class Engine:
         self._last_housekeeping = -float("inf")
         self._last_lease = -float("inf")
         self._last_sweep = -float("inf")
+        #: Evaluations of new fine-tunes running in the background (joined at stop).
+        self._evaluations: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -793,6 +796,7 @@ class Engine:
                 session, keys.values(), job_id=out.job_id, attempt=out.attempt, node=self.node, now=self.clock.now()
             )
         done = None
+        registered: ModelCard | None = None
         try:
             for path in files:
                 self.storage.put_file(keys[path.name], path, "application/octet-stream")
@@ -806,6 +810,7 @@ class Engine:
                     card = finetune_card(
                         state.base_card, finetune.name, keys, out.artifact.adapter.name, sha256, state.tenant_id
                     )
+                    registered = card
                     modelstore.add_card(session, card, state.submitted_by, status=modelstore.APPROVED)
                     finetunestore.mark(
                         session,
@@ -823,6 +828,52 @@ class Engine:
                 pendingstore.discard(self.db, self.storage, keys.values(), self.clock.now())
         if done is not None:
             self.portfolio.refresh(self.db, force=True)  # this node names the new model at once (others within 1 s)
+            if self.settings.finetune_evaluate and registered is not None:
+                references = tuple(key for key, _ in state.inputs if key.endswith(".mp4"))
+                thread = threading.Thread(
+                    target=self._evaluate_finetune,
+                    args=(state.finetune_id, registered, references),
+                    name=f"reelfoundry-nres-{state.finetune_id}",
+                    daemon=True,
+                )
+                thread.start()
+                self._evaluations.append(thread)
+
+    def _evaluate_finetune(self, finetune_id: str, card: ModelCard, references: tuple[str, ...]) -> None:
+        """Run the quick NRES suite on a new fine-tuned model against the clips it was trained on (its collection),
+        and keep the result on the fine-tune and as the model's evaluation (the router's quality). In a thread of
+        the engine (the suite runs in a child process, which a worker process may not start); a failure is kept
+        as the evaluation's ``error``."""
+        from reelfoundry.evaluation.nres import SUITE_VERSION, evaluate_model, video_reference
+
+        result: dict[str, Any]
+        try:
+            local, adapter = adapters.localise(card, self.settings.data_dir / "adapters")
+            error = adapters.fetch(self.storage, adapter, card.id)
+            if error is not None:
+                raise error
+            with tempfile.TemporaryDirectory(dir=self.settings.data_dir, prefix=".nres-") as scratch:
+                paths = []
+                for i, key in enumerate(references[: self.settings.finetune_reference_clips]):
+                    path = Path(scratch) / f"reference-{i}.mp4"
+                    with path.open("wb") as fh:
+                        for chunk in self.storage.read_range(key):
+                            fh.write(chunk)
+                    paths.append(path)
+                reference = video_reference("the fine-tune's collection", paths)
+                run = evaluate_model(local, self.settings, "quick", reference=reference)
+            result = run.result.to_json()
+            with self.db.write() as session:
+                modelstore.add_evaluation(session, card.id, "quick", SUITE_VERSION, result)
+            self.portfolio.refresh(self.db, force=True)
+        except Exception as exc:  # the model is registered either way; the evaluation says why it has no score
+            log.warning("NRES evaluation of fine-tune %s (%s) failed: %s", finetune_id, card.id, exc)
+            detail = exc.detail if isinstance(exc, ReelFoundryError) else f"{type(exc).__name__}: {exc}"
+            result = {"suite": "quick", "suite_version": SUITE_VERSION, "error": detail}
+        with self.db.write() as session:
+            row = session.get(FinetuneRow, finetune_id)
+            if row is not None:
+                row.evaluation = result
 
     def _complete(
         self,

@@ -84,16 +84,16 @@ def test_a_finetune_trains_on_trainable_assets_only_and_its_model_generates_with
     node: tuple[TestClient, Platform, dict[str, str]],
 ) -> None:
     client, platform, headers = node
-    collection, assets = _clips(client, platform, headers, 4)
+    collection, assets = _clips(client, platform, headers, 5)
     with platform.db.write() as session:  # one may not be trained on, one's rights have expired, one is unapproved
-        session.get(AssetRow, assets[1]).usage_restrictions = ["no-training"]  # type: ignore[union-attr]
-        session.get(AssetRow, assets[2]).rights_expires_at = utcnow() - timedelta(days=1)  # type: ignore[union-attr]
-        session.get(AssetRow, assets[3]).review_state = "rejected"  # type: ignore[union-attr]
+        session.get(AssetRow, assets[2]).usage_restrictions = ["no-training"]  # type: ignore[union-attr]
+        session.get(AssetRow, assets[3]).rights_expires_at = utcnow() - timedelta(days=1)  # type: ignore[union-attr]
+        session.get(AssetRow, assets[4]).review_state = "rejected"  # type: ignore[union-attr]
     body = {"name": "acme-test", "base": "faulty", "collection": collection, "steps": 3, "seed": 7}
     r = client.post("/v1/finetunes", json=body, headers=headers)
     assert r.status_code == 201, r.text
     created = r.json()
-    assert created["state"] == "queued" and created["assets_used"] == [assets[0]]
+    assert created["state"] == "queued" and created["assets_used"] == assets[:2]
     finetune = _wait(client, headers, f"/v1/finetunes/{created['id']}", {"succeeded", "failed", "cancelled"})
     assert finetune["state"] == "succeeded", finetune
     job = client.get(f"/v1/jobs/{finetune['job_id']}", headers=headers).json()
@@ -139,6 +139,14 @@ def test_a_finetune_trains_on_trainable_assets_only_and_its_model_generates_with
     theirs = {"Authorization": f"Bearer {other.json()['secret']}"}
     refused = client.post("/v1/jobs", json={"prompt": "brand clip", "model": "acme-test"}, headers=theirs)
     assert refused.status_code in (404, 422) and "acme-test" in refused.text, refused.text
+    # The new model was evaluated (quick NRES suite) against the clips it was trained on, in the background.
+    deadline = time.monotonic() + 90
+    while (evaluation := client.get(f"/v1/finetunes/{created['id']}", headers=headers).json()["evaluation"]) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert evaluation.get("error") is None, evaluation
+    assert evaluation["suite"] == "quick" and evaluation["model"] == "acme-test" and evaluation["nres"] > 0
+    assert "the fine-tune's collection (2 videos)" in evaluation["reference"]
     # A second fine-tune may not take a model id in use.
     again = client.post("/v1/finetunes", json=body, headers=headers)
     assert again.status_code == 409, again.text
