@@ -49,7 +49,8 @@ def has_database(settings: Settings) -> bool:
 
 @contextlib.contextmanager
 def open_database(settings: Settings, why: str) -> Iterator[Database]:
-    """The platform's database (migrated to this version); CLIError saying ``why`` it is needed when none."""
+    """The platform's database (as the server migrated it: a CLI changes no schema); CLIError saying ``why`` it
+    is needed when there is none."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from reelfoundry.store import Database
@@ -58,7 +59,6 @@ def open_database(settings: Settings, why: str) -> Iterator[Database]:
         raise CLIError(f"{why} needs the platform's database: none in {str(settings.data_dir)!r} (give --data-dir)")
     db = Database(settings.resolved_database_url)
     try:
-        db.migrate()
         yield db
     except SQLAlchemyError as exc:
         raise CLIError(f"cannot use the database: {str(exc).splitlines()[0]}") from None
