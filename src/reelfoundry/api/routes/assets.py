@@ -253,7 +253,7 @@ def update_asset(asset_id: str, body: AssetUpdate, platform: PlatformDep, princi
     "/{asset_id}/xmp",
     summary="The asset's XMP sidecar (IPTC digital source type and its metadata)",
     response_class=Response,
-    responses={200: {"description": "RDF/XML.", "content": {xmp.MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    responses={200: binary_response([xmp.MEDIA_TYPE], "The XMP packet (RDF/XML, UTF-8).")},
 )
 def get_asset_xmp(asset_id: str, platform: PlatformDep, principal: Reader) -> Response:
     """An XMP packet to keep beside the file (``<id>.xmp``): title, description, tags, licence, rights expiry,
