@@ -110,18 +110,24 @@ def onboard(
     checks = [check_weights(card), check_hosting(card)]
     run: NresRun | None = None
     posters: list[str] = []
-    if checks[0].passed:
-        with tempfile.TemporaryDirectory(prefix="onboard-") as scratch:
-            run = evaluate_model(
-                card, settings, suite, features=features, repeat_first=True, work_dir=Path(scratch), now=when
-            )
-            checks.append(check_network(card, run))
-            checks += check_format(run)
-            posters = _posters(run)
-        checks += check_quality(run, settings)
-    else:
+    if not checks[0].passed:
         checks.append(Check("network", "security", False, "not run: the weights check failed"))
         checks.append(Check("generation", "format", False, "not run: the weights check failed"))
+    else:
+        with tempfile.TemporaryDirectory(prefix="onboard-") as scratch:
+            try:
+                run = evaluate_model(
+                    card, settings, suite, features=features, repeat_first=True, work_dir=Path(scratch), now=when
+                )
+            except ReelFoundryError as exc:  # the backend cannot even be made from the card
+                checks.append(Check("network", "security", False, "not run: the model could not be set up"))
+                checks.append(Check("generation", "format", False, f"the model could not be set up: {exc.detail}"))
+            else:
+                checks.append(check_network(card, run))
+                checks += check_format(run)
+                posters = _posters(run)
+        if run is not None:
+            checks += check_quality(run, settings)
     return OnboardingReport(
         model=card.id,
         model_version=card.version,

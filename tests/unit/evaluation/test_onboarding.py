@@ -159,3 +159,10 @@ def test_hosting_and_data_classes_must_agree() -> None:
     mismatch = check_hosting(vendor)
     assert not mismatch.passed and "hosting names replicate, but backend fal" in mismatch.detail
     assert check_hosting(vendor.model_copy(update={"backend": "replicate"})).passed
+
+
+def test_a_card_whose_backend_cannot_be_made_gets_a_report_not_a_crash(tmp_path: Path) -> None:
+    report = onboard(card("NoSuchBackend"), Settings(data_dir=tmp_path))
+    assert not report.passed and report.nres is None
+    generation = report.checks[-1]
+    assert generation.name == "generation" and "cannot be imported" in generation.detail
