@@ -206,6 +206,8 @@ def models_onboard(
         console.print(f"{card.id}: {verdict}", highlight=False)
         if outcome is not None:
             console.print(f"status: {outcome['status']} ({outcome['why']})", highlight=False)
+        else:
+            console.print(f"no database in {str(settings.data_dir)!r}: the report is not recorded", highlight=False)
         for file in written:
             console.print(f"wrote {file}", highlight=False)
     if not result.passed:
