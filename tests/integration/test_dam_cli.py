@@ -154,3 +154,36 @@ def test_the_dam_from_the_command_line(pg_server: Server, tmp_path: Path) -> Non
         r = rf(srv, *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+
+
+def test_the_typed_clients_edit_search_and_collect(pg_server: Server, tmp_path: Path) -> None:
+    import asyncio
+
+    from reelfoundry.client import ApiError, AsyncClient, Client
+
+    png = _picture(tmp_path / "mark.png", 64, "PNG").read_bytes()
+    with Client(pg_server.url, api_key=pg_server.admin_key) as c:
+        r = c.request("POST", "/v1/assets", content=png, headers={"Content-Type": "image/png"})
+        asset_id = r.json()["id"]
+        edited = c.assets.update(asset_id, title="Typed client mark", tags=["Typed"], brand="Globex")
+        assert (edited.title, edited.tags, edited.brand) == ("Typed client mark", ["typed"], "Globex")
+        assert c.assets.update(asset_id, brand=None).brand is None
+        assert [a.id for a in c.assets.search("typed client")] == [asset_id]
+        assert [a.id for a in c.assets.search(tag="typed", origin="uploaded")] == [asset_id]
+        coll = c.collections.create("typed-picks")
+        assert c.collections.add(coll.id, [asset_id, asset_id]).asset_count == 1
+        assert [x.id for x in c.collections.list() if x.name == "typed-picks"] == [coll.id]
+        with pytest.raises(ApiError) as caught:
+            c.assets.update(asset_id, tags=["<b>"])
+        assert caught.value.status == 422
+
+    async def run() -> None:
+        async with AsyncClient(pg_server.url, api_key=pg_server.admin_key) as ac:
+            found = await ac.assets.search("mark", collection=coll.id)
+            assert [a.id for a in found] == [asset_id]
+            assert (await ac.collections.remove(coll.id, asset_id)).asset_count == 0
+            await ac.collections.delete(coll.id)
+            with pytest.raises(ApiError):
+                await ac.collections.get(coll.id)
+
+    asyncio.run(run())

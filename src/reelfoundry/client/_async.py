@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import os
 import time
@@ -38,6 +39,7 @@ from reelfoundry.schema import (
     WebhookDelivery,
     WebhookSecret,
 )
+from reelfoundry.schema.dam import Collection
 
 T = TypeVar("T")
 
@@ -70,6 +72,7 @@ class AsyncClient:
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
         self.jobs = Jobs(self)
         self.assets = Assets(self)
+        self.collections = Collections(self)
         self.keys = Keys(self)
         self.budgets = Budgets(self)
         self.models = Models(self)
@@ -295,6 +298,50 @@ class Assets:
     async def publish(self, asset_id: str) -> Publication:
         """Publish an approved asset; the Publication has its signed delivery URL."""
         return await self._c.call(_core.publish_asset(asset_id))
+
+    async def update(self, asset_id: str, **fields: Any) -> Asset:
+        """Edit an asset's metadata (title, description, tags, brand, licence, consent_ref, rights_expires_at,
+        usage_restrictions, accept_suggestions); a field given as None is cleared. Audited by the server."""
+        return await self._c.call(_core.update_asset(asset_id, fields))
+
+    async def search(
+        self, q: str | None = None, *, mode: str = "text", limit: int | None = None, **filters: Any
+    ) -> builtins.list[Asset]:
+        """The best matches of ``q`` (``mode`` text or semantic) among the assets the filters leave (review_state,
+        model, brand, tag, collection, origin, project, campaign, created_after, created_before)."""
+        page = await self._c.call(_core.search_assets(q, mode, limit, filters))
+        return page.items
+
+
+class Collections:
+    """``/v1/collections``: named sets of the tenant's assets."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(self, name: str, description: str | None = None) -> Collection:
+        """A new, empty collection."""
+        return await self._c.call(_core.create_collection(name, description))
+
+    def list(self, limit: int | None = None) -> AsyncIterator[Collection]:
+        """Every collection, newest first; ``limit`` is the page size."""
+        return self._c.paginate(_core.list_collections(limit))
+
+    async def get(self, collection_id: str) -> Collection:
+        """One collection."""
+        return await self._c.call(_core.get_collection(collection_id))
+
+    async def add(self, collection_id: str, asset_ids: Sequence[str]) -> Collection:
+        """Add assets (those already in it stay once)."""
+        return await self._c.call(_core.add_to_collection(collection_id, asset_ids))
+
+    async def remove(self, collection_id: str, asset_id: str) -> Collection:
+        """Take an asset out (the asset stays)."""
+        return await self._c.call(_core.remove_from_collection(collection_id, asset_id))
+
+    async def delete(self, collection_id: str) -> None:
+        """Delete the collection (its assets stay)."""
+        await self._c.call(_core.delete_collection(collection_id))
 
 
 class Keys:

@@ -38,6 +38,7 @@ from reelfoundry.schema import (
     WebhookDelivery,
     WebhookSecret,
 )
+from reelfoundry.schema.dam import Collection
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -168,6 +169,54 @@ def review_asset(asset_id: str, decision: ReviewDecision | str, comment: str) ->
 def publish_asset(asset_id: str) -> Call[Publication]:
     """POST /v1/assets/{id}/publish (publishing again only hands out a fresh URL)."""
     return Call("POST", f"/v1/assets/{_seg(asset_id)}/publish", _parser(Publication))
+
+
+def update_asset(asset_id: str, fields: Mapping[str, Any]) -> Call[Asset]:
+    """PATCH /v1/assets/{id} (the same body twice leaves the same metadata, so a retry is safe)."""
+    return Call("PATCH", f"/v1/assets/{_seg(asset_id)}", _parser(Asset), json=to_jsonable_python(dict(fields)))
+
+
+def search_assets(q: str | None, mode: str, limit: int | None, filters: Mapping[str, Any]) -> Call[Page[Asset]]:
+    """GET /v1/assets with ``q`` and filters: the best matches, one page."""
+    params = {"q": q, "mode": mode if q else None, "limit": limit, **filters}
+    query = {k: (v.isoformat() if hasattr(v, "isoformat") else str(v)) for k, v in params.items() if v is not None}
+    return Call("GET", "/v1/assets", _parser(Page[Asset]), params=query)
+
+
+# --- collections ------------------------------------------------------------------------------------------
+
+
+def create_collection(name: str, description: str | None) -> Call[Collection]:
+    """POST /v1/collections (a second create of the name is a 409)."""
+    body = {"name": name, **({"description": description} if description is not None else {})}
+    return Call("POST", "/v1/collections", _parser(Collection), json=body, idempotent=False)
+
+
+def list_collections(limit: int | None) -> Pager[Collection]:
+    """GET /v1/collections, page by page."""
+    return _pager("/v1/collections", Collection, {"limit": limit})
+
+
+def get_collection(collection_id: str) -> Call[Collection]:
+    """GET /v1/collections/{id}."""
+    return Call("GET", f"/v1/collections/{_seg(collection_id)}", _parser(Collection))
+
+
+def add_to_collection(collection_id: str, asset_ids: Sequence[str]) -> Call[Collection]:
+    """POST /v1/collections/{id}/assets (adding an asset twice keeps it once, so a retry is safe)."""
+    body = {"asset_ids": list(asset_ids)}
+    return Call("POST", f"/v1/collections/{_seg(collection_id)}/assets", _parser(Collection), json=body)
+
+
+def remove_from_collection(collection_id: str, asset_id: str) -> Call[Collection]:
+    """DELETE /v1/collections/{id}/assets/{asset_id}."""
+    path = f"/v1/collections/{_seg(collection_id)}/assets/{_seg(asset_id)}"
+    return Call("DELETE", path, _parser(Collection))
+
+
+def delete_collection(collection_id: str) -> Call[None]:
+    """DELETE /v1/collections/{id} (204)."""
+    return Call("DELETE", f"/v1/collections/{_seg(collection_id)}", lambda _: None)
 
 
 def verify(path: Path) -> Call[dict[str, Any]]:
