@@ -11,7 +11,8 @@ Measured (:class:`NresResult`):
   (the procedural clips of the suite's own prompts, or a DAM collection's videos), every clip fitted to
   16×64×64 first; features from the built-in probe by default, or an I3D / VideoMAE checkpoint.
   ``fidelity = exp(-FD / nres_fd_scale)``, in (0, 1]. Also the weight-free temporal consistency and flicker
-  of the generated clips, beside the reference's.
+  of the generated clips, beside the reference's. Videos are decoded at most 128 px on their long side (the
+  decoder scales them), so a large clip never sits in memory at full size.
 - time: seconds per clip and per second of video, warm (the mean over clips after the first) and cold (the
   backend's set-up plus the first clip, which loads the weights);
 - device: peak memory (see :mod:`reelfoundry.evaluation.runner`), device-seconds, energy (the FinOps meter);
@@ -61,8 +62,10 @@ from reelfoundry.training.data import ALL_COMBOS, canonical_caption, random_spec
 SUITE_VERSION = "nres-1"
 #: The seed the suite's prompts, their seeds and the reference are drawn from (part of the version).
 SUITE_SEED = 2026
-#: Frames decoded from one generated or reference video at most.
+#: Frames decoded from one generated or reference video at most, and their longest side (the scores read 64×64
+#: fitted clips and frame-to-frame luminance: more pixels only cost memory).
 MAX_DECODED_FRAMES = 512
+MAX_DECODED_SIDE = 128
 SuiteName = Literal["quick", "standard"]
 
 
@@ -156,20 +159,33 @@ def _params(card: ModelCard, prompt: SuitePrompt, frames: int, width: int, heigh
 
 
 @dataclass(frozen=True)
+class ClipStats:
+    """What the scores need of one clip: the clip fitted to 16×64×64, its temporal consistency and flicker."""
+
+    fitted: np.ndarray
+    temporal_consistency: float
+    flicker: float
+
+    @classmethod
+    def of(cls, clip: np.ndarray) -> ClipStats:
+        """The stats of a uint8 clip (T, H, W, 3)."""
+        return cls(fit_clip(clip), temporal_consistency(clip), flicker(clip))
+
+
+@dataclass(frozen=True)
 class Reference:
-    """The clips fidelity is measured against, and what they are."""
+    """The clips fidelity is measured against (their stats), and what they are."""
 
     name: str
-    clips: list[np.ndarray]
+    clips: list[ClipStats]
 
 
 def procedural_reference(prompts: Sequence[SuitePrompt], seed: int = SUITE_SEED) -> Reference:
     """The procedural clips of the suite's own prompts: the same count and the same content the model is asked
     for, so a model that draws exactly what was asked scores a distance near 0 (against a larger, unmatched set
     the small-sample bias of the covariances alone keeps the distance high for any model)."""
-    return Reference(
-        f"procedural ({len(prompts)} clips of the suite's prompts, seed {seed})", [p.reference(seed) for p in prompts]
-    )
+    clips = [ClipStats.of(p.reference(seed)) for p in prompts]
+    return Reference(f"procedural ({len(clips)} clips of the suite's prompts, seed {seed})", clips)
 
 
 def video_reference(name: str, videos: Sequence[Path]) -> Reference:
@@ -177,7 +193,7 @@ def video_reference(name: str, videos: Sequence[Path]) -> Reference:
     clips = []
     for path in videos:
         try:
-            clips.append(read_frames(path))
+            clips.append(ClipStats.of(read_frames(path)))
         except (av.FFmpegError, ValueError):
             continue
     if len(clips) < 2:
@@ -185,11 +201,16 @@ def video_reference(name: str, videos: Sequence[Path]) -> Reference:
     return Reference(f"{name} ({len(clips)} videos)", clips)
 
 
-def read_frames(path: Path, limit: int = MAX_DECODED_FRAMES) -> np.ndarray:
-    """The frames of a video as uint8 RGB (T, H, W, 3), at most ``limit``."""
+def read_frames(path: Path, limit: int = MAX_DECODED_FRAMES, max_side: int = MAX_DECODED_SIDE) -> np.ndarray:
+    """The frames of a video as uint8 RGB (T, H, W, 3): at most ``limit`` of them, scaled (by the decoder) so
+    that the long side is at most ``max_side``; a 4K clip never becomes full-size pictures in memory."""
     frames = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
+            scale = min(1.0, max_side / max(frame.width, frame.height))
+            if scale < 1.0:
+                width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+                frame = frame.reformat(width=width, height=height)
             frames.append(frame.to_ndarray(format="rgb24"))
             if len(frames) >= limit:
                 break
@@ -315,17 +336,17 @@ def evaluate_model(
     return NresRun(result, params, raw)
 
 
-def _decode(raw: RunResult) -> dict[int, np.ndarray]:
-    """The frames of each clip the child wrote; a clip whose file does not decode gets its error instead."""
-    frames = {}
+def _decode(raw: RunResult) -> dict[int, ClipStats]:
+    """The stats of each clip the child wrote; a clip whose file does not decode gets its error instead."""
+    stats = {}
     for clip in raw.clips:
         if clip.video is None:
             continue
         try:
-            frames[clip.index] = read_frames(clip.video)
+            stats[clip.index] = ClipStats.of(read_frames(clip.video))
         except (OSError, ValueError, av.FFmpegError) as exc:
             clip.error, clip.video = f"its video does not decode: {exc}", None
-    return frames
+    return stats
 
 
 def _score(
@@ -333,7 +354,7 @@ def _score(
     suite: SuiteName,
     params: list[GenerationParams],
     raw: RunResult,
-    generated: dict[int, np.ndarray],
+    generated: dict[int, ClipStats],
     reference: Reference,
     extractor: Any,
     extractor_name: str,
@@ -345,18 +366,19 @@ def _score(
     video_s = first.num_frames / first.fps
     errors = [f"clip {c.index}: {c.error}" for c in raw.clips if c.error] + ([raw.error] if raw.error else [])
     ok = [c for c in raw.clips if c.index in generated]
-    ref_fit = [fit_clip(c) for c in reference.clips]
-    ref_tc = float(np.mean([temporal_consistency(c) for c in reference.clips]))
-    ref_flicker = float(np.mean([flicker(c) for c in reference.clips]))
+    ref_tc = float(np.mean([c.temporal_consistency for c in reference.clips]))
+    ref_flicker = float(np.mean([c.flicker for c in reference.clips]))
     fd: float | None = None
     fidelity = 0.0
     tc = fl = None
     if len(ok) >= 2:
-        gen_fit = [fit_clip(generated[c.index]) for c in ok]
-        fd = frechet_distance(extract(extractor, gen_fit), extract(extractor, ref_fit))
+        mine = [generated[c.index] for c in ok]
+        fd = frechet_distance(
+            extract(extractor, [c.fitted for c in mine]), extract(extractor, [c.fitted for c in reference.clips])
+        )
         fidelity = fidelity_score(fd, settings.nres_fd_scale)
-        tc = float(np.mean([temporal_consistency(generated[c.index]) for c in ok]))
-        fl = float(np.mean([flicker(generated[c.index]) for c in ok]))
+        tc = float(np.mean([c.temporal_consistency for c in mine]))
+        fl = float(np.mean([c.flicker for c in mine]))
     elif ok:
         errors.append("only one clip was generated: a Fréchet distance needs at least two")
     seconds = [c.seconds for c in raw.clips if c.video is not None]
