@@ -68,7 +68,9 @@ class AssetUpdate(BaseModel):
     usage_restrictions: list[Annotated[str, Field(pattern=RESTRICTION)]] | None = Field(
         None, max_length=MAX_RESTRICTIONS, description="e.g. ['no-training']."
     )
-    accept_suggestions: bool | list[Annotated[str, Field(max_length=200)]] | None = Field(
+    accept_suggestions: (
+        bool | Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TAGS)] | None
+    ) = Field(
         None,
         description="true: add every suggested tag to tags; a list: add those suggestions. Accepted suggestions "
         "leave suggested_tags.",

@@ -59,6 +59,14 @@ def get_asset(session: Session, tenant_id: str, asset_id: str) -> AssetRow:
     return owned(session, AssetRow, tenant_id, asset_id, "asset")
 
 
+def lock_asset(session: Session, tenant_id: str, asset_id: str) -> AssetRow:
+    """An asset of this tenant read afresh and locked for the rest of the transaction (PostgreSQL; SQLite writers
+    are one at a time anyway), so two edits of its metadata apply one after the other; NotFound otherwise."""
+    row = get_asset(session, tenant_id, asset_id)
+    session.refresh(row, with_for_update=True)
+    return row
+
+
 def input_keys(session: Session, tenant_id: str, asset_ids: list[str]) -> list[str]:
     """Storage keys of a request's inputs; InvalidParameter naming ``inputs[i]`` for one not in the tenant."""
     keys = []

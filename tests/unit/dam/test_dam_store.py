@@ -233,3 +233,47 @@ def test_a_generated_asset_is_announced_to_the_tenant_endpoint_in_the_same_trans
     )
     assert body["type"] == "asset.created" and body["id"] == row.id and body["tenant_id"] == a
     assert body["data"]["asset"]["suggested_tags"] == ["shrinking", "green", "square"]
+
+
+def test_concurrent_edits_of_one_asset_apply_one_after_the_other(
+    database: Database, tenant_ids: tuple[str, str], make_generated: MakeGenerated
+) -> None:
+    import threading
+
+    a = tenant_ids[0]
+    asset_id = make_generated(a, "a red circle growing on a green background")
+    first_read, second_read = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with database.write() as s:
+                row = assetstore.lock_asset(s, a, asset_id)
+                first_read.set()
+                # Give the second edit every chance to read the row before this one writes: it cannot while the
+                # row is locked, so this wait runs out and the second reads after the commit.
+                second_read.wait(timeout=1)
+                assetstore.update_metadata(s, row, AssetUpdate(accept_suggestions=["red"]), utcnow())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def second() -> None:
+        try:
+            first_read.wait(timeout=10)
+            with database.write() as s:
+                row = assetstore.lock_asset(s, a, asset_id)
+                second_read.set()
+                assetstore.update_metadata(s, row, AssetUpdate(accept_suggestions=["circle"]), utcnow())
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with database.read() as s:
+        row = assetstore.get_asset(s, a, asset_id)
+    assert sorted(row.tags or []) == ["circle", "red"]  # neither edit lost the other's tag
+    assert row.suggested_tags == ["growing", "green", "background"]

@@ -240,7 +240,7 @@ def update_asset(asset_id: str, body: AssetUpdate, platform: PlatformDep, princi
     sent as null is cleared. ``accept_suggestions`` moves suggested tags into tags. Each change is written to the
     audit log (field, old and new value) and sent to the tenant's endpoint as ``asset.metadata_updated``."""
     with platform.db.write() as session:
-        row = assetstore.get_asset(session, principal.tenant_id, asset_id)
+        row = assetstore.lock_asset(session, principal.tenant_id, asset_id)
         now = utcnow()
         changes = assetstore.update_metadata(session, row, body, now)
         if changes:
