@@ -134,7 +134,7 @@ def find_card(portfolio: Portfolio, model_id: str) -> ModelCard:
 @common_options("data_dir")
 def eval_model(
     model_id: Annotated[str, typer.Argument(help="The model's id (`reelfoundry models list`).")],
-    suite: Annotated[Suite, typer.Option("--suite", help="quick (seconds on a CPU) or standard (minutes).")] = (
+    suite: Annotated[Suite, typer.Option("--suite", help="quick (under a minute on a CPU) or standard (minutes).")] = (
         Suite.quick
     ),
     reference: Annotated[
