@@ -188,6 +188,8 @@ class AssetRow(Base):
     __table_args__ = (
         Index("ix_assets_tenant", "tenant_id", "id"),
         Index("ix_assets_review_queue", "tenant_id", "review_state", "id"),
+        Index("ix_assets_tenant_brand", "tenant_id", "brand"),  # the DAM's brand filter
+        Index("ix_assets_rights_expiry", "rights_expires_at"),  # the rights-expiring scan
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -593,9 +595,3 @@ class AssetWebhookRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
-
-
-# Indexes migration 0011 made on assets for the DAM (brand filter, rights-expiry scan), declared here beside the
-# rows added after it; an Index over a table's columns joins that table.
-Index("ix_assets_tenant_brand", AssetRow.tenant_id, AssetRow.brand)
-Index("ix_assets_rights_expiry", AssetRow.rights_expires_at)
