@@ -40,6 +40,7 @@ from reelfoundry.schema import (
     WebhookSecret,
 )
 from reelfoundry.schema.dam import Collection
+from reelfoundry.schema.finetune import Finetune, FinetuneCreate
 
 T = TypeVar("T")
 
@@ -73,6 +74,7 @@ class AsyncClient:
         self.jobs = Jobs(self)
         self.assets = Assets(self)
         self.collections = Collections(self)
+        self.finetunes = Finetunes(self)
         self.keys = Keys(self)
         self.budgets = Budgets(self)
         self.models = Models(self)
@@ -342,6 +344,30 @@ class Collections:
     async def delete(self, collection_id: str) -> None:
         """Delete the collection (its assets stay)."""
         await self._c.call(_core.delete_collection(collection_id))
+
+
+class Finetunes:
+    """``/v1/finetunes``: LoRA fine-tunes of a model on a collection, registered as models (a tenant admin's key)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def create(self, name: str, collection: str, base: str = "builtin", **params: Any) -> Finetune:
+        """Queue a fine-tune of ``base`` on the collection (``rank``, ``steps``, ``lr``, ``seed`` in ``params``)."""
+        body = FinetuneCreate(name=name, collection=collection, base=base, **params)
+        return await self._c.call(_core.create_finetune(body))
+
+    def list(self, limit: int | None = None) -> AsyncIterator[Finetune]:
+        """Every fine-tune, newest first; ``limit`` is the page size."""
+        return self._c.paginate(_core.list_finetunes(limit))
+
+    async def get(self, finetune_id: str) -> Finetune:
+        """One fine-tune (its state follows its job's; ``job_id`` has the progress and events)."""
+        return await self._c.call(_core.get_finetune(finetune_id))
+
+    async def cancel(self, finetune_id: str) -> Finetune:
+        """Cancel it: no model is registered."""
+        return await self._c.call(_core.cancel_finetune(finetune_id))
 
 
 class Keys:

@@ -39,6 +39,7 @@ from reelfoundry.schema import (
     WebhookSecret,
 )
 from reelfoundry.schema.dam import Collection
+from reelfoundry.schema.finetune import Finetune, FinetuneCreate
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -217,6 +218,26 @@ def remove_from_collection(collection_id: str, asset_id: str) -> Call[Collection
 def delete_collection(collection_id: str) -> Call[None]:
     """DELETE /v1/collections/{id} (204)."""
     return Call("DELETE", f"/v1/collections/{_seg(collection_id)}", lambda _: None)
+
+
+def create_finetune(body: FinetuneCreate) -> Call[Finetune]:
+    """POST /v1/finetunes (not retried: a second one with the name is a 409)."""
+    return Call("POST", "/v1/finetunes", _parser(Finetune), json=body.model_dump(mode="json"), idempotent=False)
+
+
+def list_finetunes(limit: int | None) -> Pager[Finetune]:
+    """GET /v1/finetunes, page by page."""
+    return _pager("/v1/finetunes", Finetune, {"limit": limit})
+
+
+def get_finetune(finetune_id: str) -> Call[Finetune]:
+    """GET /v1/finetunes/{id}."""
+    return Call("GET", f"/v1/finetunes/{_seg(finetune_id)}", _parser(Finetune))
+
+
+def cancel_finetune(finetune_id: str) -> Call[Finetune]:
+    """POST /v1/finetunes/{id}/cancel."""
+    return Call("POST", f"/v1/finetunes/{_seg(finetune_id)}/cancel", _parser(Finetune))
 
 
 def verify(path: Path) -> Call[dict[str, Any]]:
