@@ -69,16 +69,20 @@ class Signing:
 def signing_for(credentials: SigningCredentials, card: ModelCard, job_id: str | None, request_sha256: str) -> Signing:
     """The signing facts of one generation: model id and version, weights digest, job and request hash."""
     weights = card.options.get("sha256")
-    digest = (
-        hashlib.sha256(json.dumps(weights, sort_keys=True).encode()).hexdigest() if isinstance(weights, dict) else None
-    )
+    lora = card.options.get("lora")
+    adapter = lora.get("sha256") if isinstance(lora, dict) else None
+    pinned: dict[str, Any] | None = dict(weights) if isinstance(weights, dict) else None
+    if pinned is not None and isinstance(adapter, str):
+        pinned["lora"] = adapter  # a fine-tuned model's weights are the base's and its adapter's
+    digest = hashlib.sha256(json.dumps(pinned, sort_keys=True).encode()).hexdigest() if pinned is not None else None
     return Signing(
         credentials=credentials,
         source_type=ALGORITHMIC if card.backend == "template" else TRAINED_ALGORITHMIC,
         generation={
             "model": card.id,
             "model_version": card.version,
-            "weights_sha256": digest,  # sha256 of the card's {file: sha256} map, when it pins its files
+            # sha256 of the card's {file: sha256} map (with its adapter's, for a fine-tune), when it pins its files
+            "weights_sha256": digest,
             "job_id": job_id,
             "request_sha256": request_sha256,
         },

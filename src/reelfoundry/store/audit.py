@@ -125,6 +125,9 @@ def record_model(session: Session, card: ModelCard) -> AuditPendingRow | None:
         "files_sha256": card.options.get("sha256"),
         "path": card.options.get("path"),
     }
+    lora = card.options.get("lora")
+    if isinstance(lora, dict):  # a fine-tuned model: its adapter is part of what was registered
+        facts["lora_sha256"] = lora.get("sha256")
     pending = session.execute(
         select(AuditPendingRow.data)
         .where(AuditPendingRow.action == "model.registered", AuditPendingRow.subject == card.id)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from reelfoundry.errors import ConfigurationError, ModelIntegrityError
+from reelfoundry.errors import ConfigurationError, GenerationCancelled, ModelIntegrityError
 from reelfoundry.models.builtin import builtin_card, export
 from reelfoundry.portfolio.backends.diffusers import DiffusersBackend
-from reelfoundry.portfolio.base import GenerationParams
+from reelfoundry.portfolio.base import FinetuneSpec, GenerationParams, TrainingClip
 from reelfoundry.schema import ModelCard
 from reelfoundry.training.data import BrandColour, brand_samples
 from reelfoundry.training.lora import LoraSettings, TrainedAdapter, lora_card, train_lora
@@ -106,3 +106,44 @@ def test_bad_lora_options_are_refused_when_the_card_loads(base: ModelCard, lora:
     card = base.model_copy(update={"options": {**base.options, "lora": lora}})
     with pytest.raises(ConfigurationError, match=message):
         DiffusersBackend(card)
+
+
+def _mp4_clips(tmp_path: Path, count: int) -> list[TrainingClip]:
+    from reelfoundry.media import encode_mp4
+
+    coral = BrandColour.from_hex("acme coral", "#FF6F61")
+    clips = []
+    for i, sample in enumerate(brand_samples(coral, seed=1, count=count)):
+        path = tmp_path / f"clip{i}.mp4"
+        encode_mp4(iter(sample.clip), 8, path)
+        clips.append(TrainingClip(path, sample.caption))
+    return clips
+
+
+def test_the_backend_fine_tunes_from_video_files_and_a_cancel_leaves_nothing(base: ModelCard, tmp_path: Path) -> None:
+    backend = DiffusersBackend(base)
+    clips = _mp4_clips(tmp_path, 2)
+    spec = FinetuneSpec(name="acme", rank=4, steps=2, lr=1e-2, seed=3)
+    steps: list[tuple[int, int]] = []
+    out = tmp_path / "out"
+    out.mkdir()
+    result = backend.finetune(clips, spec, out, lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 2), (2, 2)]
+    assert sorted(p.name for p in out.iterdir()) == ["adapter.json", "adapter.safetensors"]
+    assert result.adapter == out / "adapter.safetensors" and result.files == (out / "adapter.json",)
+    # The card the engine registers (storage keys beside the local path, an owner tenant) loads and generates.
+    sha = result.info["sha256"]
+    tuned = lora_card(base, "acme", result.adapter, sha)
+    lora = {**tuned.options["lora"], "key": "t/f.adapter-adapter.safetensors", "files": {}}
+    tuned = tuned.model_copy(update={"options": {**tuned.options, "lora": lora, "tenant": "T"}})
+    frames = DiffusersBackend(tuned).generate(_params()).frames
+    assert np.asarray(frames).shape == (16, 64, 64, 3)
+
+    def cancel(done: int, total: int) -> None:
+        raise GenerationCancelled("stop")
+
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    with pytest.raises(GenerationCancelled):
+        backend.finetune(clips, spec, stopped, cancel)
+    assert list(stopped.iterdir()) == []

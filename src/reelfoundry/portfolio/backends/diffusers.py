@@ -67,13 +67,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image, ImageOps
 
-from reelfoundry.errors import ConfigurationError, InvalidParameter, ModelIntegrityError
+from reelfoundry.errors import ConfigurationError, GenerationCancelled, InvalidParameter, ModelIntegrityError
 from reelfoundry.media.probe import file_digest
 from reelfoundry.portfolio.base import (
     Backend,
+    FinetuneOutput,
+    FinetuneSpec,
     GenerationOutput,
     GenerationParams,
     StepCallback,
+    TrainingClip,
     check_card_limits,
     sequential_callback,
 )
@@ -99,6 +102,8 @@ _OPTIONS = frozenset(
         "sha256",
         "size_multiple",
         "lora",
+        # A fine-tuned model's owner (only that tenant's requests see it): read by admission, not by the pipeline.
+        "tenant",
     }
 )
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -250,6 +255,79 @@ class DiffusersBackend(Backend):
         self.size_multiple = size_multiple
         self.lora = _lora_option(card.id, options.get("lora"))
         self._pipe: Pipeline | None = None
+
+    def finetune(
+        self,
+        clips: Sequence[TrainingClip],
+        spec: FinetuneSpec,
+        out_dir: Path,
+        callback: StepCallback | None = None,
+    ) -> FinetuneOutput:
+        """Train a LoRA adapter of this card's pipeline on the clips (:mod:`reelfoundry.training.lora`: the built-in
+        model's transformer, or an LTX/Wan pipeline's) into ``out_dir``: ``adapter.safetensors`` and its record
+        ``adapter.json``. A cancel (``callback`` raising GenerationCancelled) stops it at the next step with nothing
+        written."""
+        from reelfoundry.models.video_dit import VideoDiT
+        from reelfoundry.training.lora import LoraSettings, fit_clip, train_lora, train_pipeline_lora
+
+        pipe = self.pipeline()
+        builtin = isinstance(getattr(pipe, "transformer", None), VideoDiT)
+        data = [(self._training_frames(clip.path, builtin), clip.caption) for clip in clips]
+        if builtin:
+            data = [(fit_clip(frames), caption) for frames, caption in data]
+        settings = LoraSettings(rank=spec.rank, steps=spec.steps, lr=spec.lr, seed=spec.seed)
+        stopped: list[GenerationCancelled] = []
+
+        def on_step(step: int, total: int, loss: float) -> bool:
+            if callback is not None:
+                try:
+                    callback(step, total)
+                except GenerationCancelled as cancel:
+                    stopped.append(cancel)
+                    return False
+            return True
+
+        target = out_dir / "lora"
+        if builtin:
+            base = self.sha256.get("transformer/diffusion_pytorch_model.safetensors", "")
+            trained = train_lora(pipe, data, target, settings, on_step, base_sha256=base.lower())
+        else:
+            trained = train_pipeline_lora(pipe, data, target, settings, on_step)
+        if trained is None:
+            raise stopped[0] if stopped else GenerationCancelled(f"the fine-tune of {self.card.id} was stopped")
+        adapter, record = out_dir / "adapter.safetensors", out_dir / "adapter.json"
+        (target / "adapter.safetensors").replace(adapter)
+        (target / "adapter.json").replace(record)
+        target.rmdir()
+        return FinetuneOutput(adapter, files=(record,), info={"clips": len(data), "sha256": trained.sha256})
+
+    def _training_frames(self, path: Path, builtin: bool) -> np.ndarray:
+        """A training clip's frames, uint8 (T, H, W, 3): a video's (at most 2,000 frames decoded), or an image held
+        still; for a pipeline other than the built-in one, at the card's default size and a frame count its VAE
+        takes."""
+        import av
+
+        from reelfoundry.evaluation.nres import read_frames
+
+        card = self.card
+        try:
+            longest = 128 if builtin else max(card.default_width, card.default_height)
+            frames = read_frames(path, limit=2000, max_side=longest)
+        except (av.FFmpegError, ValueError):
+            try:
+                with Image.open(path) as opened:
+                    still = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+            except (OSError, Image.DecompressionBombError) as exc:
+                raise InvalidParameter("collection", f"a training clip ({path.name}) is not a video or image") from exc
+            frames = np.repeat(still[None], 16, axis=0)
+        if builtin:
+            return frames
+        size = (card.default_width, card.default_height)
+        multiple, offset = card.frame_multiple or 1, card.frame_offset or 0
+        usable = min(len(frames), card.default_num_frames)
+        count = max(offset + multiple, ((usable - offset) // multiple) * multiple + offset)
+        picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+        return np.stack([np.asarray(Image.fromarray(frames[i]).resize(size, Image.Resampling.BICUBIC)) for i in picks])
 
     def check_inputs(self, params: GenerationParams) -> None:
         """Refuse frames, sizes, steps, guidance and inputs the card's pipeline cannot take, naming the field."""
@@ -493,7 +571,8 @@ class LoraOption:
 def _lora_option(card_id: str, value: object) -> LoraOption | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or not set(value) <= {"path", "scale", "sha256"}:
+    # ``key`` and ``files``: where a fine-tune's adapter lives in the object store; the engine fills ``path``.
+    if not isinstance(value, dict) or not set(value) <= {"path", "scale", "sha256", "key", "files"}:
         raise ConfigurationError(f"card {card_id!r}: lora must be {{path, scale, sha256}}, got {value!r}")
     path, scale, sha256 = value.get("path"), value.get("scale", 1.0), value.get("sha256")
     if not isinstance(path, str) or not path.endswith(".safetensors"):
