@@ -1,74 +1,85 @@
-"""The brand demo's Python half: "acme coral" clips → LoRA fine-tune → a portfolio card named acme-coral.
+"""The brand demo's Python half, through the platform's API: "acme coral" clips are uploaded as brand material,
+described, approved by a reviewer and collected; ``POST /v1/finetunes`` trains a LoRA of the built-in model on the
+collection and registers the model ``acme-coral``.
 
-Until the finetune job and the collections API exist (issue 17's plumbing), this stands in for
-upload → approve → collect → ``POST /v1/finetunes``: it draws the approved clips itself, calls the
-same :func:`train_lora` the job will call, and registers the model by writing a models file that
-``REELFOUNDRY_MODELS_FILE`` names. Nothing is downloaded; the adapter is made here, not shipped.
+    python examples/brand/demo.py --server URL --api-key KEY [--clips 96] [--steps 120] [--rank 8] [--lr 2e-3]
 
-    python examples/brand/demo.py OUT_DIR [--clips 96] [--steps 120] [--rank 8] [--lr 2e-3] [--batch-size 6]
+(``run.sh`` starts a server on the data dir and calls this.) The clips are drawn here, deterministically
+(``training.data.brand_samples``): they stand for a brand's own footage. Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import tempfile
 import time
 from pathlib import Path
 
-from reelfoundry.models.builtin import builtin_card
-from reelfoundry.portfolio.backends.diffusers import DiffusersBackend
+import httpx
+
+from reelfoundry.client import Client
+from reelfoundry.media import encode_mp4
 from reelfoundry.training.data import BrandColour, brand_samples
-from reelfoundry.training.lora import LoraSettings, lora_card, train_lora
 
 BRAND = BrandColour.from_hex("acme coral", "#FF6F61")
 MODEL_ID = "acme-coral"
-#: the defaults, which benchmarks/brand_lora.py found meet the bar
-SETTINGS = LoraSettings()
-CLIPS = 96
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--clips", type=int, default=CLIPS)
-    parser.add_argument("--steps", type=int, default=SETTINGS.steps)
-    parser.add_argument("--rank", type=int, default=SETTINGS.rank)
-    parser.add_argument("--lr", type=float, default=SETTINGS.lr)
-    parser.add_argument("--batch-size", type=int, default=SETTINGS.batch_size)
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--clips", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
     args = parser.parse_args()
-    base = builtin_card()
-    if base is None:
-        raise SystemExit("the built-in model's weights are not installed")
-    adapter_dir = args.out / MODEL_ID
-    if adapter_dir.exists():
-        raise SystemExit(f"{adapter_dir} exists already: remove it or choose another output directory")
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    with Client(args.server, api_key=args.api_key) as admin, httpx.Client(base_url=args.server, timeout=60) as http:
+        # 1. Upload the brand's clips (MP4), described with what they show
+        samples = brand_samples(BRAND, seed=17, count=args.clips)
+        uploaded = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, sample in enumerate(samples):
+                path = Path(tmp) / f"clip{i}.mp4"
+                encode_mp4(iter(sample.clip), 8, path)
+                r = http.post(
+                    "/v1/assets",
+                    content=path.read_bytes(),
+                    headers={**headers, "Content-Type": "video/mp4"},
+                    params={"campaign": "acme-brand"},
+                )
+                r.raise_for_status()
+                asset_id = r.json()["id"]
+                admin.assets.update(asset_id, description=sample.caption, brand="acme", tags=["acme", "brand"])
+                uploaded.append(asset_id)
+        print(f"uploaded {len(uploaded)} clips in {BRAND.name} {BRAND.rgb}, e.g. {samples[0].caption!r}")
 
-    # 1. The brand's clips (stand-in for the approved, training-allowed clips of a collection)
-    samples = brand_samples(BRAND, seed=17, count=args.clips)
-    print(f"{len(samples)} clips in {BRAND.name} {BRAND.rgb}, e.g. {samples[0].caption!r}")
+        # 2. A reviewer approves them (the uploader may not approve its own), and they go into a collection
+        reviewer = admin.keys.create(f"brand-reviewer-{int(time.time())}", "reviewer").secret
+        with Client(args.server, api_key=reviewer) as review:
+            for asset_id in uploaded:
+                review.assets.review(asset_id, "approve", "acme brand footage")
+        collection = admin.collections.create(f"acme-brand-{int(time.time())}", "approved acme coral footage")
+        admin.collections.add(collection.id, uploaded)
+        print(f"approved and collected in {collection.name} ({collection.id})")
 
-    # 2. Fine-tune (timed), with progress
-    settings = LoraSettings(rank=args.rank, steps=args.steps, lr=args.lr, batch_size=args.batch_size)
-    pipe = DiffusersBackend(base).pipeline()
-    started = time.perf_counter()
-
-    def progress(step: int, total: int, loss: float) -> bool:
-        if step % 10 == 0 or step == total:
-            print(f"  step {step}/{total}  loss {loss:.4f}  {time.perf_counter() - started:.0f} s", flush=True)
-        return True
-
-    base_sha = base.options["sha256"]["transformer/diffusion_pytorch_model.safetensors"]
-    print(f"fine-tuning on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    trained = train_lora(pipe, [(s.clip, s.caption) for s in samples], adapter_dir, settings, progress, base_sha)
-    assert trained is not None
-    print(f"fine-tuned in {time.perf_counter() - started:.0f} s (load average {os.getloadavg()[0]:.2f})")
-
-    # 3. Register: a models file with the base's card plus the adapter, pinned by its sha256
-    card = lora_card(base, MODEL_ID, trained.path, trained.sha256, name="Built-in DiT + acme coral LoRA")
-    models = args.out / "models.json"
-    models.write_text(json.dumps({"models": [card.model_dump(mode="json", exclude_none=True)]}, indent=2) + "\n")
-    print(f"adapter {trained.path} sha256 {trained.sha256}\nmodels file {models}")
+        # 3. Fine-tune (the job's progress as it runs)
+        finetune = admin.finetunes.create(
+            MODEL_ID, collection.id, base="builtin", rank=args.rank, steps=args.steps, lr=args.lr
+        )
+        started, last = time.perf_counter(), -1
+        while (job := admin.jobs.get(finetune.job_id or "")).state not in ("succeeded", "failed", "cancelled"):
+            step = int(job.progress * args.steps)
+            if step // 10 != last // 10:
+                print(f"  fine-tune step {step}/{args.steps}  {time.perf_counter() - started:.0f} s", flush=True)
+                last = step
+            time.sleep(2)
+        done = admin.finetunes.get(finetune.id)
+        print(f"fine-tune {done.state} in {time.perf_counter() - started:.0f} s; adapter sha256 {done.adapter_sha256}")
+        if done.state != "succeeded":
+            raise SystemExit(f"the fine-tune ended {done.state}: {done.error}")
+        print(f"model {MODEL_ID} registered (trained on {len(done.assets_used)} approved clips)")
 
 
 if __name__ == "__main__":
