@@ -93,3 +93,26 @@ def test_a_stopped_pipeline_fine_tune_writes_nothing_and_odd_inputs_are_refused(
         train_pipeline_lora(pipe, ragged, out, SETTINGS)
     with pytest.raises(InvalidParameter, match="WanPipeline"):
         train_lora(pipe, _clips("wan"), out, SETTINGS)
+
+
+def test_a_fine_tune_job_s_backend_call_trains_an_ltx_adapter_from_video_files(tmp_path: Path) -> None:
+    """What a fine-tune job's worker calls (``Backend.finetune``): MP4 clips of any length and size are fitted to
+    the card's default size and a frame count the VAE takes, and the adapter loads through a card."""
+    from reelfoundry.media import encode_mp4
+    from reelfoundry.portfolio.base import FinetuneSpec, TrainingClip
+
+    build_tiny_ltx(tmp_path / "pipe")
+    base = _card("ltx", tmp_path / "pipe")
+    rng = np.random.default_rng(1)
+    clips = []
+    for i, caption in enumerate(("a red cat", "a blue dog")):
+        path = tmp_path / f"clip{i}.mp4"
+        encode_mp4(iter(rng.integers(0, 256, (12, 48, 80, 3), dtype=np.uint8)), 8, path)  # not the card's size
+        clips.append(TrainingClip(path, caption))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = DiffusersBackend(base).finetune(clips, FinetuneSpec(name="t", rank=2, steps=2, lr=5e-2), out)
+    assert sorted(p.name for p in out.iterdir()) == ["adapter.json", "adapter.safetensors"]
+    tuned = lora_card(base, "tiny-ltx-job", result.adapter, str(result.info["sha256"]), scale=4.0)
+    frames = np.asarray(DiffusersBackend(tuned).generate(_params("ltx")).frames)
+    assert not np.array_equal(frames, np.asarray(DiffusersBackend(base).generate(_params("ltx")).frames))

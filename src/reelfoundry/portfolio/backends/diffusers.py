@@ -268,14 +268,24 @@ class DiffusersBackend(Backend):
         ``adapter.json``. A cancel (``callback`` raising GenerationCancelled) stops it at the next step with nothing
         written."""
         from reelfoundry.models.video_dit import VideoDiT
-        from reelfoundry.training.lora import LoraSettings, fit_clip, train_lora, train_pipeline_lora
+        from reelfoundry.training.lora import (
+            BUILTIN_TARGETS,
+            DIFFUSERS_TARGETS,
+            LoraSettings,
+            fit_clip,
+            train_lora,
+            train_pipeline_lora,
+        )
 
         pipe = self.pipeline()
         builtin = isinstance(getattr(pipe, "transformer", None), VideoDiT)
         data = [(self._training_frames(clip.path, builtin), clip.caption) for clip in clips]
         if builtin:
             data = [(fit_clip(frames), caption) for frames, caption in data]
-        settings = LoraSettings(rank=spec.rank, steps=spec.steps, lr=spec.lr, seed=spec.seed)
+        # LoRA on the built-in model's attention, MLPs and prompt projections; on a pipeline's transformer, on the
+        # module names diffusers' LoRA loaders know.
+        targets = BUILTIN_TARGETS if builtin else DIFFUSERS_TARGETS
+        settings = LoraSettings(rank=spec.rank, steps=spec.steps, lr=spec.lr, seed=spec.seed, target_modules=targets)
         stopped: list[GenerationCancelled] = []
 
         def on_step(step: int, total: int, loss: float) -> bool:
