@@ -23,6 +23,7 @@ from reelfoundry.cli.common import (
 from reelfoundry.cli.common import valid_id as _id
 from reelfoundry.schema import ReviewState
 from reelfoundry.schema.dam import Origin, SearchMode
+from reelfoundry.store.assets import METADATA_FIELDS
 
 assets_app = typer.Typer(help="List, search, tag, upload and download assets.", no_args_is_help=True)
 
@@ -280,17 +281,8 @@ def assets_edit(
     show_record(asset, as_json, f"Asset {asset_id}")
 
 
-#: Fields ``assets edit --clear`` may clear.
-EDITABLE = (
-    "title",
-    "description",
-    "tags",
-    "brand",
-    "licence",
-    "consent_ref",
-    "rights_expires_at",
-    "usage_restrictions",
-)
+#: Fields ``assets edit --clear`` may clear: those PATCH may change.
+EDITABLE = METADATA_FIELDS
 
 
 @assets_app.command("xmp")

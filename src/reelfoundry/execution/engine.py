@@ -110,6 +110,12 @@ class _Running:
     base_card: ModelCard | None = None
     #: The assets the fine-tune's attempt reads (those still allowed when it started).
     trained_on: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, row: JobRow, **attempt: Any) -> _Running:
+        """A claimed job's bookkeeping: who and what it is for, plus what this attempt runs with."""
+        return cls(row.tenant_id, row.project, row.campaign, row.submitted_by, row.model, **attempt)
+
     #: A fine-tuned model's adapter: its files and where this node caches them.
     adapter: adapters.CachedAdapter = field(default_factory=adapters.CachedAdapter)
 
@@ -551,16 +557,7 @@ class Engine:
             now=self.clock.now(),
         )
         card, adapter = adapters.localise(card, self.settings.data_dir / "adapters")
-        self._running[row.id] = _Running(
-            row.tenant_id,
-            row.project,
-            row.campaign,
-            row.submitted_by,
-            row.model,
-            inputs=staged,
-            output=output,
-            adapter=adapter,
-        )
+        self._running[row.id] = _Running.of(row, inputs=staged, output=output, adapter=adapter)
         if row.started_at is not None:
             if self.metrics is not None:
                 self.metrics.queue_wait.labels(row.model).observe((row.started_at - row.created_at).total_seconds())
@@ -603,12 +600,8 @@ class Engine:
         paths = tuple(self._input_path(row.id, row.attempts, i, key) for i, key in enumerate(keys))
         seed = int(finetune.params.get("seed", 0))
         params = GenerationParams(prompt=finetune.name, num_frames=1, fps=1, width=1, height=1, seed=seed, inputs=paths)
-        self._running[row.id] = _Running(
-            row.tenant_id,
-            row.project,
-            row.campaign,
-            row.submitted_by,
-            row.model,
+        self._running[row.id] = _Running.of(
+            row,
             inputs=tuple(zip(keys, paths, strict=True)),
             finetune_id=finetune.id,
             base_card=card,

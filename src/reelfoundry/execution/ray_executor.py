@@ -506,23 +506,7 @@ class RayExecutor(Executor):
             lost = not isinstance(exc, ray.exceptions.TaskCancelledError)
             detail = f"the Ray task was lost ({type(exc).__name__}): {str(exc).splitlines()[0] if str(exc) else ''}"
             log.warning("Ray executor: %s (jobs %s)", detail, ", ".join(task.jobs))
-            share = seconds / max(len(task.jobs), 1)
-            ended = []
-            for job_id, item in task.jobs.items():
-                if job_id in task.cancel_sent:
-                    ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share, rates=task.rates))
-                else:
-                    ended.append(
-                        Finished(
-                            job_id,
-                            item.attempt,
-                            error_type=BackendError.problem_type(),
-                            error_detail=detail,
-                            seconds=share,
-                            retryable=lost,
-                            rates=task.rates,
-                        )
-                    )
+            ended = _end(task, seconds, detail, retryable=lost)
             task.jobs.clear()
             return ended
         ended = []
@@ -549,22 +533,7 @@ class RayExecutor(Executor):
         """Cancel the task (forcefully) and end its remaining jobs now: cancelled, or failed with ``error``."""
         self._ray.cancel(task.ref, force=True)
         self._tasks.remove(task)
-        share = (time.monotonic() - task.started) / max(len(task.jobs), 1)
-        ended = []
-        for job_id, item in task.jobs.items():
-            if error is None or job_id in task.cancel_sent:
-                ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share, rates=task.rates))
-            else:
-                ended.append(
-                    Finished(
-                        job_id,
-                        item.attempt,
-                        error_type=BackendError.problem_type(),
-                        error_detail=error,
-                        seconds=share,
-                        rates=task.rates,
-                    )
-                )
+        ended = _end(task, time.monotonic() - task.started, error)
         task.jobs.clear()
         return ended
 
@@ -573,6 +542,29 @@ class RayExecutor(Executor):
             self._ray.cancel(task.ref, force=True)
         self._tasks.clear()
         self._ray.kill(self._reporter)
+
+
+def _end(task: _Task, seconds: float, error: str | None, *, retryable: bool = False) -> list[Finished]:
+    """End a task's remaining jobs, each with its share of ``seconds``: cancelled (asked to, or no ``error``),
+    else failed with ``error`` as a backend error (``retryable`` when the task was lost with its node)."""
+    share = seconds / max(len(task.jobs), 1)
+    ended = []
+    for job_id, item in task.jobs.items():
+        if error is None or job_id in task.cancel_sent:
+            ended.append(Finished(job_id, item.attempt, cancelled=True, seconds=share, rates=task.rates))
+        else:
+            ended.append(
+                Finished(
+                    job_id,
+                    item.attempt,
+                    error_type=BackendError.problem_type(),
+                    error_detail=error,
+                    seconds=share,
+                    retryable=retryable,
+                    rates=task.rates,
+                )
+            )
+    return ended
 
 
 __all__ = ["Progress", "RayExecutor", "device_resource", "storage_settings"]

@@ -233,11 +233,7 @@ def train_lora(
             for group in opt.param_groups:
                 group["lr"] = learning_rate(settings.lr, step, settings.steps, settings.warmup)
             loss = flow_loss(model, x, weights, text, sigma, noise, use_bf16)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            losses.append(float(loss.item()))
+            losses.append(_optimise(opt, params, loss))
             if on_step is not None and on_step(step + 1, settings.steps, losses[-1]) is False:
                 return None
     model.eval()
@@ -254,6 +250,17 @@ def train_lora(
     }
     sha256 = _write_atomically(out, model, lora, record)
     return TrainedAdapter(out / ADAPTER_FILE, sha256, {**record, "sha256": sha256}, model)
+
+
+def _optimise(opt: Any, params: Any, loss: Any) -> float:
+    """One optimiser step on ``loss`` (gradients clipped to norm 1); the loss as a float."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return float(loss.item())
 
 
 def adapter_state_dict(transformer: Any, adapter_name: str = "default") -> dict[str, Any]:
@@ -533,11 +540,7 @@ def train_pipeline_lora(
                 group["lr"] = learning_rate(settings.lr, step, settings.steps, settings.warmup)
             pred = model(hidden_states=noisy, timestep=sigma * 1000, **text, **sizes, return_dict=False)[0]
             loss = F.mse_loss(pred.float(), (noise - clean).float())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            losses.append(float(loss.item()))
+            losses.append(_optimise(opt, params, loss))
             if on_step is not None and on_step(step + 1, settings.steps, losses[-1]) is False:
                 return None
     model.eval()
