@@ -18,6 +18,7 @@ from reelfoundry.cli.generate import generate
 from reelfoundry.cli.jobs import jobs_app, submit
 from reelfoundry.cli.keys import keys_app
 from reelfoundry.cli.models import models_app, schema_app
+from reelfoundry.cli.plan import plan_app
 from reelfoundry.cli.review import review_app
 from reelfoundry.cli.serve import serve
 from reelfoundry.cli.simulate import simulate_app
@@ -97,6 +98,7 @@ for _name, _group in (
     ("eval", eval_app),
     ("simulate", simulate_app),
     ("storage", storage_app),
+    ("plan", plan_app),
 ):
     app.add_typer(_group, name=_name)
 

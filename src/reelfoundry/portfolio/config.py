@@ -20,41 +20,19 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
+from reelfoundry import safeyaml
 from reelfoundry.errors import InvalidParameter
+from reelfoundry.safeyaml import MAX_DEPTH as MAX_DEPTH
 from reelfoundry.schema import ModelCard
 
 SHIPPED_MODELS_FILE = Path(__file__).with_name("models.yaml")
 #: A models file larger than this is refused before it is parsed (YAML is cheap to make expensive).
 MAX_MODELS_FILE_BYTES = 1_048_576
 MAX_CARDS = 1000
-#: Deepest nesting of mappings and lists (a card needs 4 or 5; the composer recurses once per level).
-MAX_DEPTH = 32
 #: What a value in a card may be: what JSON can say, plus the dates YAML reads unquoted.
 _PLAIN = (str, int, float, bool, type(None), list, dict, date)
-
-
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
-    """SafeLoader without aliases and deep nesting: ten lines of anchors and ``*aliases`` expand to gigabytes
-    once the card is written out as JSON (or make a cycle), and a megabyte of ``[`` overflows the stack."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
-        if self._depth >= MAX_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
 
 
 def _named_field(message: str) -> str:
@@ -91,21 +69,7 @@ def parse_models(text: str, source: str = "models file") -> list[ModelCard]:
 
 def parse_located(text: str, source: str = "models file") -> list[tuple[ModelCard, str]]:
     """:func:`parse_models`, each card with where it is (``source: line N (models[i])``) for later messages."""
-    if len(text.encode()) > MAX_MODELS_FILE_BYTES:
-        raise InvalidParameter("models", f"{source}: larger than {MAX_MODELS_FILE_BYTES} bytes")
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        data: Any = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidParameter("models", f"{source}: {line}not valid YAML: {reason}") from None
-    except ValueError as exc:  # a scalar the constructor cannot make: a 5000-digit integer, a 13th month
-        raise InvalidParameter("models", f"{source}: not valid YAML: {str(exc)[:200]}") from None
-    finally:
-        loader.dispose()
+    data, root = safeyaml.load(text, source, "models", MAX_MODELS_FILE_BYTES)
     if not isinstance(data, dict) or not isinstance(data.get("models"), list):
         raise InvalidParameter("models", f"{source}: line 1: field 'models' is missing (a list of model cards)")
     unknown = sorted(str(key) for key in data if key != "models")
