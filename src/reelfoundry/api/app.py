@@ -21,6 +21,7 @@ from reelfoundry.api.routes import (
     jobs,
     keys,
     models,
+    outcomes,
     provenance,
     schemas,
     tenant,
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     v1 = APIRouter(prefix="/v1")
     for module in (jobs, assets, collections, finetunes, models, keys, schemas, webhooks, provenance, tenant, delivery):
         v1.include_router(module.router)
-    for module in (budgets, usage):
+    for module in (budgets, usage, outcomes):
         v1.include_router(module.router)
     v1.include_router(assets.webhook_router)
     app.include_router(v1)

@@ -33,6 +33,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "finetunes", "description": "LoRA fine-tunes of a model on a collection, registered as models."},
     {"name": "budgets", "description": "Spending limits per tenant, project or campaign, and where they stand."},
     {"name": "usage", "description": "Spend, energy, carbon and unit economics, grouped and filtered."},
+    {"name": "outcomes", "description": "Views, clicks, conversions and revenue per asset or campaign, and sums."},
     {"name": "keys", "description": "API keys and their roles (admin)."},
     {"name": "tenant", "description": "The caller's tenant settings."},
     {"name": "webhooks", "description": "Standard Webhooks: the delivery log and the signing secret."},
@@ -96,6 +97,18 @@ EXAMPLES: dict[str, Any] = {
         "enforcement": "hard",
     },
     "rotate_webhook_secret": {"grace_s": 86400},
+    "post_outcome": {
+        "asset_id": "01JDQ0Z8Y6M3V4W5X6Y7Z8A9BC",
+        "campaign": "spring-drop",
+        "channel": "tiktok",
+        "views": 100000,
+        "clicks": 4200,
+        "conversions": 1500,
+        "revenue_usd": "52500.00",
+        "spend_usd": "150.00",
+        "period_start": "2026-03-01T00:00:00Z",
+        "period_end": "2026-03-08T00:00:00Z",
+    },
     "create_finetune": {
         "name": "acme-coral",
         "base": "builtin",
@@ -130,6 +143,8 @@ _QUERIES = {
     "list_jobs": "?state=succeeded&limit=20",
     "list_assets": "?review_state=pending_review",
     "get_usage": "?by=model,day&from=2026-12-01",
+    "list_outcomes": "?campaign=spring-drop&limit=20",
+    "outcome_summary": "?from=2026-03-01&to=2026-03-31",
     "get_delivery": "?expires=1796608800&signature=" + "0" * 64,
 }
 

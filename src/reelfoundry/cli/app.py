@@ -18,6 +18,7 @@ from reelfoundry.cli.generate import generate
 from reelfoundry.cli.jobs import jobs_app, submit
 from reelfoundry.cli.keys import keys_app
 from reelfoundry.cli.models import models_app, schema_app
+from reelfoundry.cli.outcomes import outcomes_app
 from reelfoundry.cli.plan import plan_app
 from reelfoundry.cli.review import review_app
 from reelfoundry.cli.serve import serve
@@ -89,6 +90,7 @@ for _name, _group in (
     ("review", review_app),
     ("keys", keys_app),
     ("budgets", budgets_app),
+    ("outcomes", outcomes_app),
     ("webhooks", webhooks_app),
     ("tenant", tenant_app),
     ("models", models_app),

@@ -13,6 +13,7 @@ from reelfoundry.schema.cost import CostRecord
 from reelfoundry.schema.job import FINAL_STATES, TRANSITIONS, Asset, Event, Job, JobError, JobState, Problem
 from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
 from reelfoundry.schema.model_card import ModelCard, Quality, Resources, Speed, VendorHosting
+from reelfoundry.schema.outcome import Outcome, OutcomeCreate, OutcomeSummary
 from reelfoundry.schema.page import Page
 from reelfoundry.schema.request import Constraints, DataClass, Labels, Objective, Priority, VideoRequest
 from reelfoundry.schema.review import (
@@ -99,6 +100,9 @@ __all__ = [
     "Labels",
     "ModelCard",
     "Objective",
+    "Outcome",
+    "OutcomeCreate",
+    "OutcomeSummary",
     "Page",
     "Priority",
     "Problem",

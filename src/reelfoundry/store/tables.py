@@ -595,3 +595,37 @@ class AssetWebhookRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+#: Outcome money in 1e-4 dollars: a tenant's sums stay inside a 64-bit integer (SQLite's sum() refuses to
+#: overflow) up to $922 trillion, where MONEY's 1e-10 would stop at $922 million.
+OUTCOME_MONEY = Fixed(4)
+
+
+class OutcomeRow(Base):
+    """What an asset or a campaign achieved in a period (``POST /v1/outcomes``): the ROI model's measured side."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        Index("ix_outcomes_tenant", "tenant_id", "id"),
+        Index("ix_outcomes_tenant_campaign_at", "tenant_id", "campaign", "at"),
+        Index("ix_outcomes_tenant_at", "tenant_id", "at"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    asset_id: Mapped[str | None] = mapped_column(ID)
+    campaign: Mapped[str | None] = mapped_column(String(128))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    views: Mapped[int] = mapped_column(BigInteger)
+    clicks: Mapped[int] = mapped_column(BigInteger)
+    conversions: Mapped[int] = mapped_column(BigInteger)
+    revenue_usd: Mapped[Decimal] = mapped_column(OUTCOME_MONEY)
+    spend_usd: Mapped[Decimal] = mapped_column(OUTCOME_MONEY)
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    #: When it counts in a window: period_end, or created_at when no period was given.
+    at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(ID)
+    created_at: Mapped[datetime]

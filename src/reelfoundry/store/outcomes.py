@@ -1,0 +1,176 @@
+"""Outcomes posted per asset or campaign, and their sums over a window (the ROI model's and the KPI's input).
+
+A window ``[start, end)`` selects outcomes by ``at``: the end of the period they measure, or when they were
+posted if they name no period. ``tenant_id=None`` sums every tenant (for the operator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from reelfoundry.ids import new_id
+from reelfoundry.schema.outcome import Outcome, OutcomeCreate
+from reelfoundry.store.pagination import page_of, paginate
+from reelfoundry.store.tables import OutcomeRow, utcnow
+
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
+
+#: Campaign key in :func:`totals_by_campaign` for outcomes that name no campaign (assets without one).
+NO_CAMPAIGN = ""
+#: Outcome money is kept to 1e-4 dollars (``tables.OUTCOME_MONEY``): a posted row reads back as it will be stored.
+_UNIT = Decimal("0.0001")
+_ZERO = Decimal("0.0000")
+
+
+@dataclass(frozen=True)
+class OutcomeTotals:
+    """Sums over a set of outcomes."""
+
+    records: int = 0
+    views: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    revenue_usd: Decimal = _ZERO
+    spend_usd: Decimal = _ZERO
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts as numbers, money as exact decimal strings."""
+        return {
+            "records": self.records,
+            "views": self.views,
+            "clicks": self.clicks,
+            "conversions": self.conversions,
+            "revenue_usd": format(self.revenue_usd, "f"),
+            "spend_usd": format(self.spend_usd, "f"),
+        }
+
+
+def create(
+    session: Session, tenant_id: str, body: OutcomeCreate, *, campaign: str | None, actor: str | None
+) -> OutcomeRow:
+    """Record an outcome (the caller has checked the asset belongs to the tenant and resolved the campaign)."""
+    now = utcnow()
+    row = OutcomeRow(
+        id=new_id(),
+        tenant_id=tenant_id,
+        asset_id=body.asset_id,
+        campaign=campaign,
+        channel=body.channel,
+        views=body.views,
+        clicks=body.clicks,
+        conversions=body.conversions,
+        revenue_usd=body.revenue_usd.quantize(_UNIT),
+        spend_usd=body.spend_usd.quantize(_UNIT),
+        period_start=body.period_start,
+        period_end=body.period_end,
+        at=body.period_end or now,
+        note=body.note,
+        created_by=actor,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _window(stmt: _S, tenant_id: str | None, start: datetime | None, end: datetime | None, campaign: str | None) -> _S:
+    if tenant_id is not None:
+        stmt = stmt.where(OutcomeRow.tenant_id == tenant_id)
+    if campaign is not None:
+        stmt = stmt.where(OutcomeRow.campaign == campaign)
+    if start is not None:
+        stmt = stmt.where(OutcomeRow.at >= start)
+    if end is not None:
+        stmt = stmt.where(OutcomeRow.at < end)
+    return stmt
+
+
+def list_outcomes(
+    session: Session,
+    tenant_id: str,
+    *,
+    asset_id: str | None = None,
+    campaign: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[OutcomeRow], str | None]:
+    """A page of the tenant's outcomes, newest first, filtered by asset, campaign and window."""
+    stmt = _window(select(OutcomeRow), tenant_id, start, end, campaign)
+    if asset_id is not None:
+        stmt = stmt.where(OutcomeRow.asset_id == asset_id)
+    return page_of(list(session.scalars(paginate(stmt, OutcomeRow.id, cursor, limit))), limit)
+
+
+_SUMS = (
+    func.count(OutcomeRow.id),
+    func.sum(OutcomeRow.views),
+    func.sum(OutcomeRow.clicks),
+    func.sum(OutcomeRow.conversions),
+    func.sum(OutcomeRow.revenue_usd),
+    func.sum(OutcomeRow.spend_usd),
+)
+
+
+def _totals(values: Any) -> OutcomeTotals:
+    records, views, clicks, conversions, revenue, spend = values
+    return OutcomeTotals(
+        records=int(records or 0),
+        views=int(views or 0),
+        clicks=int(clicks or 0),
+        conversions=int(conversions or 0),
+        revenue_usd=_ZERO if revenue is None else Decimal(revenue).quantize(_UNIT),
+        spend_usd=_ZERO if spend is None else Decimal(spend).quantize(_UNIT),
+    )
+
+
+def totals(
+    session: Session,
+    tenant_id: str | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    campaign: str | None = None,
+) -> OutcomeTotals:
+    """Sums of the outcomes in the window (of one campaign, if named); zeros when there are none."""
+    return _totals(session.execute(_window(select(*_SUMS), tenant_id, start, end, campaign)).one())
+
+
+def totals_by_campaign(
+    session: Session, tenant_id: str | None, start: datetime | None = None, end: datetime | None = None
+) -> dict[str, OutcomeTotals]:
+    """Sums per campaign in the window; outcomes without a campaign under :data:`NO_CAMPAIGN`."""
+    stmt = _window(select(OutcomeRow.campaign, *_SUMS), tenant_id, start, end, None).group_by(OutcomeRow.campaign)
+    out: dict[str, OutcomeTotals] = {}
+    for campaign, *values in session.execute(stmt):
+        key = campaign if campaign is not None else NO_CAMPAIGN
+        out[key] = _totals(values)
+    return out
+
+
+def to_outcome(row: OutcomeRow) -> Outcome:
+    """The API form of a row."""
+    return Outcome(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        asset_id=row.asset_id,
+        campaign=row.campaign,
+        channel=row.channel,
+        views=row.views,
+        clicks=row.clicks,
+        conversions=row.conversions,
+        revenue_usd=row.revenue_usd,
+        spend_usd=row.spend_usd,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        at=row.at,
+        note=row.note,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
