@@ -1,14 +1,20 @@
 """The review UI in a real browser: Debian's chromium driven by Playwright (no browser download).
 
 Signs in with a reviewer key, filters the queue, checks the inline player loaded the video, approves an
-asset with a comment and sees the state change through the API. Screenshots go to test-artifacts/.
+asset with a comment and sees the state change through the API; opens the KPI dashboard and checks its charts
+loaded, and reads the same world's scorecard with ``reelfoundry kpi --json``. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +210,78 @@ def test_a_card_whose_file_is_gone_still_shows(server: Server, world: dict[str, 
         browser_like.post("/ui/login", data={"api_key": world["keys"]["reviewer"], "next": "/ui/", "csrf": csrf})
         page = browser_like.get("/ui/", params={"state": "all"})
     assert page.status_code == 200 and "C2PA file missing" in page.text
+
+
+def _nearest_rank(values: list[float], percent: int) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, -(-percent * len(ordered) // 100)) - 1]
+
+
+def test_kpi_json_from_the_cli_agrees_with_the_world(server: Server, world: dict[str, Any], tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "reelfoundry", "kpi", "--json", "--server", server.url, "--api-key", server.admin_key]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELFOUNDRY_")}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    card = json.loads(done.stdout)
+    assert {"gpu_utilization", "queue_wait_s", "cost_per_inference_usd", "approval_rate"} <= set(card)
+
+    with server.client() as api:
+        jobs = [api.get(f"/v1/jobs/{a['job_id']}").json() for a in world["assets"]]
+        assets = [api.get(f"/v1/assets/{a['id']}").json() for a in world["assets"]]
+        usage = api.get("/v1/usage").json()["rows"][0]
+    # The three finished jobs, and nothing else, are what the figures rest on.
+    cost = card["cost_per_inference_usd"]
+    assert (cost["n"], cost["jobs"], cost["succeeded"]) == (3, 3, 3)
+    assert Decimal(cost["total_usd"]) == Decimal(usage["total_usd"]) > 0
+    assert Decimal(cost["value"]) == (Decimal(usage["total_usd"]) / 3).quantize(Decimal("1e-10"))
+    gpu = card["gpu_utilization"]
+    assert gpu["available"] and gpu["n"] == 3 and 0 < Decimal(gpu["value"]) <= 1
+    assert [d["device"] for d in gpu["devices"]] == ["cpu"] and "Device classes: cpu" in gpu["definition"]
+    waits = [
+        (datetime.fromisoformat(j["started_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds()
+        for j in jobs
+    ]
+    wait = card["queue_wait_s"]
+    assert wait["n"] == 3 and wait["finetune"]["n"] == 0
+    assert wait["p50_s"] == pytest.approx(_nearest_rank(waits, 50), abs=1e-6)
+    assert wait["p95_s"] == pytest.approx(max(waits), abs=1e-6)
+    decided = [a["review_state"] for a in assets if a["review_state"] != "pending_review"]
+    approval = card["approval_rate"]
+    if decided:  # the approval in the page test above (this test alone: none decided yet)
+        approved = sum(s in ("approved", "published") for s in decided)
+        assert approval["n"] == len(decided) and approval["approved"] == approved
+        assert Decimal(approval["value"]) == (Decimal(approved) / len(decided)).quantize(Decimal("0.0001"))
+    else:
+        assert not approval["available"] and approval["reason"]
+    assert card["energy_kwh_per_video"]["videos"] == 3
+    assert card["cost_per_business_outcome_usd"]["reason"] == "no outcomes posted"
+
+
+def test_the_kpi_dashboard_renders_its_figures_and_charts(server: Server, world: dict[str, Any], browser: Any) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    try:
+        sign_in(page, server, world["keys"]["reviewer"])
+        page.click("header nav.pages a")  # the link every signed-in page carries
+        page.wait_for_url(re.compile(r"/ui/kpi$"))
+        page.wait_for_selector("section.kpis")
+        page.wait_for_function(
+            "() => { const imgs = [...document.querySelectorAll('.charts img')];"
+            " return imgs.length === 5 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+            timeout=30_000,
+        )
+        cost = page.locator("#kpi-cost_per_inference_usd").inner_text()
+        assert re.search(r"\$[0-9.]+", cost) and "n = 3" in cost, cost
+        gpu = page.locator("#kpi-gpu_utilization").inner_text()
+        assert re.search(r"[0-9.]+ %", gpu) and "device class: cpu" in gpu, gpu
+        assert "n = 3" in page.locator("#kpi-queue_wait_s").inner_text()
+        assert "not available: no outcomes posted" in page.locator("#kpi-cost_per_business_outcome_usd").inner_text()
+        assert page.locator(".kpi-empty").count() == 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "kpi-dashboard.png"), full_page=True)
+    finally:
+        context.close()
+    assert any("/ui/kpi/charts/" in u for u in requested)
+    assert all(u.startswith(server.url + "/") for u in requested), requested

@@ -20,6 +20,7 @@ from reelfoundry.api.routes import (
     health,
     jobs,
     keys,
+    kpi,
     models,
     outcomes,
     provenance,
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         v1.include_router(module.router)
     for module in (budgets, usage, outcomes):
         v1.include_router(module.router)
+    v1.include_router(kpi.router)
     v1.include_router(assets.webhook_router)
     app.include_router(v1)
     app.include_router(web.router)

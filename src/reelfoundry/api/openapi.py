@@ -34,6 +34,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "budgets", "description": "Spending limits per tenant, project or campaign, and where they stand."},
     {"name": "usage", "description": "Spend, energy, carbon and unit economics, grouped and filtered."},
     {"name": "outcomes", "description": "Views, clicks, conversions and revenue per asset or campaign, and sums."},
+    {"name": "kpi", "description": "The KPI scorecard: measured utilisation, queue wait, unit costs and velocity."},
     {"name": "keys", "description": "API keys and their roles (admin)."},
     {"name": "tenant", "description": "The caller's tenant settings."},
     {"name": "webhooks", "description": "Standard Webhooks: the delivery log and the signing secret."},
@@ -145,6 +146,7 @@ _QUERIES = {
     "get_usage": "?by=model,day&from=2026-12-01",
     "list_outcomes": "?campaign=spring-drop&limit=20",
     "outcome_summary": "?from=2026-03-01&to=2026-03-31",
+    "get_kpi": "?from=2026-12-01&to=2026-12-07",
     "get_delivery": "?expires=1796608800&signature=" + "0" * 64,
 }
 

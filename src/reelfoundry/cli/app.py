@@ -17,6 +17,7 @@ from reelfoundry.cli.finetune import finetune
 from reelfoundry.cli.generate import generate
 from reelfoundry.cli.jobs import jobs_app, submit
 from reelfoundry.cli.keys import keys_app
+from reelfoundry.cli.kpi import kpi
 from reelfoundry.cli.models import models_app, schema_app
 from reelfoundry.cli.outcomes import outcomes_app
 from reelfoundry.cli.plan import plan_app
@@ -79,6 +80,7 @@ for _name, _command in (
     ("verify", verify),
     ("usage", usage),
     ("prices", prices),
+    ("kpi", kpi),
     ("finetune", finetune),
 ):
     app.command(_name)(_command)

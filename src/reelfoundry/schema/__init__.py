@@ -12,6 +12,7 @@ from reelfoundry.schema.budget import Budget, BudgetCreate, BudgetPeriod, Budget
 from reelfoundry.schema.cost import CostRecord
 from reelfoundry.schema.job import FINAL_STATES, TRANSITIONS, Asset, Event, Job, JobError, JobState, Problem
 from reelfoundry.schema.keys import KeyCreate, KeyCreated, KeyPublic, Role
+from reelfoundry.schema.kpi import Scorecard
 from reelfoundry.schema.model_card import ModelCard, Quality, Resources, Speed, VendorHosting
 from reelfoundry.schema.outcome import Outcome, OutcomeCreate, OutcomeSummary
 from reelfoundry.schema.page import Page
@@ -116,6 +117,7 @@ __all__ = [
     "ReviewState",
     "Role",
     "RoutePlan",
+    "Scorecard",
     "Speed",
     "TemplateSpec",
     "TenantSettings",

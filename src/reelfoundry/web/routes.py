@@ -1,5 +1,5 @@
 """/ui/: sign in with an API key; the review queue with a player, provenance and approve/reject forms, search
-(words or meaning) and collections.
+(words or meaning), collections, and the KPI scorecard with its trend charts (SVG drawn here).
 
 Plain server-rendered HTML and one stylesheet served from here; no scripts, nothing from another host.
 Every action goes through the same functions as the API (``reelfoundry.publishing``), so the rules
@@ -30,14 +30,17 @@ from reelfoundry import __version__, publishing
 from reelfoundry.api.deps import PlatformDep
 from reelfoundry.api.files import original_response, poster_response
 from reelfoundry.assets.objectstore import StorageUnavailable
-from reelfoundry.errors import RateLimited, ReelFoundryError, Unauthenticated
+from reelfoundry.errors import NotFound, RateLimited, ReelFoundryError, Unauthenticated
+from reelfoundry.finops import usage as usagereport
 from reelfoundry.finops.meter import significant
 from reelfoundry.governance.roles import ALLOWED, Action
 from reelfoundry.ids import is_id
+from reelfoundry.kpi import charts as kpicharts
+from reelfoundry.kpi import scorecard
 from reelfoundry.localfiles import temp_dir
 from reelfoundry.platform import Platform
 from reelfoundry.provenance.manifest import GENERATION_LABEL, verify
-from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState
+from reelfoundry.schema import ReviewCreate, ReviewDecision, ReviewState, Scorecard
 from reelfoundry.schema.dam import CollectionCreate, SearchMode
 from reelfoundry.server_secret import derive
 from reelfoundry.store import assets as assetstore
@@ -631,3 +634,132 @@ def poster(asset_id: str, request: Request, platform: PlatformDep) -> Response:
     if not isinstance(row, AssetRow):
         return row
     return poster_response(platform.storage, row)
+
+
+# -- the KPI scorecard ---------------------------------------------------------------------------------------------
+
+#: The scorecard's figures as the page shows them: (field, label).
+_KPIS = (
+    ("gpu_utilization", "GPU utilisation"),
+    ("queue_wait_s", "Queue wait (p50)"),
+    ("cost_per_inference_usd", "Cost per inference"),
+    ("innovation_velocity", "Innovation velocity"),
+    ("model_agility", "Model agility"),
+    ("data_asset_leverage", "Data asset leverage"),
+    ("cost_per_business_outcome_usd", "Cost per business outcome"),
+    ("approval_rate", "Approval rate"),
+    ("energy_kwh_per_video", "Energy per video"),
+    ("co2e_kg_per_video", "CO2e per video"),
+)
+
+
+def _window(from_: str | None, to: str | None) -> tuple[Any, Any, str | None]:
+    """The window of the page's form, or (None, None, the problem) for dates that do not parse."""
+    try:
+        start, end = usagereport.parse_when("from", from_, end=False), usagereport.parse_when("to", to, end=True)
+    except ReelFoundryError as exc:
+        return None, None, exc.detail
+    if start is not None and end is not None and start >= end:
+        return None, None, "to must be after from"
+    return start, end, None
+
+
+def _shown(value: Any, unit: str) -> str:
+    """A figure for people: ratios as percentages, small units scaled, four significant figures."""
+    if value is None:
+        return "n/a"
+    from decimal import Decimal
+
+    number = Decimal(str(value))
+    if unit == "ratio":
+        return f"{significant(number * 100, 4)} %"
+    if unit == "USD":
+        return f"${significant(number, 4)}"
+    if unit == "kWh":
+        return f"{significant(number * 1000, 4)} Wh"
+    if unit == "kg CO2e":
+        return f"{significant(number * 1000, 4)} g CO2e"
+    return f"{significant(number, 4)} {unit}"
+
+
+def _figures(card: Scorecard) -> list[dict[str, Any]]:
+    figures = []
+    for field, label in _KPIS:
+        figure = getattr(card, field)
+        extra = None
+        if field == "queue_wait_s" and figure.available:
+            extra = f"p95 {figure.p95_s} s"
+        elif field == "cost_per_inference_usd" and figure.per_succeeded_video_usd is not None:
+            extra = f"{_shown(figure.per_succeeded_video_usd, 'USD')} per succeeded video"
+        elif field == "gpu_utilization" and figure.devices:
+            extra = "device class: " + ", ".join(d.device for d in figure.devices)
+        elif field in ("innovation_velocity", "model_agility") and figure.pending:
+            extra = f"{figure.pending} pending"
+        figures.append(
+            {
+                "field": field,
+                "label": label,
+                "value": _shown(figure.value, figure.unit),
+                "available": figure.available,
+                "n": figure.n,
+                "extra": extra,
+                "reason": figure.reason,
+                "definition": figure.definition,
+                "provenance": figure.provenance,
+            }
+        )
+    return figures
+
+
+@router.get("/kpi")
+def kpi_page(
+    request: Request,
+    platform: PlatformDep,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """The tenant's KPI scorecard over a window, with its trend charts (readers of the tenant, as /v1/kpi)."""
+    found = _reader(platform, request)
+    if not isinstance(found, tuple):
+        return found
+    principal, cookie = found
+    start, end, problem = _window(from_, to)
+    with platform.db.read() as session:
+        card = scorecard(session, principal.tenant_id, start, end, utcnow())
+    query = "" if problem else urlencode({k: v for k, v in {"from": from_, "to": to}.items() if v})
+    figures = _figures(card)
+    return _page(
+        "kpi.html",
+        principal=principal,
+        csrf=_signer(platform).csrf(cookie),
+        figures=figures,
+        any_data=any(f["available"] for f in figures),
+        charts=[(name, spec.title) for name, spec in kpicharts.CHARTS.items()],
+        query=f"?{query}" if query else "",
+        start=from_ if not problem and from_ else "",
+        end=to if not problem and to else "",
+        problem=problem,
+        generated_at=card.generated_at,
+    )
+
+
+@router.get("/kpi/charts/{name}.svg")
+def kpi_chart(
+    name: str,
+    request: Request,
+    platform: PlatformDep,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """One trend chart of the tenant's scorecard as SVG (no scripts in it: matplotlib draws paths and text)."""
+    if name not in kpicharts.CHARTS:
+        raise NotFound(f"no chart named {name[:64]!r}")
+    found = _reader(platform, request)
+    if isinstance(found, RedirectResponse):
+        raise Unauthenticated("sign in at /ui/login")  # an image cannot follow a sign-in redirect
+    if not isinstance(found, tuple):
+        return found
+    start, end, _ = _window(from_, to)
+    with platform.db.read() as session:
+        card = scorecard(session, found[0].tenant_id, start, end, utcnow())
+    return Response(kpicharts.chart(card, name, "svg"), media_type="image/svg+xml", headers=_HEADERS)

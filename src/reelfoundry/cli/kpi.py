@@ -1,0 +1,110 @@
+"""``reelfoundry kpi``: the KPI scorecard, from the server or (when none answers) the data dir's database."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reelfoundry.cli.client import CLIError
+from reelfoundry.cli.common import AsJson, common_options, console, print_json, state, table
+
+#: The KPIs in the order the table shows them.
+FIGURES = (
+    "gpu_utilization",
+    "queue_wait_s",
+    "cost_per_inference_usd",
+    "innovation_velocity",
+    "model_agility",
+    "data_asset_leverage",
+    "cost_per_business_outcome_usd",
+    "approval_rate",
+    "energy_kwh_per_video",
+    "co2e_kg_per_video",
+)
+
+
+@common_options()
+def kpi(
+    start: Annotated[str | None, typer.Option("--from", help="Start date (YYYY-MM-DD) or datetime.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End date (inclusive) or datetime.")] = None,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Draw the trend charts into one PNG (or SVG: a .svg name).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The KPI scorecard: GPU utilisation, queue wait p50/p95, cost per inference, innovation velocity, model
+    agility, data asset leverage, cost per business outcome, approval rate, energy and CO2e per video. Reads
+    the server, or the data dir directly when no server answers there (then every tenant)."""
+    from reelfoundry.finops import usage as report
+
+    if chart is not None and not chart.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
+    span = report.parse_when("from", start, end=False), report.parse_when("to", end, end=True)
+    if span[0] is not None and span[1] is not None and span[0] >= span[1]:
+        raise CLIError("--to must be after --from")
+    params = {k: v for k, v in {"from": start, "to": end}.items() if v}
+    card = _scorecard(params, *span)
+    if chart is not None:
+        from reelfoundry.kpi.charts import dashboard
+        from reelfoundry.schema import Scorecard
+
+        data = dashboard(Scorecard.model_validate(card), "svg" if chart.suffix.lower() == ".svg" else "png")
+        tmp = chart.with_name(chart.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(chart)
+        console.print(f"wrote {chart}", highlight=False)
+    if as_json:
+        print_json(card)
+        return
+    table([_row(name, card[name]) for name in FIGURES], ["kpi", "value", "unit", "n", "note"], _title(card))
+
+
+def _title(card: dict[str, Any]) -> str:
+    start, end = card.get("from"), card.get("to")
+    window = f"{start or 'the beginning'} to {end or 'now'}"
+    return f"KPI scorecard, {window} (measured; --json for definitions)"
+
+
+def _row(name: str, figure: dict[str, Any]) -> dict[str, Any]:
+    from reelfoundry.finops.meter import significant
+
+    value = figure.get("value")
+    shown = "n/a" if value is None else significant(Decimal(str(value)), 4)
+    note = figure.get("reason") or ""
+    if name == "queue_wait_s" and figure.get("available"):
+        note = f"p50 {figure['p50_s']} s, p95 {figure['p95_s']} s"
+    elif name == "cost_per_inference_usd" and figure.get("per_succeeded_video_usd") is not None:
+        note = f"per succeeded video {significant(Decimal(figure['per_succeeded_video_usd']), 4)} USD"
+    elif name == "gpu_utilization" and figure.get("devices"):
+        note = "devices: " + ", ".join(d["device"] for d in figure["devices"])
+    return {"kpi": name, "value": shown, "unit": figure["unit"], "n": figure["n"], "note": note}
+
+
+def _scorecard(params: dict[str, str], start: Any, end: Any) -> dict[str, Any]:
+    """The scorecard from the server, or from the data dir's database when no server answers."""
+    st = state()
+    try:
+        return dict(st.client().json("GET", "/v1/kpi", params=params))
+    except CLIError as exc:
+        if "cannot reach" not in exc.detail:
+            raise
+    from reelfoundry.config import Settings
+    from reelfoundry.kpi import scorecard
+    from reelfoundry.store import Database
+    from reelfoundry.store.tables import utcnow
+
+    data_dir = st.server_data_dir
+    settings = Settings(data_dir=data_dir)
+    if settings.database_url is None and not (data_dir / "reelfoundry.db").is_file():
+        raise CLIError(f"no server at {st.server_url} and no database in {str(data_dir)!r}", 1)
+    console.print(f"[dim]no server at {st.server_url}; reading {settings.data_dir} directly[/dim]", highlight=False)
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.read() as session:
+            card = scorecard(session, None, start, end, utcnow())
+    finally:
+        db.dispose()
+    return card.model_dump(mode="json", by_alias=True)
