@@ -27,3 +27,8 @@ ScenarioArg = Annotated[
 def scenario_from(path: Path) -> Scenario:
     """The scenario at ``path``; InvalidParameter (one line, exit code 2 under ``friendly``) when it is bad."""
     return load_scenario(path)
+
+
+from reelfoundry.cli.plan_tco import tco  # noqa: E402  (plan_tco imports ScenarioArg from here)
+
+plan_app.command("tco")(tco)

@@ -125,6 +125,12 @@ class PriceAssumptions(_Strict):
     vpc_premium: float | None = Field(
         None, ge=0, le=10, description="Extra share a specialised cloud charges for a private, dedicated VPC."
     )
+    idle_power_share: float | None = Field(
+        None, ge=0, le=1, description="Share of its rated power an idle GPU (and its host share) still draws."
+    )
+    video_gb_per_second: float | None = Field(
+        None, ge=0, le=100, description="GB of encoded video per second of output (sizes storage and egress)."
+    )
 
 
 class CampaignFigures(_Strict):

@@ -1,0 +1,119 @@
+"""``reelfoundry plan tco``: total cost of ownership, with energy and carbon (E-TCO), for a scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from reelfoundry.cli.client import CLIError
+from reelfoundry.cli.common import AsJson, common_options, console, out, print_json
+from reelfoundry.cli.plan import ScenarioArg, scenario_from
+
+if TYPE_CHECKING:
+    from reelfoundry.planning.tco import Measured
+
+
+@common_options()
+def tco(
+    scenario: ScenarioArg,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Draw monthly cost against monthly volume as a PNG.")
+    ] = None,
+    from_usage: Annotated[
+        bool,
+        typer.Option(
+            "--from-usage",
+            help="Take volume and seconds per video from this platform's cost records (the server, else the "
+            "data dir) and add this platform, priced as measured.",
+        ),
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """On-premise against every cloud provider and pricing model in the price catalog and against video APIs,
+    over the scenario's horizon: CapEx and OpEx, training and inference, energy and CO2e per video, break-even
+    utilisation and volume. Every input says where it came from (--json has them all)."""
+    from reelfoundry.planning import tco as model
+
+    facts = scenario_from(scenario)
+    if chart is not None and not chart.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
+    measured = _measured() if from_usage else None
+    result = model.compute(facts, measured=measured)
+    if chart is not None:
+        try:
+            model.cost_volume_chart(result, chart)
+        except OSError as exc:
+            raise CLIError(f"cannot write {str(chart)!r}: {exc.strerror}") from None
+        console.print(f"wrote {chart}", highlight=False)
+    data = result.to_json()
+    if as_json:
+        print_json(data)
+    else:
+        show(data)
+
+
+def _measured() -> Measured:
+    """Volume, seconds, cost, energy and carbon per video from the platform's cost records, by day."""
+    from reelfoundry.cli.usage import _usage_rows
+    from reelfoundry.planning.tco import Measured
+
+    rows = _usage_rows({"by": "day"}, ["day"], None, None)
+    measured = Measured.from_usage_rows(rows)
+    if measured is None:
+        raise CLIError("--from-usage: no cost records of delivered videos yet; run some jobs or drop --from-usage")
+    return measured
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def show(data: dict[str, Any]) -> None:
+    """Options cheapest first, then the break-even figures and the training/inference split."""
+    volume = data["volume"]
+    out.print(
+        f"[bold]{data['scenario']}[/bold]: {volume['first_month']:,.0f} → {volume['last_month']:,.0f} videos a "
+        f"month ({volume['kind']}), {volume['seconds_per_video']:g} s each, {data['months']} months on "
+        f"{data['device']}; catalog {data['catalog_version']}",
+        highlight=False,
+    )
+    tbl = Table(title="TCO over the horizon, cheapest first (US$; --json for sources and breakdowns)")
+    tbl.add_column("#", justify="right")
+    tbl.add_column("option", ratio=1, overflow="fold")
+    for name in ("total", "per video", "training", "inference", "kWh/video", "kg CO2e/video"):
+        tbl.add_column(name, justify="right", no_wrap=True)
+    for i, o in enumerate(data["options"], 1):
+        tbl.add_row(
+            str(i),
+            f"{o['label']} [dim]({o['deployment']})[/dim]",
+            _money(o["total_usd"]),
+            f"{o['per_video_usd']:.4g}",
+            _money(o["training_usd"]),
+            _money(o["inference_usd"]),
+            f"{o['energy_kwh_per_video']:.4g}",
+            f"{o['co2e_kg_per_video']:.4g}",
+        )
+    out.print(tbl)
+    util = data["break_even"]["utilisation"]
+    if "utilisation" in util:
+        out.print(
+            f"Break-even utilisation: {util['verdict']} (owned GPU {util['fixed_usd_per_gpu_hour']:g} $/h fixed + "
+            f"{util['variable_usd_per_busy_hour']:g} $/busy h against {util['cloud_option']} at "
+            f"{util['cloud_usd_per_gpu_hour']:g} $/h)",
+            highlight=False,
+        )
+    vol = data["break_even"]["volume"]
+    for key, what in (("vs_cheapest_api", "the cheapest API"), ("vs_cheapest_cloud", "the cheapest cloud option")):
+        value = vol[key]
+        shown = f"{value:,} videos a month" if isinstance(value, int) else f"{value} (up to 1e9 a month)"
+        out.print(f"Break-even volume, on-premise against {what}: {shown}", highlight=False)
+    workload = data["workload"]
+    out.print(
+        f"Workload: {workload['inference_gpu_hours']:,.0f} GPU-hours of inference and "
+        f"{workload['training_gpu_hours']:,.0f} of fine-tuning over the horizon "
+        f"({workload['gpu_seconds_per_video_second']:g} GPU-s per video second)",
+        highlight=False,
+    )
