@@ -80,16 +80,17 @@ def cost_volume_chart(result_or_scenario: TcoResult | Scenario, out: Path | None
         colour, line = STYLE.get(deployment, ("#6b7280", "-"))
         ax.plot(xs[: len(ys)], ys, line, color=colour, label=deployment, linewidth=1.8)
     volume = result.scenario.volume_per_month
-    ax.axvline(volume, color="#374151", linewidth=1, linestyle=":")
-    ax.annotate(
-        f"scenario: {volume:,} videos/month",
-        (volume, 0.98),
-        xycoords=("data", "axes fraction"),
-        rotation=90,
-        va="top",
-        ha="right",
-        fontsize="small",
-    )
+    if volume > 0:  # a log axis has no place for 0
+        ax.axvline(volume, color="#374151", linewidth=1, linestyle=":")
+        ax.annotate(
+            f"scenario: {volume:,} videos/month",
+            (volume, 0.98),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize="small",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("videos a month (steady volume)")

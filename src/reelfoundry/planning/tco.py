@@ -82,6 +82,9 @@ ONPREM_DEPRECIATION = "GPU depreciation"
 ONPREM_STAFF = "Staff: ML platform engineer, fully loaded"
 #: Break-even volume search bound (videos a month).
 MAX_VOLUME = 1_000_000_000
+#: The most videos a month the model prices (growth over a long horizon can compound far past any real
+#: workload, and money beyond this overflows exact decimal arithmetic).
+MAX_MONTHLY_VOLUME = 1e12
 
 
 def _slug(text: str) -> str:
@@ -1017,6 +1020,12 @@ def compute(scenario: Scenario, catalog: Catalog | None = None, measured: Measur
             Figure("seconds_per_video", round(measured.seconds_per_video, 3), "measured", "video seconds per video"),
         ]
     videos = [scenario.volume_in_month(m) for m in range(scenario.months)]
+    if videos[-1] > MAX_MONTHLY_VOLUME or videos[0] > MAX_MONTHLY_VOLUME:
+        raise InvalidParameter(
+            "growth_per_year",
+            f"growth_per_year {scenario.growth_per_year:g} over {scenario.horizon_years:g} years reaches "
+            f"{max(videos):.3g} videos a month; TCO prices up to {MAX_MONTHLY_VOLUME:.0e}",
+        )
     options = sorted(price_options(scenario, catalog, inp, videos, measured), key=lambda o: (o.total, o.id))
     fleet = next(o.fleet_gpus or 0 for o in options if o.id == "on_premise")
     return TcoResult(scenario, catalog, inp, videos, options, break_even(scenario, catalog, inp, fleet), measured)

@@ -179,3 +179,10 @@ def test_measured_figures_replace_volume_and_add_this_platform() -> None:
     assert mine["energy_kwh"] == pytest.approx(1.44, abs=0.001)  # 0.04 / 3 × 108
     assert mine["sources"][0]["kind"] == "measured"
     assert tco.Measured.from_usage_rows([]) is None
+
+
+def test_runaway_growth_is_refused_naming_the_field() -> None:
+    text = ROUND.replace("growth_per_year: 0", "growth_per_year: 100").replace("horizon_years: 1", "horizon_years: 15")
+    with pytest.raises(InvalidParameter) as err:
+        tco.compute(parse_scenario(text))  # 1,000 × 101^15 videos a month by the end
+    assert err.value.parameter == "growth_per_year"
