@@ -32,3 +32,6 @@ def scenario_from(path: Path) -> Scenario:
 from reelfoundry.cli.plan_tco import tco  # noqa: E402  (plan_tco imports ScenarioArg from here)
 
 plan_app.command("tco")(tco)
+from reelfoundry.cli.plan_roi import roi  # noqa: E402
+
+plan_app.command("roi")(roi)

@@ -167,12 +167,18 @@ class StrategicFactor(_Strict):
     score: float = Field(..., ge=0, le=5)
     weight: float = Field(1.0, ge=0, le=1000)
     why: str = Field("", max_length=1000)
+    value_usd_per_year: Money | None = Field(
+        None, ge=0, le=10**12, description="Money the organisation puts on it a year, if it does (else none)."
+    )
 
 
 class RoiInputs(_Strict):
     """Inputs of the three-pillar ROI model: efficiency gains, performance lift, strategic value."""
 
     efficiency: Efficiency | None = None
+    ai_cost_per_video_usd: Money | None = Field(
+        None, ge=0, le=10**6, description="What generating one video costs (default: the cheapest video API's price)."
+    )
     baseline: CampaignFigures | None = Field(None, description="The campaign compared against (e.g. influencers).")
     ai: CampaignFigures | None = Field(None, description="The campaign made with generated video.")
     strategic: list[StrategicFactor] = Field(default_factory=list, max_length=50)
