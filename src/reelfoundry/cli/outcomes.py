@@ -55,6 +55,8 @@ def outcomes_add(
     """Post an outcome of an asset or a campaign (creators and admins)."""
     from reelfoundry.finops.usage import parse_when
 
+    if asset is None and campaign is None:
+        raise CLIError("name the outcome's --asset, its --campaign or both")
     body = OutcomeCreate(
         asset_id=_id("asset", asset) if asset is not None else None,
         campaign=campaign,
