@@ -29,9 +29,11 @@ def scenario_from(path: Path) -> Scenario:
     return load_scenario(path)
 
 
-from reelfoundry.cli.plan_tco import tco  # noqa: E402  (plan_tco imports ScenarioArg from here)
-
-plan_app.command("tco")(tco)
+# The commands import ScenarioArg and scenario_from from this module, so they are registered after both exist.
+from reelfoundry.cli.plan_gim import gim  # noqa: E402
+from reelfoundry.cli.plan_report import report  # noqa: E402
 from reelfoundry.cli.plan_roi import roi  # noqa: E402
+from reelfoundry.cli.plan_tco import tco  # noqa: E402
 
-plan_app.command("roi")(roi)
+for _name, _command in (("gim", gim), ("tco", tco), ("roi", roi), ("report", report)):
+    plan_app.command(_name)(_command)

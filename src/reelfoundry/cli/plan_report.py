@@ -1,0 +1,39 @@
+"""``reelfoundry plan report``: GIM, TCO, E-TCO and ROI with charts in one self-contained HTML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reelfoundry.cli.client import CLIError
+from reelfoundry.cli.common import console, friendly
+from reelfoundry.cli.plan import ScenarioArg, scenario_from
+
+
+@friendly
+def report(
+    scenario: ScenarioArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write one HTML file (no scripts, charts embedded, opens offline) with the GIM ranking and its reasons,
+    the TCO of every option with break-even and the cost-volume chart, energy and carbon (E-TCO), and the ROI
+    pillars when the scenario has `roi` inputs."""
+    from reelfoundry.planning.report import build
+
+    if not output.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(output.parent)!r} does not exist")
+    if output.is_dir():
+        raise CLIError(f"{str(output)!r} is a directory")
+    loaded = scenario_from(scenario)
+    with console.status("computing GIM, TCO, E-TCO and ROI, drawing charts"):
+        html = build(loaded)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    console.print(f"wrote {output} ({len(html.encode()) // 1024} KiB)", highlight=False)
