@@ -31,6 +31,7 @@ from reelfoundry.ids import is_id
 console = Console(stderr=True, soft_wrap=True)
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 DEFAULT_DIR = Path("./reelfoundry-data")
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -118,6 +119,31 @@ def state() -> CLIState:
 def client() -> Client:
     """Shorthand for ``state().client()``."""
     return state().client()
+
+
+def server_or_database(path: str, params: dict[str, str], local: Callable[[Any], T]) -> T | Any:
+    """``GET path`` on the server, or — when no server answers there — ``local(session)`` on the data dir's
+    database (every tenant's rows: whoever can read the file is the operator), saying so on stderr."""
+    st = state()
+    try:
+        return st.client().json("GET", path, params=params)
+    except CLIError as exc:
+        if "cannot reach" not in exc.detail:
+            raise
+    from reelfoundry.config import Settings
+    from reelfoundry.store import Database
+
+    data_dir = st.server_data_dir
+    settings = Settings(data_dir=data_dir)
+    if settings.database_url is None and not (data_dir / "reelfoundry.db").is_file():
+        raise CLIError(f"no server at {st.server_url} and no database in {str(data_dir)!r}", 1)
+    console.print(f"[dim]no server at {st.server_url}; reading {settings.data_dir} directly[/dim]", highlight=False)
+    db = Database(settings.resolved_database_url)
+    try:
+        with db.read() as session:
+            return local(session)
+    finally:
+        db.dispose()
 
 
 def friendly(fn: F) -> F:

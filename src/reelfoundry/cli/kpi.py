@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, common_options, console, print_json, state, table
+from reelfoundry.cli.common import AsJson, common_options, console, print_json, server_or_database, table
 
 #: The KPIs in the order the table shows them.
 FIGURES = (
@@ -85,26 +85,10 @@ def _row(name: str, figure: dict[str, Any]) -> dict[str, Any]:
 
 def _scorecard(params: dict[str, str], start: Any, end: Any) -> dict[str, Any]:
     """The scorecard from the server, or from the data dir's database when no server answers."""
-    st = state()
-    try:
-        return dict(st.client().json("GET", "/v1/kpi", params=params))
-    except CLIError as exc:
-        if "cannot reach" not in exc.detail:
-            raise
-    from reelfoundry.config import Settings
     from reelfoundry.kpi import scorecard
-    from reelfoundry.store import Database
     from reelfoundry.store.tables import utcnow
 
-    data_dir = st.server_data_dir
-    settings = Settings(data_dir=data_dir)
-    if settings.database_url is None and not (data_dir / "reelfoundry.db").is_file():
-        raise CLIError(f"no server at {st.server_url} and no database in {str(data_dir)!r}", 1)
-    console.print(f"[dim]no server at {st.server_url}; reading {settings.data_dir} directly[/dim]", highlight=False)
-    db = Database(settings.resolved_database_url)
-    try:
-        with db.read() as session:
-            card = scorecard(session, None, start, end, utcnow())
-    finally:
-        db.dispose()
-    return card.model_dump(mode="json", by_alias=True)
+    def local(session: Any) -> dict[str, Any]:
+        return scorecard(session, None, start, end, utcnow()).model_dump(mode="json", by_alias=True)
+
+    return dict(server_or_database("/v1/kpi", params, local))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, client, common_options, console, emit, print_json, state, table
+from reelfoundry.cli.common import AsJson, client, common_options, emit, print_json, server_or_database, table
 from reelfoundry.cli.common import valid_id as _id
 from reelfoundry.schema.outcome import OutcomeCreate
 
@@ -110,37 +110,23 @@ def summary_of(campaign: str | None, start: str | None, end: str | None) -> dict
     """``GET /v1/outcomes/summary`` from the server, or the same sums from the data dir's database (every
     tenant's: whoever can read the file is the operator) when no server answers."""
     params = {k: v for k, v in {"campaign": campaign, "from": start, "to": end}.items() if v is not None}
-    st = state()
-    try:
-        return dict(st.client().json("GET", "/v1/outcomes/summary", params=params))
-    except CLIError as exc:
-        if "cannot reach" not in exc.detail:
-            raise
-    from reelfoundry.config import Settings
     from reelfoundry.finops.usage import parse_when
-    from reelfoundry.store import Database
     from reelfoundry.store import outcomes as outcomestore
 
-    data_dir = st.server_data_dir
-    settings = Settings(data_dir=data_dir)
-    if settings.database_url is None and not (data_dir / "reelfoundry.db").is_file():
-        raise CLIError(f"no server at {st.server_url} and no database in {str(data_dir)!r}", 1)
-    console.print(f"[dim]no server at {st.server_url}; reading {settings.data_dir} directly[/dim]", highlight=False)
     when = parse_when("from", start, end=False), parse_when("to", end, end=True)
-    db = Database(settings.resolved_database_url)
-    try:
-        with db.read() as session:
-            total = outcomestore.totals(session, None, *when, campaign=campaign)
-            by = outcomestore.totals_by_campaign(session, None, *when)
-    finally:
-        db.dispose()
-    if campaign is not None:
-        by = {campaign: total} if total.records else {}
-    ordered = sorted(by.items(), key=lambda kv: (-kv[1].revenue_usd, kv[0]))
-    return {
-        "start": None if when[0] is None else when[0].isoformat(),
-        "end": None if when[1] is None else when[1].isoformat(),
-        "campaign": campaign,
-        "totals": total.to_json(),
-        "by_campaign": [{"campaign": k or None, **v.to_json()} for k, v in ordered],
-    }
+
+    def local(session: Any) -> dict[str, Any]:
+        total = outcomestore.totals(session, None, *when, campaign=campaign)
+        by = outcomestore.totals_by_campaign(session, None, *when)
+        if campaign is not None:
+            by = {campaign: total} if total.records else {}
+        ordered = sorted(by.items(), key=lambda kv: (-kv[1].revenue_usd, kv[0]))
+        return {
+            "start": None if when[0] is None else when[0].isoformat(),
+            "end": None if when[1] is None else when[1].isoformat(),
+            "campaign": campaign,
+            "totals": total.to_json(),
+            "by_campaign": [{"campaign": k or None, **v.to_json()} for k, v in ordered],
+        }
+
+    return dict(server_or_database("/v1/outcomes/summary", params, local))

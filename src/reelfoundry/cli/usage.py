@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, PriceKind, common_options, console, friendly, print_json, state, table
+from reelfoundry.cli.common import (
+    AsJson,
+    PriceKind,
+    common_options,
+    console,
+    friendly,
+    print_json,
+    server_or_database,
+    table,
+)
 
 
 @common_options()
@@ -66,27 +75,12 @@ def usage(
 
 def _usage_rows(params: dict[str, str], keys: list[str], start: Any, end: Any) -> list[dict[str, Any]]:
     """Rows from the server, or from the data dir's database when no server answers."""
-    st = state()
-    try:
-        return list(st.client().json("GET", "/v1/usage", params=params)["rows"])
-    except CLIError as exc:
-        if "cannot reach" not in exc.detail:
-            raise
-    from reelfoundry.config import Settings
     from reelfoundry.finops import usage as report
-    from reelfoundry.store import Database
 
-    data_dir = st.server_data_dir
-    settings = Settings(data_dir=data_dir)
-    if settings.database_url is None and not (data_dir / "reelfoundry.db").is_file():
-        raise CLIError(f"no server at {st.server_url} and no database in {str(data_dir)!r}", 1)
-    console.print(f"[dim]no server at {st.server_url}; reading {settings.data_dir} directly[/dim]", highlight=False)
-    db = Database(settings.resolved_database_url)
-    try:
-        with db.read() as session:
-            return report.to_json(report.report(session, tenant_id=None, by=keys, start=start, end=end))
-    finally:
-        db.dispose()
+    def local(session: Any) -> dict[str, Any]:
+        return {"rows": report.to_json(report.report(session, tenant_id=None, by=keys, start=start, end=end))}
+
+    return list(server_or_database("/v1/usage", params, local)["rows"])
 
 
 @friendly
