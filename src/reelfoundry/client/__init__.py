@@ -9,9 +9,9 @@
         job = c.jobs.wait(job.id)
         c.assets.download(job.asset_id, "hello.mp4")
 
-Both clients have the same namespaces (``jobs``, ``assets``, ``collections``, ``keys``, ``budgets``, ``models``,
-``webhooks``) and methods (``usage``, ``verify``); the async ones are awaited, and their ``list`` methods are async
-iterators.
+Both clients have the same namespaces (``jobs``, ``assets``, ``collections``, ``finetunes``, ``outcomes``, ``keys``,
+``budgets``, ``models``, ``webhooks``) and methods (``usage``, ``kpi``, ``verify``); the async ones are awaited,
+and their ``list`` methods are async iterators.
 Answers are the models of :mod:`reelfoundry.schema`. Errors: :class:`ApiError` when the server answers with a
 problem, :class:`NetworkError` when it cannot be reached after the retries, :class:`IntegrityError` when a
 download does not match its checksum. Retries: :mod:`reelfoundry.client.retry`.

@@ -40,6 +40,8 @@ from reelfoundry.schema import (
 )
 from reelfoundry.schema.dam import Collection
 from reelfoundry.schema.finetune import Finetune, FinetuneCreate
+from reelfoundry.schema.kpi import Scorecard
+from reelfoundry.schema.outcome import Outcome, OutcomeCreate, OutcomeSummary
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -291,17 +293,46 @@ def delete_budget(budget_id: str) -> Call[Budget]:
     return Call("DELETE", f"/v1/budgets/{_seg(budget_id)}", _parser(Budget), idempotent=False)
 
 
-def usage(by: str | Sequence[str] | None, from_: str | None, to: str | None, all_tenants: bool) -> Call[UsageReport]:
-    """GET /v1/usage as JSON."""
+def _window(from_: str | None, to: str | None, all_tenants: bool) -> dict[str, str | int]:
     params: dict[str, str | int] = {}
-    if by is not None:
-        params["by"] = by if isinstance(by, str) else ",".join(by)
     if from_ is not None:
         params["from"] = from_
     if to is not None:
         params["to"] = to
     if all_tenants:
         params["all_tenants"] = "true"
+    return params
+
+
+def kpi(from_: str | None, to: str | None, all_tenants: bool) -> Call[Scorecard]:
+    """GET /v1/kpi."""
+    return Call("GET", "/v1/kpi", _parser(Scorecard), params=_window(from_, to, all_tenants))
+
+
+def create_outcome(body: OutcomeCreate) -> Call[Outcome]:
+    """POST /v1/outcomes (not retried: a second post counts twice)."""
+    return Call("POST", "/v1/outcomes", _parser(Outcome), json=body.model_dump(mode="json"), idempotent=False)
+
+
+def list_outcomes(
+    asset_id: str | None, campaign: str | None, from_: str | None, to: str | None, limit: int | None
+) -> Pager[Outcome]:
+    """GET /v1/outcomes, page by page."""
+    params = {"asset": asset_id, "campaign": campaign, "from": from_, "to": to, "limit": limit}
+    return _pager("/v1/outcomes", Outcome, params)
+
+
+def outcome_summary(campaign: str | None, from_: str | None, to: str | None, all_tenants: bool) -> Call[OutcomeSummary]:
+    """GET /v1/outcomes/summary."""
+    params = _window(from_, to, all_tenants) | ({"campaign": campaign} if campaign is not None else {})
+    return Call("GET", "/v1/outcomes/summary", _parser(OutcomeSummary), params=params)
+
+
+def usage(by: str | Sequence[str] | None, from_: str | None, to: str | None, all_tenants: bool) -> Call[UsageReport]:
+    """GET /v1/usage as JSON."""
+    params = _window(from_, to, all_tenants)
+    if by is not None:
+        params["by"] = by if isinstance(by, str) else ",".join(by)
     return Call("GET", "/v1/usage", _parser(UsageReport), params=params)
 
 

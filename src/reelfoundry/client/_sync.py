@@ -39,6 +39,8 @@ from reelfoundry.schema import (
 )
 from reelfoundry.schema.dam import Collection
 from reelfoundry.schema.finetune import Finetune, FinetuneCreate
+from reelfoundry.schema.kpi import Scorecard
+from reelfoundry.schema.outcome import Outcome, OutcomeCreate, OutcomeSummary
 
 T = TypeVar("T")
 
@@ -73,6 +75,7 @@ class Client:
         self.assets = Assets(self)
         self.collections = Collections(self)
         self.finetunes = Finetunes(self)
+        self.outcomes = Outcomes(self)
         self.keys = Keys(self)
         self.budgets = Budgets(self)
         self.models = Models(self)
@@ -100,6 +103,10 @@ class Client:
     ) -> UsageReport:
         """Usage and cost grouped ``by`` (e.g. ``"model,day"`` or ``["project"]``) between two dates or times."""
         return self.call(_core.usage(by, from_, to, all_tenants))
+
+    def kpi(self, from_: str | None = None, to: str | None = None, *, all_tenants: bool = False) -> Scorecard:
+        """The KPI scorecard between two dates or times (the tenant's; every tenant's for operator admins)."""
+        return self.call(_core.kpi(from_, to, all_tenants))
 
     def verify(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """The C2PA verification report of a local file (streamed; its type is chosen by the suffix)."""
@@ -389,6 +396,35 @@ class Finetunes:
     def cancel(self, finetune_id: str) -> Finetune:
         """Cancel it: no model is registered."""
         return self._c.call(_core.cancel_finetune(finetune_id))
+
+
+class Outcomes:
+    """``/v1/outcomes``: what assets and campaigns achieved (creators and admins post; readers read)."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+
+    def create(self, body: OutcomeCreate | None = None, /, **fields: Any) -> Outcome:
+        """Post an outcome: ``asset_id`` and/or ``campaign``, ``views``, ``clicks``, ``conversions``,
+        ``revenue_usd``, ``spend_usd``, ``channel``, ``period_start``, ``period_end``, ``note``."""
+        return self._c.call(_core.create_outcome(body or OutcomeCreate(**fields)))
+
+    def list(
+        self,
+        asset_id: str | None = None,
+        campaign: str | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Outcome]:
+        """The tenant's outcomes, newest first; ``limit`` is the page size."""
+        return self._c.paginate(_core.list_outcomes(asset_id, campaign, from_, to, limit))
+
+    def summary(
+        self, campaign: str | None = None, from_: str | None = None, to: str | None = None, *, all_tenants: bool = False
+    ) -> OutcomeSummary:
+        """Totals of views, clicks, conversions, revenue and spend, overall and by campaign."""
+        return self._c.call(_core.outcome_summary(campaign, from_, to, all_tenants))
 
 
 class Keys:
