@@ -6,18 +6,19 @@ from typing import Any
 
 from rich.table import Table
 
-from reelfoundry.cli.common import AsJson, friendly, out, print_json
-from reelfoundry.cli.plan import ScenarioArg, scenario_from
+from reelfoundry.cli.common import AsJson, common_options, out, print_json
+from reelfoundry.cli.plan import FromUsage, ScenarioArg, measured_from_usage, scenario_from
 
 
-@friendly
-def gim(scenario: ScenarioArg, as_json: AsJson = False) -> None:
+@common_options()
+def gim(scenario: ScenarioArg, from_usage: FromUsage = False, as_json: AsJson = False) -> None:
     """Score on-premise, public cloud API, specialised cloud VPC and hybrid on Volume, Latency, Security,
     Cost and Fine-tuning control, from the scenario's facts and weights; every score shows its facts and
     formula (--json has them all)."""
     from reelfoundry.planning.gim import evaluate
 
-    result = evaluate(scenario_from(scenario))
+    facts = scenario_from(scenario)
+    result = evaluate(facts, measured_from_usage() if from_usage else None)
     data = result.to_json()
     if as_json:
         print_json(data)
@@ -30,6 +31,7 @@ def show(data: dict[str, Any]) -> None:
     needs = data["needs"]
     out.print(
         f"[bold]{data['scenario']}[/bold]: peak {needs['peak_videos_per_month']:,.0f} videos a month "
+        f"({needs['volume_source']}) "
         f"(volume level {needs['volume_level']:.2f}), latency target {needs['latency_target_s']:g} s "
         f"(need {needs['latency_need']:.2f}), data {', '.join(needs['data_classes'])} "
         f"(security need {needs['security_need']:.2f}), fine-tuning {needs['fine_tuning']}, "

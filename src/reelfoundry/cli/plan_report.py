@@ -9,14 +9,15 @@ from typing import Annotated
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import console, friendly
-from reelfoundry.cli.plan import ScenarioArg, scenario_from
+from reelfoundry.cli.common import common_options, console
+from reelfoundry.cli.plan import FromUsage, ScenarioArg, measured_from_usage, scenario_from
 
 
-@friendly
+@common_options()
 def report(
     scenario: ScenarioArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")] = Path("report.html"),
+    from_usage: FromUsage = False,
 ) -> None:
     """Write one HTML file (no scripts, charts embedded, opens offline) with the GIM ranking and its reasons,
     the TCO of every option with break-even and the cost-volume chart, energy and carbon (E-TCO), and the ROI
@@ -28,8 +29,9 @@ def report(
     if output.is_dir():
         raise CLIError(f"{str(output)!r} is a directory")
     loaded = scenario_from(scenario)
+    measured = measured_from_usage() if from_usage else None
     with console.status("computing GIM, TCO, E-TCO and ROI, drawing charts"):
-        html = build(loaded)
+        html = build(loaded, measured)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:
         tmp.write_text(html, encoding="utf-8")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from reelfoundry.cli.client import CLIError
 from reelfoundry.cli.common import AsJson, common_options, console, out, print_json
-from reelfoundry.cli.plan import ScenarioArg, scenario_from
-
-if TYPE_CHECKING:
-    from reelfoundry.planning.tco import Measured
+from reelfoundry.cli.plan import FromUsage, ScenarioArg, measured_from_usage, scenario_from
 
 
 @common_options()
@@ -22,14 +19,7 @@ def tco(
     chart: Annotated[
         Path | None, typer.Option("--chart", help="Draw monthly cost against monthly volume as a PNG.")
     ] = None,
-    from_usage: Annotated[
-        bool,
-        typer.Option(
-            "--from-usage",
-            help="Take volume and seconds per video from this platform's cost records (the server, else the "
-            "data dir) and add this platform, priced as measured.",
-        ),
-    ] = False,
+    from_usage: FromUsage = False,
     as_json: AsJson = False,
 ) -> None:
     """On-premise against every cloud provider and pricing model in the price catalog and against video APIs,
@@ -40,7 +30,7 @@ def tco(
     facts = scenario_from(scenario)
     if chart is not None and not chart.parent.resolve().is_dir():
         raise CLIError(f"directory {str(chart.parent)!r} does not exist")
-    measured = _measured() if from_usage else None
+    measured = measured_from_usage() if from_usage else None
     result = model.compute(facts, measured=measured)
     if chart is not None:
         try:
@@ -53,18 +43,6 @@ def tco(
         print_json(data)
     else:
         show(data)
-
-
-def _measured() -> Measured:
-    """Volume, seconds, cost, energy and carbon per video from the platform's cost records, by day."""
-    from reelfoundry.cli.usage import _usage_rows
-    from reelfoundry.planning.tco import Measured
-
-    rows = _usage_rows({"by": "day"}, ["day"], None, None)
-    measured = Measured.from_usage_rows(rows)
-    if measured is None:
-        raise CLIError("--from-usage: no cost records of delivered videos yet; run some jobs or drop --from-usage")
-    return measured
 
 
 def _money(value: float) -> str:

@@ -27,9 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reelfoundry.planning.scenario import FineTuning, GpuOps, Scenario
+
+if TYPE_CHECKING:
+    from reelfoundry.planning.tco import Measured
 
 OPTIONS = ("on_premise", "public_cloud_api", "specialised_cloud_vpc", "hybrid")
 DRIVERS = ("volume", "latency", "security", "cost", "fine_tuning")
@@ -210,6 +213,7 @@ def needs(scenario: Scenario) -> dict[str, Any]:
     latency_span = math.log10(LATENCY_LAX_S / LATENCY_STRICT_S)
     latency_need = _clamp(math.log10(LATENCY_LAX_S / scenario.latency_target_s) / latency_span)
     return {
+        "volume_source": "scenario",
         "peak_videos_per_month": round(peak_videos, 1),
         "peak_video_minutes_per_month": round(peak_minutes, 1),
         "volume_level": round(volume_level, 4),
@@ -317,18 +321,26 @@ def rank(scenario: Scenario, costs: Mapping[str, CostFact] | None) -> GimResult:
     return GimResult(scenario.name, n, weights, ranking)
 
 
-def evaluate(scenario: Scenario) -> GimResult:
+def evaluate(scenario: Scenario, measured: Measured | None = None) -> GimResult:
     """:func:`rank` with each option's cost from the TCO model (:mod:`reelfoundry.planning.tco`): the cheapest
     priced option of each deployment that can carry the work — spot (preemptible) capacity only when the
-    scenario has no latency need (batch work that may be interrupted and retried)."""
+    scenario has no latency need (batch work that may be interrupted and retried). With ``measured`` (the
+    platform's own cost records), its volume and seconds per video replace the scenario's."""
     from reelfoundry.planning import tco
 
+    result = tco.compute(scenario, measured=measured)
+    if measured is not None:
+        scenario = measured.apply(scenario)
     batch = needs(scenario)["latency_need"] == 0
     costs: dict[str, CostFact] = {}
-    for option in tco.compute(scenario).options:  # cheapest first
+    source = "measured volume, catalog prices" if measured is not None else "catalog"
+    for option in result.options:  # cheapest first
         if option.deployment not in OPTIONS or option.deployment in costs:
             continue
         if option.pricing_model == "spot" and not batch:
             continue
-        costs[option.deployment] = CostFact(float(option.total_usd), "catalog", option.id)
-    return rank(scenario, costs)
+        costs[option.deployment] = CostFact(float(option.total_usd), source, option.id)
+    ranked = rank(scenario, costs)
+    if measured is not None:
+        ranked.needs["volume_source"] = "measured"
+    return ranked

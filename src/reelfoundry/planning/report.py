@@ -17,6 +17,7 @@ import jinja2
 from reelfoundry import __version__
 from reelfoundry.planning.gim import DRIVERS, LABELS, GimResult
 from reelfoundry.planning.scenario import Scenario
+from reelfoundry.planning.tco import Measured
 
 
 def _png(fig: Any) -> bytes:
@@ -195,15 +196,15 @@ def render(
     )
 
 
-def build(scenario: Scenario) -> str:
+def build(scenario: Scenario, measured: Measured | None = None) -> str:
     """Run GIM, TCO (with E-TCO) and, when the scenario has ``roi`` inputs, ROI; render them with charts."""
     from reelfoundry.planning import gim as gim_model
     from reelfoundry.planning import roi as roi_model
     from reelfoundry.planning import tco as tco_model
 
-    tco_result = tco_model.compute(scenario)
+    tco_result = tco_model.compute(scenario, measured=measured)
     tco_json = tco_result.to_json()
-    gim_result = gim_model.evaluate(scenario)
+    gim_result = gim_model.evaluate(scenario, measured)
     roi_json = roi_model.compute(scenario).to_json() if scenario.roi is not None else None
     charts = {
         "gim": gim_chart(gim_result),
