@@ -7,7 +7,7 @@ click, and channels count views and clicks differently.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -49,9 +49,14 @@ class OutcomeCreate(BaseModel):
     @field_validator("period_start", "period_end")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("needs a timezone (e.g. 2026-12-01T00:00:00Z)")
-        return value
+        try:  # stored as UTC: an offset can push year 1 or 9999 past datetime's range
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _subject(self) -> OutcomeCreate:

@@ -144,6 +144,9 @@ def test_bad_bodies_and_queries_are_422_problems_naming_the_field(make_app: AppF
         ({"campaign": "c", "revenue_usd": "-5"}, "revenue_usd", "greater than or equal to 0"),
         ({"campaign": "c", "spend_usd": "1.00001"}, "spend_usd", "4 decimal places"),
         ({"campaign": "c", "period_end": "2026-03-01T00:00:00"}, "period_end", "timezone"),
+        # Valid offsets whose UTC instant falls outside datetime's range (was a 500 when stored).
+        ({"campaign": "c", "period_end": "9999-12-31T23:00:00-12:00"}, "period_end", "out of range"),
+        ({"campaign": "c", "period_start": "0001-01-01T00:00:00+14:00"}, "period_start", "out of range"),
         ({"campaign": "c", "colour": "red"}, "colour", "not permitted"),
         ({"campaign": "x" * 129}, "campaign", "at most 128"),
         ({"views": 10}, "body", "name an asset_id, a campaign or both"),
