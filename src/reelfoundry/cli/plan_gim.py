@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 from rich.table import Table
 
-from reelfoundry.cli.common import AsJson, common_options, out, print_json
+from reelfoundry.cli.client import CLIError
+from reelfoundry.cli.common import AsJson, common_options, console, out, print_json
 from reelfoundry.cli.plan import FromUsage, ScenarioArg, measured_from_usage, scenario_from
 
 
 @common_options()
-def gim(scenario: ScenarioArg, from_usage: FromUsage = False, as_json: AsJson = False) -> None:
+def gim(
+    scenario: ScenarioArg,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Draw each option's driver scores and total as a PNG.")
+    ] = None,
+    from_usage: FromUsage = False,
+    as_json: AsJson = False,
+) -> None:
     """Score on-premise, public cloud API, specialised cloud VPC and hybrid on Volume, Latency, Security,
     Cost and Fine-tuning control, from the scenario's facts and weights; every score shows its facts and
     formula (--json has them all)."""
     from reelfoundry.planning.gim import evaluate
 
     facts = scenario_from(scenario)
+    if chart is not None and not chart.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
     result = evaluate(facts, measured_from_usage() if from_usage else None)
+    if chart is not None:
+        from reelfoundry.planning.report import gim_chart
+
+        write_png(chart, gim_chart(result))
     data = result.to_json()
     if as_json:
         print_json(data)
@@ -56,3 +73,17 @@ def show(data: dict[str, Any]) -> None:
     for option in data["ranking"]:
         for note in option["notes"]:
             out.print(f"  ! {option['option']}: {note}", highlight=False)
+
+
+def write_png(path: Path, png: bytes) -> None:
+    """``png`` to ``path`` through a temporary name (a reader never sees half a file); a one-line error when it
+    cannot be written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_bytes(png)
+        tmp.replace(path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    console.print(f"wrote {path}", highlight=False)

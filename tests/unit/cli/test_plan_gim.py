@@ -25,9 +25,11 @@ def test_gim_json_ranks_the_bank_with_a_private_cloud_first() -> None:
     assert data["ranking"][0]["score"] >= data["ranking"][-1]["score"]
 
 
-def test_gim_table_names_the_recommendation_and_why() -> None:
-    result = runner.invoke(app, ["plan", "gim", str(EXAMPLES / "studio.yaml")])
+def test_gim_table_names_the_recommendation_and_why(tmp_path: Path) -> None:
+    chart = tmp_path / "gim.png"
+    result = runner.invoke(app, ["plan", "gim", str(EXAMPLES / "studio.yaml"), "--chart", str(chart)])
     assert result.exit_code == 0, result.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["gim.png"]
     assert "Recommended: on_premise" in result.stdout
     assert "fine_tuning" in result.stdout
 
