@@ -62,6 +62,8 @@ _APPROVED = (ReviewState.approved.value, ReviewState.published.value)
 #: Cost records of jobs that ran on a vendor's API: no local device, so no device time.
 _VENDOR_DEVICE = "api"
 _F = TypeVar("_F", bound=KpiFigure)
+#: Rows fetched at a time while the cost records are summed.
+_BATCH = 1000
 
 
 def scorecard(
@@ -94,34 +96,46 @@ def scorecard(
 # -- the rows read ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Record:
-    """What the scorecard reads of one cost record (one ended job)."""
+    """The cost records (ended jobs) of one UTC day, job kind, state, campaign and device, summed: a tenant's
+    history reads as a few of these per day, never one object per job."""
 
     day: str
     kind: str
     state: str
     campaign: str | None
     device: str | None
-    share: Decimal
-    device_seconds: float
-    idle_seconds: float
-    total_usd: Decimal
-    energy_kwh: Decimal
-    co2e_kg: Decimal
+    jobs: int = 0
+    #: Device-seconds busy and idle, each weighted by its job's device share.
+    busy: Decimal = Decimal(0)
+    idle: Decimal = Decimal(0)
+    total_usd: Decimal = Decimal(0)
+    energy_kwh: Decimal = Decimal(0)
+    co2e_kg: Decimal = Decimal(0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Wait:
+    """The queue waits (seconds) of the jobs of one kind that started on one UTC day: percentiles need each one,
+    so only the number is kept per job."""
+
     day: str
     kind: str
-    seconds: float
+    seconds: list[float]
 
 
 @dataclass(frozen=True)
 class _Review:
+    """The review decisions of one UTC day: approved (published included) and rejected, counted."""
+
     day: str
-    approved: bool
+    approved: int
+    rejected: int
+
+    @property
+    def decided(self) -> int:
+        return self.approved + self.rejected
 
 
 def _window(column: Any, start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
@@ -154,34 +168,36 @@ def _records(session: Session, tenant_id: str | None, start: datetime | None, en
         )
         .join(JobRow, JobRow.id == CostRecordRow.job_id)
         .where(*_tenant(CostRecordRow.tenant_id, tenant_id), *_window(CostRecordRow.created_at, start, end))
+        .execution_options(yield_per=_BATCH)
     )
-    return [
-        _Record(
-            day=at.date().isoformat(),
-            kind=kind,
-            state=state,
-            campaign=campaign,
-            device=device,
-            share=share if share is not None else Decimal(1),
-            device_seconds=device_s or 0.0,
-            idle_seconds=idle_s or 0.0,
-            total_usd=usd,
-            energy_kwh=kwh,
-            co2e_kg=co2e,
-        )
-        for at, kind, state, campaign, device, share, device_s, idle_s, usd, kwh, co2e in session.execute(stmt)
-    ]
+    sums: dict[tuple[str, str, str, str | None, str | None], _Record] = {}
+    for at, kind, state, campaign, device, share, device_s, idle_s, usd, kwh, co2e in session.execute(stmt):
+        key = (at.date().isoformat(), kind, state, campaign, device)
+        r = sums.get(key)
+        if r is None:
+            r = sums[key] = _Record(*key)
+        weight = share if share is not None else Decimal(1)
+        r.jobs += 1
+        r.busy += Decimal(str(device_s or 0.0)) * weight
+        r.idle += Decimal(str(idle_s or 0.0)) * weight
+        r.total_usd += usd
+        r.energy_kwh += kwh
+        r.co2e_kg += co2e
+    return list(sums.values())
 
 
 def _waits(session: Session, tenant_id: str | None, start: datetime | None, end: datetime | None) -> list[_Wait]:
     stmt = select(JobRow.kind, JobRow.created_at, JobRow.started_at).where(
         JobRow.started_at.is_not(None), *_tenant(JobRow.tenant_id, tenant_id), *_window(JobRow.started_at, start, end)
     )
-    return [
-        _Wait(started.date().isoformat(), kind, max(0.0, (started - created).total_seconds()))
-        for kind, created, started in session.execute(stmt)
-        if started is not None
-    ]
+    days: dict[tuple[str, str], _Wait] = {}
+    for kind, created, started in session.execute(stmt.execution_options(yield_per=_BATCH)):
+        if started is not None:
+            key = (started.date().isoformat(), kind)
+            if key not in days:
+                days[key] = _Wait(*key, seconds=[])
+            days[key].seconds.append(max(0.0, (started - created).total_seconds()))
+    return list(days.values())
 
 
 def _reviews(session: Session, tenant_id: str | None, start: datetime | None, end: datetime | None) -> list[_Review]:
@@ -192,7 +208,11 @@ def _reviews(session: Session, tenant_id: str | None, start: datetime | None, en
         *_tenant(AssetRow.tenant_id, tenant_id),
         *_window(AssetRow.reviewed_at, start, end),
     )
-    return [_Review(at.date().isoformat(), state in _APPROVED) for at, state in session.execute(stmt) if at is not None]
+    days: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for at, state in session.execute(stmt.execution_options(yield_per=_BATCH)):
+        if at is not None:
+            days[at.date().isoformat()][0 if state in _APPROVED else 1] += 1
+    return [_Review(day, approved, rejected) for day, (approved, rejected) in days.items()]
 
 
 # -- arithmetic -----------------------------------------------------------------------------------------------------
@@ -231,9 +251,13 @@ def _unavailable(cls: type[_F], unit: str, definition: str, reason: str, **extra
 
 
 def _busy_idle(records: Iterable[_Record]) -> tuple[Decimal, Decimal]:
-    busy = sum((Decimal(str(r.device_seconds)) * r.share for r in records), Decimal(0))
-    idle = sum((Decimal(str(r.idle_seconds)) * r.share for r in records), Decimal(0))
+    busy = sum((r.busy for r in records), Decimal(0))
+    idle = sum((r.idle for r in records), Decimal(0))
     return busy, idle
+
+
+def _jobs(records: Iterable[_Record], state: str | None = None) -> int:
+    return sum(r.jobs for r in records if state is None or r.state == state)
 
 
 def _on_device(records: Iterable[_Record]) -> list[_Record]:
@@ -261,7 +285,7 @@ def gpu_utilization(records: list[_Record]) -> GpuUtilization:
         devices.append(
             DeviceUtilization(
                 device=name,
-                jobs=len(by_device[name]),
+                jobs=_jobs(by_device[name]),
                 busy_device_s=float(b),
                 idle_device_s=float(i),
                 utilization=_ratio(b, b + i),
@@ -274,7 +298,7 @@ def gpu_utilization(records: list[_Record]) -> GpuUtilization:
         available=True,
         value=_ratio(busy, busy + idle),
         unit="ratio",
-        n=len(local),
+        n=_jobs(local),
         definition=definition,
         busy_device_s=float(busy),
         idle_device_s=float(idle),
@@ -293,8 +317,8 @@ def queue_wait(waits: list[_Wait]) -> QueueWait:
         "start), in seconds; p50 and p95 are nearest-rank percentiles (the value at rank ⌈p·n/100⌉ of the sorted "
         "waits). value is p50. Fine-tune jobs are reported apart in finetune."
     )
-    generation = [w.seconds for w in waits if w.kind == "generate"]
-    finetune = _wait_stats([w.seconds for w in waits if w.kind != "generate"])
+    generation = [x for w in waits if w.kind == "generate" for x in w.seconds]
+    finetune = _wait_stats([x for w in waits if w.kind != "generate" for x in w.seconds])
     if not generation:
         return _unavailable(QueueWait, "s", definition, "no generation job started in the window", finetune=finetune)
     stats = _wait_stats(generation)
@@ -320,14 +344,14 @@ def cost_per_inference(generate: list[_Record]) -> CostPerInference:
     if not generate:
         return _unavailable(CostPerInference, "USD", definition, "no generation job ended in the window")
     total = sum((r.total_usd for r in generate), Decimal(0))
-    succeeded = sum(r.state == "succeeded" for r in generate)
+    jobs, succeeded = _jobs(generate), _jobs(generate, "succeeded")
     return CostPerInference(
         available=True,
-        value=(total / len(generate)).quantize(USD),
+        value=(total / jobs).quantize(USD),
         unit="USD",
-        n=len(generate),
+        n=jobs,
         definition=definition,
-        jobs=len(generate),
+        jobs=jobs,
         succeeded=succeeded,
         total_usd=total,
         per_succeeded_video_usd=(total / succeeded).quantize(USD) if succeeded else None,
@@ -340,7 +364,7 @@ def _per_video(generate: list[_Record], field: str, unit: str, places: Decimal) 
         f"Σ {what} of the cost records of the generation jobs that ended in the window (failed attempts "
         "included) ÷ the succeeded videos among them."
     )
-    videos = sum(r.state == "succeeded" for r in generate)
+    videos = _jobs(generate, "succeeded")
     if not videos:
         return _unavailable(PerVideo, unit, definition, "no video was generated in the window")
     total = sum((getattr(r, field) for r in generate), Decimal(0))
@@ -363,15 +387,15 @@ def approval_rate(reviews: list[_Review]) -> ApprovalRate:
     )
     if not reviews:
         return _unavailable(ApprovalRate, "ratio", definition, "no review was decided in the window")
-    approved = sum(r.approved for r in reviews)
+    approved, decided = sum(r.approved for r in reviews), sum(r.decided for r in reviews)
     return ApprovalRate(
         available=True,
-        value=_ratio(Decimal(approved), Decimal(len(reviews))),
+        value=_ratio(Decimal(approved), Decimal(decided)),
         unit="ratio",
-        n=len(reviews),
+        n=decided,
         definition=definition,
         approved=approved,
-        rejected=len(reviews) - approved,
+        rejected=decided - approved,
     )
 
 
@@ -620,26 +644,18 @@ def trends(records: list[_Record], waits: list[_Wait], reviews: list[_Review]) -
         local = _on_device(rows)
         busy, idle = _busy_idle(local)
         if busy + idle:
-            util[day] = (_ratio(busy, busy + idle), len(local))
+            util[day] = (_ratio(busy, busy + idle), _jobs(local))
         generate = [r for r in rows if r.kind == "generate"]
         if generate:
-            cost[day] = (
-                (sum((r.total_usd for r in generate), Decimal(0)) / len(generate)).quantize(USD),
-                len(generate),
-            )
-            videos = sum(r.state == "succeeded" for r in generate)
+            jobs = _jobs(generate)
+            cost[day] = ((sum((r.total_usd for r in generate), Decimal(0)) / jobs).quantize(USD), jobs)
+            videos = _jobs(generate, "succeeded")
             if videos:
                 energy[day] = ((sum((r.energy_kwh for r in generate), Decimal(0)) / videos).quantize(KWH), videos)
-    wait_days: dict[str, list[float]] = defaultdict(list)
-    for w in waits:
-        if w.kind == "generate":
-            wait_days[w.day].append(w.seconds)
+    wait_days = {w.day: w.seconds for w in waits if w.kind == "generate"}
     p50 = {d: (_dec(nearest_rank(v, 50), SECONDS), len(v)) for d, v in wait_days.items()}
     p95 = {d: (_dec(nearest_rank(v, 95), SECONDS), len(v)) for d, v in wait_days.items()}
-    review_days: dict[str, list[bool]] = defaultdict(list)
-    for rv in reviews:
-        review_days[rv.day].append(rv.approved)
-    approval = {d: (_ratio(Decimal(sum(v)), Decimal(len(v))), len(v)) for d, v in review_days.items()}
+    approval = {rv.day: (_ratio(Decimal(rv.approved), Decimal(rv.decided)), rv.decided) for rv in reviews}
     return [
         _series("gpu_utilization", "ratio", util),
         _series("queue_wait_p50_s", "s", p50),

@@ -336,3 +336,26 @@ def test_nearest_rank_percentiles() -> None:
     values = [float(v) for v in range(1, 21)]  # 1..20: p50 at rank 10, p95 at rank 19
     assert (nearest_rank(values, 50), nearest_rank(values, 95)) == (10.0, 19.0)
     assert nearest_rank([3.0, 1.0, 2.0], 50) == 2.0  # sorted first; rank ⌈1.5⌉ = 2
+
+
+def test_cost_records_are_read_as_daily_sums_not_one_object_per_job(database: Database) -> None:
+    """A tenant's year of jobs must not become a year of Python objects per request (the page and each of its
+    five charts read the scorecard): the rows are summed per day, kind, state, campaign and device as they stream."""
+    from reelfoundry.kpi.scorecard import _records
+
+    with database.write() as s:
+        t = keystore.get_or_create_tenant(s, "busy").id
+        for i in range(24):  # 20 succeeded and 4 failed on one day, on one CPU, $0.25 and 0.001 kWh each
+            _job(s, t, at(4, i), wait_s=1, state="failed" if i % 6 == 5 else "succeeded", campaign="c",
+                 ended=at(4, i, 1), busy=30, idle=10, usd="0.25", kwh="0.001")  # fmt: skip
+    with database.read() as s:
+        assert len(_records(s, t, None, None)) == 2  # (day 4, generate, succeeded|failed, c, cpu)
+        card = scorecard(s, t, None, None, NOW)
+    cost = card.cost_per_inference_usd
+    assert (cost.n, cost.succeeded, cost.total_usd, cost.value) == (24, 20, D("6.00"), D("0.25"))
+    assert cost.per_succeeded_video_usd == D("0.30")  # $6.00 ÷ 20
+    assert card.gpu_utilization.value == D("0.7500") and card.gpu_utilization.n == 24  # 720 ÷ (720 + 240)
+    assert card.gpu_utilization.devices[0].jobs == 24
+    assert card.energy_kwh_per_video.value == D("0.0012") and card.energy_kwh_per_video.n == 20  # 0.024 ÷ 20
+    assert _points(card, "cost_per_inference_usd") == [("2026-11-04", D("0.25"))]
+    assert (card.queue_wait_s.n, card.queue_wait_s.p95_s) == (24, 1.0)
