@@ -38,11 +38,12 @@ CHARTS: dict[str, ChartSpec] = {
 _LABELS = {"queue_wait_p50_s": "p50", "queue_wait_p95_s": "p95"}
 
 
-def _trend(card: Scorecard, name: str) -> Trend | None:
-    return next((t for t in card.trends if t.name == name), None)
+def _trend(card: Scorecard | list[Trend], name: str) -> Trend | None:
+    series = card.trends if isinstance(card, Scorecard) else card
+    return next((t for t in series if t.name == name), None)
 
 
-def _draw(ax: object, card: Scorecard, spec: ChartSpec) -> None:
+def _draw(ax: object, card: Scorecard | list[Trend], spec: ChartSpec) -> None:
     from matplotlib.axes import Axes
 
     assert isinstance(ax, Axes)
@@ -82,9 +83,9 @@ def _save(fig: object, fmt: Format) -> bytes:
     return buf.getvalue()
 
 
-def chart(card: Scorecard, name: str, fmt: Format = "svg") -> bytes:
-    """One of :data:`CHARTS` as SVG or PNG bytes ("no data yet" drawn when its trend is empty). KeyError for
-    an unknown name."""
+def chart(card: Scorecard | list[Trend], name: str, fmt: Format = "svg") -> bytes:
+    """One of :data:`CHARTS` as SVG or PNG bytes ("no data yet" drawn when its trend is empty), from a scorecard
+    or its trends alone. KeyError for an unknown name."""
     from matplotlib.figure import Figure
 
     spec = CHARTS[name]

@@ -93,6 +93,15 @@ def scorecard(
     )
 
 
+def daily_trends(session: Session, tenant_id: str | None, start: datetime | None, end: datetime | None) -> list[Trend]:
+    """The daily series alone (``scorecard(...).trends``), for a chart: none of the other figures' queries."""
+    return trends(
+        _records(session, tenant_id, start, end),
+        _waits(session, tenant_id, start, end),
+        _reviews(session, tenant_id, start, end),
+    )
+
+
 # -- the rows read ------------------------------------------------------------------------------------------------
 
 

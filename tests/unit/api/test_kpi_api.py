@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from inprocess import AppFactory
 
@@ -99,6 +100,10 @@ def test_the_window_and_bad_dates(make_app: AppFactory) -> None:
     assert client.get("/v1/kpi", params={"from": "2" * 41}).status_code == 422  # bounded length
 
 
+def _no_whole_scorecard(*args: Any) -> None:
+    raise AssertionError("the whole scorecard was computed for one chart")
+
+
 def _signed_in(client: TestClient, key: str) -> None:
     page = client.get("/ui/login")
     csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
@@ -109,7 +114,9 @@ def _signed_in(client: TestClient, key: str) -> None:
     assert r.status_code == 303, r.text
 
 
-def test_the_dashboard_with_no_data_says_so_and_draws_empty_charts(make_app: AppFactory) -> None:
+def test_the_dashboard_with_no_data_says_so_and_draws_empty_charts(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, admin = make_app()
     client.headers.pop("Authorization")
     assert client.get("/ui/kpi/charts/queue_wait.svg").status_code == 401  # an image cannot follow a redirect
@@ -128,3 +135,7 @@ def test_the_dashboard_with_no_data_says_so_and_draws_empty_charts(make_app: App
 
     bad = client.get("/ui/kpi", params={"from": "not-a-date"})
     assert bad.status_code == 200 and "from must be a date" in bad.text  # said on the page, not an error page
+    # A chart reads only its trends: the page's five images must not compute five whole scorecards (every
+    # eligible asset, model card and outcome sum, again and again per view).
+    monkeypatch.setattr("reelfoundry.web.routes.scorecard", _no_whole_scorecard)
+    assert client.get(charts[1]).status_code == 200

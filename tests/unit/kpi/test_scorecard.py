@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from reelfoundry.ids import new_id
 from reelfoundry.kpi import scorecard
-from reelfoundry.kpi.scorecard import nearest_rank
+from reelfoundry.kpi.scorecard import daily_trends, nearest_rank
 from reelfoundry.schema import Role
 from reelfoundry.schema.outcome import OutcomeCreate
 from reelfoundry.store import Database
@@ -218,6 +218,7 @@ def _points(card: Any, name: str) -> list[tuple[str, Decimal | None]]:
 def test_a_tenants_scorecard_matches_the_hand_computed_figures(database: Database, world: dict[str, str]) -> None:
     with database.read() as s:
         card = scorecard(s, world["acme"], None, None, NOW)
+        assert daily_trends(s, world["acme"], None, None) == card.trends  # what /ui/kpi's charts draw
 
     gpu = card.gpu_utilization  # busy 30+30+20×0.5+60 = 130, idle 10+30 = 40 (the vendor-API job has no device)
     assert gpu.available and gpu.value == D("0.7647") and gpu.n == 4
