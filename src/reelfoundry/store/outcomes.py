@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from reelfoundry.ids import new_id
@@ -109,25 +109,43 @@ def list_outcomes(
     return page_of(list(session.scalars(paginate(stmt, OutcomeRow.id, cursor, limit))), limit)
 
 
+#: Units of ``_UNIT`` in a dollar.
+_PER_DOLLAR = 10**4
+
+
+def _money_sums(column: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """Σ whole dollars and Σ the 1e-4 remainders of a money column: one sum of the stored units passes 2**63
+    after 92,234 outcomes at the $10bn cap, and SQLite's sum() then fails ("integer overflow") where
+    PostgreSQL's widens to numeric; these two stay inside 64 bits for billions of rows, and add up exactly."""
+    units = type_coerce(column, BigInteger)
+    return func.sum(units // _PER_DOLLAR), func.sum(units % _PER_DOLLAR)
+
+
 _SUMS = (
     func.count(OutcomeRow.id),
     func.sum(OutcomeRow.views),
     func.sum(OutcomeRow.clicks),
     func.sum(OutcomeRow.conversions),
-    func.sum(OutcomeRow.revenue_usd),
-    func.sum(OutcomeRow.spend_usd),
+    *_money_sums(OutcomeRow.revenue_usd),
+    *_money_sums(OutcomeRow.spend_usd),
 )
 
 
+def _usd(dollars: Any, units: Any) -> Decimal:
+    if dollars is None:
+        return _ZERO
+    return (Decimal(int(dollars)) + Decimal(int(units)) * _UNIT).quantize(_UNIT)
+
+
 def _totals(values: Any) -> OutcomeTotals:
-    records, views, clicks, conversions, revenue, spend = values
+    records, views, clicks, conversions, revenue, revenue_units, spend, spend_units = values
     return OutcomeTotals(
         records=int(records or 0),
         views=int(views or 0),
         clicks=int(clicks or 0),
         conversions=int(conversions or 0),
-        revenue_usd=_ZERO if revenue is None else Decimal(revenue).quantize(_UNIT),
-        spend_usd=_ZERO if spend is None else Decimal(spend).quantize(_UNIT),
+        revenue_usd=_usd(revenue, revenue_units),
+        spend_usd=_usd(spend, spend_units),
     )
 
 

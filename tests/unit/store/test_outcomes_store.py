@@ -51,3 +51,19 @@ def test_totals_window_campaigns_and_tenants(database: Database, tenant_ids: tup
     # Every tenant: a's 157 + b's 5; revenue 11 + 5 + 30,000,000,000.
     assert every.views == 162 and every.records == 7 and every.revenue_usd == Decimal("30000000016.0000")
     assert none == outcomestore.OutcomeTotals() and none.to_json()["revenue_usd"] == "0.0000"
+
+
+def test_money_sums_past_64_bits_of_units_stay_exact(database: Database, tenant_ids: tuple[str, str]) -> None:
+    """92,234 posts at the $10bn cap add up to more than 2**63 units of 1e-4 dollars: SQLite's sum() refuses
+    that ("integer overflow": every summary, the operator's included, a 500). Two rows of that size stand in."""
+    a, _ = tenant_ids
+    huge = Decimal("600000000000000.0001")  # 6e18 units each: two of them pass 2**63 - 1 ≈ 9.22e18
+    with database.write() as session:
+        for _ in range(2):
+            row = outcomestore.create(session, a, OutcomeCreate(campaign="big"), campaign="big", actor=None)
+            row.revenue_usd = row.spend_usd = huge
+    with database.read() as session:
+        total = outcomestore.totals(session, a)
+        by = outcomestore.totals_by_campaign(session, a)
+    assert total.revenue_usd == total.spend_usd == Decimal("1200000000000000.0002")
+    assert by["big"].revenue_usd == Decimal("1200000000000000.0002")
