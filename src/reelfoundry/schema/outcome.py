@@ -46,6 +46,11 @@ class OutcomeCreate(BaseModel):
     period_end: datetime | None = Field(None, description="End of the period measured; windows count outcomes by it.")
     note: str | None = Field(None, max_length=2000, pattern=PROSE)
 
+    @field_validator("revenue_usd", "spend_usd")
+    @classmethod
+    def _no_negative_zero(cls, value: Decimal) -> Decimal:
+        return value.copy_abs()  # "-0" passes ge=0 and would be echoed as "-0.0000"
+
     @field_validator("period_start", "period_end")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:

@@ -166,6 +166,9 @@ def test_bad_bodies_and_queries_are_422_problems_naming_the_field(make_app: AppF
         client.post("/v1/outcomes", json={"campaign": "c", "views": 10, "clicks": 0, "conversions": 2}).status_code
         == 201
     )
+    # "-0" passes ge=0; money must still read "0.0000", as the row is stored, never a negative zero.
+    r = client.post("/v1/outcomes", json={"campaign": "c", "revenue_usd": "-0", "spend_usd": "-0.00"})
+    assert (r.json()["revenue_usd"], r.json()["spend_usd"]) == ("0.0000", "0.0000"), r.text
     r = client.get("/v1/outcomes/summary", params={"from": "2026-03-05", "to": "2026-03-01"})
     assert r.status_code == 422 and r.json()["parameter"] == "to"
     assert client.get("/v1/outcomes", params={"from": "yesterday"}).json()["parameter"] == "from"
