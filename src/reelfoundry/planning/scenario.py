@@ -255,9 +255,12 @@ def parse_scenario(text: str, source: str = "scenario") -> Scenario:
 def load_scenario(path: Path) -> Scenario:
     """A scenario file; its name defaults to the file's stem. InvalidParameter when unreadable or invalid."""
     try:
-        if path.stat().st_size > MAX_SCENARIO_BYTES:
+        # Read one byte past the bound rather than trusting stat: a FIFO or /dev/zero reports size 0.
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_SCENARIO_BYTES + 1)
+        if len(raw) > MAX_SCENARIO_BYTES:
             raise InvalidParameter("scenario", f"{path}: larger than {MAX_SCENARIO_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InvalidParameter("scenario", f"{path}: no such file") from None
     except IsADirectoryError:

@@ -82,6 +82,34 @@ def test_files_are_bounded_and_named(tmp_path: Path) -> None:
     assert load_scenario(named).name == "my_team"
 
 
+def test_a_stream_that_reports_no_size_is_read_only_up_to_the_bound(tmp_path: Path) -> None:
+    """A FIFO, /dev/zero or /dev/stdin says size 0: the bound must hold on what is read, not on what stat says
+    (reading /dev/zero to its end ran out of memory)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "endless.yaml"
+    os.mkfifo(fifo)
+    sent = 0
+
+    def feed() -> None:
+        nonlocal sent
+        try:
+            with fifo.open("wb") as pipe:
+                for _ in range(160):  # 10 MiB, far past the 256 KiB bound
+                    pipe.write(b"#" * 65_536)
+                    sent += 65_536
+        except BrokenPipeError:
+            pass  # the reader stopped at the bound
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    with pytest.raises(InvalidParameter, match="larger than"):
+        load_scenario(fifo)
+    writer.join(timeout=30)
+    assert not writer.is_alive() and sent < 1_048_576, sent
+
+
 def test_the_shipped_examples_load() -> None:
     names = {p.stem: load_scenario(p) for p in sorted(EXAMPLES.glob("*.yaml"))}
     assert {"investment_bank", "retailer", "studio"} <= set(names)
