@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +43,8 @@ def kpi(
 
     if chart is not None and not chart.parent.resolve().is_dir():
         raise CLIError(f"directory {str(chart.parent)!r} does not exist")
+    if chart is not None and chart.is_dir():
+        raise CLIError(f"--chart {str(chart)!r} is a directory: name the file to write")
     span = report.parse_when("from", start, end=False), report.parse_when("to", end, end=True)
     if span[0] is not None and span[1] is not None and span[0] >= span[1]:
         raise CLIError("--to must be after --from")
@@ -53,8 +56,13 @@ def kpi(
 
         data = dashboard(Scorecard.model_validate(card), "svg" if chart.suffix.lower() == ".svg" else "png")
         tmp = chart.with_name(chart.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(chart)
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(chart)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise CLIError(f"cannot write {str(chart)!r}: {exc.strerror}") from None
         console.print(f"wrote {chart}", highlight=False)
     if as_json:
         print_json(card)
