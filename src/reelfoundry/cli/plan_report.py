@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +37,9 @@ def report(
     try:
         tmp.write_text(html, encoding="utf-8")
         tmp.replace(output)
+    except OSError as exc:
+        raise CLIError(f"cannot write {str(output)!r}: {exc.strerror}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     console.print(f"wrote {output} ({len(html.encode()) // 1024} KiB)", highlight=False)
