@@ -114,6 +114,8 @@ def summary_of(campaign: str | None, start: str | None, end: str | None) -> dict
     from reelfoundry.store import outcomes as outcomestore
 
     when = parse_when("from", start, end=False), parse_when("to", end, end=True)
+    if when[0] is not None and when[1] is not None and when[0] >= when[1]:
+        raise CLIError("--to must be after --from")  # as the server refuses it, with or without one
 
     def local(session: Any) -> dict[str, Any]:
         total = outcomestore.totals(session, None, *when, campaign=campaign)

@@ -70,5 +70,10 @@ def test_summary_reads_the_data_dir_when_no_server_answers(tmp_path: Path) -> No
         "spend_usd": "2.5000",
     }
     assert [row["campaign"] for row in data["by_campaign"]] == ["x"]
+    # As the server answers (a 422 naming to): an empty window is an error, not zeros.
+    backwards = runner.invoke(
+        app, [*args[:4], "2026-03-31", "--to", "2026-03-01", *OFFLINE, "--data-dir", str(tmp_path)]
+    )
+    assert backwards.exit_code == 2 and "--to must be after --from" in backwards.output, backwards.output
     missing = runner.invoke(app, ["outcomes", "summary", *OFFLINE, "--data-dir", str(tmp_path / "none")])
     assert missing.exit_code == 1 and "no server" in missing.output
