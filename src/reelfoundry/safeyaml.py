@@ -8,6 +8,7 @@ node tree, so a later validation error can name the line of the field it is abou
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
@@ -36,6 +37,25 @@ class Loader(yaml.SafeLoader):  # type: ignore[misc]
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+def read_bounded(path: Path, field: str, max_bytes: int) -> str:
+    """A file's UTF-8 text, reading at most one byte past ``max_bytes`` (stat is not trusted: a FIFO or
+    /dev/zero reports size 0); InvalidParameter(``field``) naming the file when it is too large or unreadable."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise InvalidParameter(field, f"{path}: larger than {max_bytes} bytes")
+        return raw.decode("utf-8")
+    except FileNotFoundError:
+        raise InvalidParameter(field, f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidParameter(field, f"{path}: is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise InvalidParameter(field, f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InvalidParameter(field, f"{path}: cannot read it ({exc.strerror})") from None
 
 
 def load(text: str, source: str, field: str, max_bytes: int) -> tuple[Any, Any]:

@@ -254,21 +254,7 @@ def parse_scenario(text: str, source: str = "scenario") -> Scenario:
 
 def load_scenario(path: Path) -> Scenario:
     """A scenario file; its name defaults to the file's stem. InvalidParameter when unreadable or invalid."""
-    try:
-        # Read one byte past the bound rather than trusting stat: a FIFO or /dev/zero reports size 0.
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_SCENARIO_BYTES + 1)
-        if len(raw) > MAX_SCENARIO_BYTES:
-            raise InvalidParameter("scenario", f"{path}: larger than {MAX_SCENARIO_BYTES} bytes")
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
-        raise InvalidParameter("scenario", f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidParameter("scenario", f"{path}: is a directory, not a scenario file") from None
-    except UnicodeDecodeError:
-        raise InvalidParameter("scenario", f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InvalidParameter("scenario", f"{path}: cannot read it ({exc.strerror})") from None
+    text = safeyaml.read_bounded(path, "scenario", MAX_SCENARIO_BYTES)
     scenario = parse_scenario(text, str(path))
     if "name" not in scenario.model_fields_set:
         scenario = scenario.model_copy(update={"name": path.stem})

@@ -110,14 +110,7 @@ def load_models_file(path: str | Path) -> list[ModelCard]:
 def load_located(path: str | Path) -> list[tuple[ModelCard, str]]:
     """:func:`load_models_file`, each card with where it is."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_MODELS_FILE_BYTES:
-            raise InvalidParameter("models", f"{path}: larger than {MAX_MODELS_FILE_BYTES} bytes")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidParameter("models_file", f"cannot read the models file {str(path)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InvalidParameter("models_file", f"{path}: not UTF-8 text") from None
+    text = safeyaml.read_bounded(path, "models_file", MAX_MODELS_FILE_BYTES)
     return parse_located(text, str(path))
 
 
