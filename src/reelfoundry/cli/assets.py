@@ -22,8 +22,7 @@ from reelfoundry.cli.common import (
 )
 from reelfoundry.cli.common import valid_id as _id
 from reelfoundry.schema import ReviewState
-from reelfoundry.schema.dam import Origin, SearchMode
-from reelfoundry.store.assets import METADATA_FIELDS
+from reelfoundry.schema.dam import METADATA_FIELDS, Origin, SearchMode
 
 assets_app = typer.Typer(help="List, search, tag, upload and download assets.", no_args_is_help=True)
 

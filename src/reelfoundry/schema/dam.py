@@ -46,6 +46,19 @@ class Origin(StrEnum):
     uploaded = "uploaded"
 
 
+#: Metadata fields PATCH (AssetUpdate) may change, in the order audit entries list them.
+METADATA_FIELDS = (
+    "title",
+    "description",
+    "tags",
+    "brand",
+    "licence",
+    "consent_ref",
+    "rights_expires_at",
+    "usage_restrictions",
+)
+
+
 class AssetUpdate(BaseModel):
     """Body of ``PATCH /v1/assets/{id}``: the metadata to change. A field sent as null is cleared; a field left out
     stays as it is."""

@@ -14,7 +14,7 @@ from reelfoundry.assets import search as searching
 from reelfoundry.errors import Conflict, InvalidParameter, InvalidTransition, NotFound
 from reelfoundry.ids import is_id
 from reelfoundry.schema import Asset, Review, ReviewDecision, ReviewState, Role
-from reelfoundry.schema.dam import NO_TRAINING, AssetUpdate, Origin, SearchMode, normalise_tags
+from reelfoundry.schema.dam import METADATA_FIELDS, NO_TRAINING, AssetUpdate, Origin, SearchMode, normalise_tags
 from reelfoundry.store.owned import owned
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import (
@@ -26,17 +26,6 @@ from reelfoundry.store.tables import (
     utcnow,
 )
 
-#: Metadata fields PATCH may change, in the order audit entries list them.
-METADATA_FIELDS = (
-    "title",
-    "description",
-    "tags",
-    "brand",
-    "licence",
-    "consent_ref",
-    "rights_expires_at",
-    "usage_restrictions",
-)
 #: Most assets a semantic search ranks, and most embeddings one search computes that were missing.
 MAX_SEMANTIC_CANDIDATES = 100_000
 EMBED_BATCH = 64
