@@ -95,10 +95,16 @@ def outcomes_list(
 
 @outcomes_app.command("summary")
 @common_options()
-def outcomes_summary(campaign: Campaign = None, start: From = None, end: To = None, as_json: AsJson = False) -> None:
+def outcomes_summary(
+    asset: Annotated[str | None, typer.Option("--asset", help="Only this asset's.")] = None,
+    campaign: Campaign = None,
+    start: From = None,
+    end: To = None,
+    as_json: AsJson = False,
+) -> None:
     """Totals of views, clicks, conversions, revenue and spend, and the same by campaign. Reads the server, or
     the data dir directly when no server answers there."""
-    summary = summary_of(campaign, start, end)
+    summary = summary_of(campaign, start, end, asset)
     if as_json:
         print_json(summary)
         return
@@ -106,10 +112,11 @@ def outcomes_summary(campaign: Campaign = None, start: From = None, end: To = No
     table(rows, TOTALS, "Outcomes")
 
 
-def summary_of(campaign: str | None, start: str | None, end: str | None) -> dict[str, Any]:
+def summary_of(campaign: str | None, start: str | None, end: str | None, asset: str | None = None) -> dict[str, Any]:
     """``GET /v1/outcomes/summary`` from the server, or the same sums from the data dir's database (every
     tenant's: whoever can read the file is the operator) when no server answers."""
-    params = {k: v for k, v in {"campaign": campaign, "from": start, "to": end}.items() if v is not None}
+    given = {"campaign": campaign, "asset": asset, "from": start, "to": end}
+    params = {k: v for k, v in given.items() if v is not None}
     from reelfoundry.finops.usage import parse_when
     from reelfoundry.store import outcomes as outcomestore
 
@@ -118,17 +125,6 @@ def summary_of(campaign: str | None, start: str | None, end: str | None) -> dict
         raise CLIError("--to must be after --from")  # as the server refuses it, with or without one
 
     def local(session: Any) -> dict[str, Any]:
-        total = outcomestore.totals(session, None, *when, campaign=campaign)
-        by = outcomestore.totals_by_campaign(session, None, *when)
-        if campaign is not None:
-            by = {campaign: total} if total.records else {}
-        ordered = sorted(by.items(), key=lambda kv: (-kv[1].revenue_usd, kv[0]))
-        return {
-            "start": None if when[0] is None else when[0].isoformat(),
-            "end": None if when[1] is None else when[1].isoformat(),
-            "campaign": campaign,
-            "totals": total.to_json(),
-            "by_campaign": [{"campaign": k or None, **v.to_json()} for k, v in ordered],
-        }
+        return outcomestore.summary(session, None, *when, campaign, asset).model_dump(mode="json")
 
     return dict(server_or_database("/v1/outcomes/summary", params, local))

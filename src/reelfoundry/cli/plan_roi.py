@@ -44,16 +44,16 @@ def roi(
 
 
 def measure(scenario: Scenario, start: str | None = None, end: str | None = None) -> dict[str, OutcomeTotals]:
-    """Totals of the outcomes posted for each campaign the scenario's ``roi`` names; with neither a server nor a
-    database to read, a note on stderr and nothing measured (the scenario's own figures are used)."""
+    """Totals of the outcomes posted for each campaign or asset the scenario's ``roi`` names; with neither a
+    server nor a database to read, a note on stderr and nothing measured (the scenario's own figures are used)."""
     from reelfoundry.cli.outcomes import summary_of
-    from reelfoundry.planning.roi import measured_campaigns
+    from reelfoundry.planning.roi import measured_targets
     from reelfoundry.store.outcomes import OutcomeTotals
 
     found: dict[str, OutcomeTotals] = {}
-    for name in measured_campaigns(scenario):
+    for name, target in measured_targets(scenario).items():
         try:
-            totals = summary_of(name, start, end)["totals"]
+            totals = summary_of(target.campaign, start, end, target.asset)["totals"]
         except CLIError as exc:
             if exc.exit_code != 1 or "no server" not in exc.detail:
                 raise
@@ -88,7 +88,8 @@ def _value(fig: dict[str, Any], change: bool = False) -> str:
 def _where(fig: dict[str, Any]) -> str:
     detail = fig.get("formula") or fig.get("why") or ""
     if fig.get("source"):
-        detail = f"{detail} ({fig['source']}, {fig['as_of']})" if fig.get("as_of") else f"{detail} ({fig['source']})"
+        source = f"{fig['source']}, {fig['as_of']}" if fig.get("as_of") else str(fig["source"])
+        detail = f"{detail} ({source})" if detail else source
     return f"{fig['provenance']}: {detail}" if detail else str(fig["provenance"])
 
 

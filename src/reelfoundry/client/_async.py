@@ -400,10 +400,17 @@ class Outcomes:
         return self._c.paginate(_core.list_outcomes(asset_id, campaign, from_, to, limit))
 
     async def summary(
-        self, campaign: str | None = None, from_: str | None = None, to: str | None = None, *, all_tenants: bool = False
+        self,
+        campaign: str | None = None,
+        from_: str | None = None,
+        to: str | None = None,
+        *,
+        asset_id: str | None = None,
+        all_tenants: bool = False,
     ) -> OutcomeSummary:
-        """Totals of views, clicks, conversions, revenue and spend, overall and by campaign."""
-        return await self._c.call(_core.outcome_summary(campaign, from_, to, all_tenants))
+        """Totals of views, clicks, conversions, revenue and spend (of one campaign or asset, if named), overall
+        and by campaign."""
+        return await self._c.call(_core.outcome_summary(campaign, from_, to, all_tenants, asset_id))
 
 
 class Keys:

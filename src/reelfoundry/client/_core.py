@@ -322,9 +322,15 @@ def list_outcomes(
     return _pager("/v1/outcomes", Outcome, params)
 
 
-def outcome_summary(campaign: str | None, from_: str | None, to: str | None, all_tenants: bool) -> Call[OutcomeSummary]:
+def outcome_summary(
+    campaign: str | None, from_: str | None, to: str | None, all_tenants: bool, asset_id: str | None = None
+) -> Call[OutcomeSummary]:
     """GET /v1/outcomes/summary."""
-    params = _window(from_, to, all_tenants) | ({"campaign": campaign} if campaign is not None else {})
+    params = _window(from_, to, all_tenants)
+    if campaign is not None:
+        params["campaign"] = campaign
+    if asset_id is not None:
+        params["asset"] = asset_id
     return Call("GET", "/v1/outcomes/summary", _parser(OutcomeSummary), params=params)
 
 

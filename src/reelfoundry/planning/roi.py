@@ -181,12 +181,15 @@ class Campaign:
 
     label: str
     campaign: str | None
+    asset: str | None = None
     figures: dict[str, Fig] = field(default_factory=dict)
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready."""
         out: dict[str, Any] = {"label": self.label, "campaign": self.campaign}
+        if self.asset is not None:
+            out["asset"] = self.asset
         if self.note:
             out["note"] = self.note
         out["figures"] = {k: v.to_json() for k, v in self.figures.items()}
@@ -200,9 +203,9 @@ _UNITS = {"spend_usd": "usd", "views": "count", "clicks": "count", "conversions"
 def campaign(which: str, given: CampaignFigures, measured: OutcomeTotals | None) -> Campaign:
     """A campaign's figures and the metrics derived from them. ``which`` (baseline or ai) names its fields in
     errors: ``roi.ai.conversion_rate`` when a stated rate contradicts the counts."""
-    out = Campaign(label=given.label or which, campaign=given.campaign)
-    if given.campaign is not None and (measured is None or measured.records == 0):
-        out.note = f"no outcomes posted for campaign {given.campaign!r}: only the scenario's figures are used"
+    out = Campaign(label=given.label or which, campaign=given.campaign, asset=given.asset)
+    if given.measured_from is not None and (measured is None or measured.records == 0):
+        out.note = f"no outcomes posted for {given.measured_from}: only the scenario's figures are used"
     figs = out.figures
     for name in _COUNTED:
         stated = getattr(given, name)
@@ -213,7 +216,7 @@ def campaign(which: str, given: CampaignFigures, measured: OutcomeTotals | None)
                 D(getattr(measured, name)),
                 _UNITS[name],
                 MEASURED,
-                source=f"{measured.records} outcome(s) posted for campaign {given.campaign!r}",
+                source=f"{measured.records} outcome(s) posted for {given.measured_from}",
             )
         else:
             figs[name] = Fig(None, _UNITS[name], SCENARIO, why=f"roi.{which}.{name} not given")
@@ -281,7 +284,8 @@ def performance(scenario: Scenario, measured: Mapping[str, OutcomeTotals]) -> di
     for which in ("baseline", "ai"):
         given: CampaignFigures | None = getattr(roi, which)
         if given is not None:
-            parts[which] = campaign(which, given, measured.get(given.campaign) if given.campaign else None)
+            key = given.measure_key
+            parts[which] = campaign(which, given, measured.get(key) if key else None)
     changes: dict[str, Fig] = {}
     if len(parts) == 2:
         base, ai = parts["baseline"].figures, parts["ai"].figures
@@ -363,19 +367,21 @@ class RoiResult:
         }
 
 
-def measured_campaigns(scenario: Scenario) -> list[str]:
-    """Campaigns whose figures are to be measured from posted outcomes (named by ``roi.baseline``/``roi.ai``)."""
+def measured_targets(scenario: Scenario) -> dict[str, CampaignFigures]:
+    """The campaigns (``roi.baseline``/``roi.ai``) to measure from posted outcomes, by their ``measure_key``
+    (a campaign's name, ``asset:ID``: the keys of ``compute``'s ``measured``)."""
     roi = scenario.roi
     if roi is None:
-        return []
-    named = [c.campaign for c in (roi.baseline, roi.ai) if c is not None and c.campaign is not None]
-    return list(dict.fromkeys(named))
+        return {}
+    named = [c for c in (roi.baseline, roi.ai) if c is not None]
+    return {c.measure_key: c for c in named if c.measure_key is not None}
 
 
 def compute(
     scenario: Scenario, measured: Mapping[str, OutcomeTotals] | None = None, catalog: Catalog | None = None
 ) -> RoiResult:
-    """The ROI model of a scenario; ``measured`` maps a campaign name to the totals of its posted outcomes.
+    """The ROI model of a scenario; ``measured`` maps what measures a campaign (:func:`measured_targets`) to
+    the totals of those posted outcomes.
     InvalidParameter naming the field (``roi``, ``roi.ai.conversion_rate``) when the inputs cannot be used."""
     if scenario.roi is None:
         raise InvalidParameter("roi", f"scenario {scenario.name!r} has no roi section (see examples/scenarios/)")
@@ -385,5 +391,5 @@ def compute(
         efficiency=efficiency(scenario, catalog or load_catalog()),
         performance=performance(scenario, got),
         strategic=strategic(scenario),
-        measured={k: v for k, v in got.items() if k in measured_campaigns(scenario)},
+        measured={k: v for k, v in got.items() if k in measured_targets(scenario)},
     )

@@ -134,11 +134,15 @@ class PriceAssumptions(_Strict):
 
 
 class CampaignFigures(_Strict):
-    """What one campaign cost and returned (entered, or measured from outcomes posted for ``campaign``)."""
+    """What one campaign cost and returned (entered, or measured from the outcomes posted for ``campaign`` and/or
+    ``asset``)."""
 
     label: str = Field("", max_length=200)
     campaign: str | None = Field(
         None, max_length=128, description="Measure views, clicks, conversions and revenue from posted outcomes."
+    )
+    asset: str | None = Field(
+        None, min_length=1, max_length=64, description="Measure from the outcomes posted for this asset (one video)."
     )
     spend_usd: Money | None = Field(None, ge=0, le=10**12)
     views: int | None = Field(None, ge=0, le=10**13)
@@ -147,6 +151,18 @@ class CampaignFigures(_Strict):
     conversion_rate: float | None = Field(None, ge=0, le=1, description="Conversions per view, when not counted.")
     revenue_usd: Money | None = Field(None, ge=0, le=10**13)
     revenue_per_conversion_usd: Money | None = Field(None, ge=0, le=10**9)
+
+    @property
+    def measured_from(self) -> str | None:
+        """Which posted outcomes measure it, in words (``campaign 'x'``, ``asset 'y'`` or both); None: none."""
+        parts = [f"{kind} {value!r}" for kind, value in (("campaign", self.campaign), ("asset", self.asset)) if value]
+        return ", ".join(parts) or None
+
+    @property
+    def measure_key(self) -> str | None:
+        """The key of its measured totals: the campaign's name, ``asset:ID``, or ``NAME+asset:ID``."""
+        parts = [p for p in (self.campaign, f"asset:{self.asset}" if self.asset else None) if p]
+        return "+".join(parts) or None
 
 
 class Efficiency(_Strict):

@@ -120,5 +120,6 @@ class OutcomeSummary(BaseModel):
     start: datetime | None
     end: datetime | None
     campaign: str | None = Field(None, description="The campaign filter, if one was given.")
+    asset_id: str | None = Field(None, description="The asset filter, if one was given.")
     totals: OutcomeTotalsOut
     by_campaign: list[CampaignOutcomes] = Field(..., description="Largest revenue first.")

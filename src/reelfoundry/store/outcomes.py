@@ -6,7 +6,7 @@ posted if they name no period. ``tenant_id=None`` sums every tenant (for the ope
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, ColumnElement, Select, func, select, type_coe
 from sqlalchemy.orm import Session
 
 from reelfoundry.ids import new_id
-from reelfoundry.schema.outcome import Outcome, OutcomeCreate
+from reelfoundry.schema.outcome import CampaignOutcomes, Outcome, OutcomeCreate, OutcomeSummary, OutcomeTotalsOut
 from reelfoundry.store.pagination import page_of, paginate
 from reelfoundry.store.tables import OutcomeRow, utcnow
 
@@ -79,11 +79,20 @@ def create(
     return row
 
 
-def _window(stmt: _S, tenant_id: str | None, start: datetime | None, end: datetime | None, campaign: str | None) -> _S:
+def _window(
+    stmt: _S,
+    tenant_id: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    campaign: str | None,
+    asset_id: str | None = None,
+) -> _S:
     if tenant_id is not None:
         stmt = stmt.where(OutcomeRow.tenant_id == tenant_id)
     if campaign is not None:
         stmt = stmt.where(OutcomeRow.campaign == campaign)
+    if asset_id is not None:
+        stmt = stmt.where(OutcomeRow.asset_id == asset_id)
     if start is not None:
         stmt = stmt.where(OutcomeRow.at >= start)
     if end is not None:
@@ -103,9 +112,7 @@ def list_outcomes(
     limit: int = 50,
 ) -> tuple[list[OutcomeRow], str | None]:
     """A page of the tenant's outcomes, newest first, filtered by asset, campaign and window."""
-    stmt = _window(select(OutcomeRow), tenant_id, start, end, campaign)
-    if asset_id is not None:
-        stmt = stmt.where(OutcomeRow.asset_id == asset_id)
+    stmt = _window(select(OutcomeRow), tenant_id, start, end, campaign, asset_id)
     return page_of(list(session.scalars(paginate(stmt, OutcomeRow.id, cursor, limit))), limit)
 
 
@@ -155,21 +162,51 @@ def totals(
     start: datetime | None = None,
     end: datetime | None = None,
     campaign: str | None = None,
+    asset_id: str | None = None,
 ) -> OutcomeTotals:
-    """Sums of the outcomes in the window (of one campaign, if named); zeros when there are none."""
-    return _totals(session.execute(_window(select(*_SUMS), tenant_id, start, end, campaign)).one())
+    """Sums of the outcomes in the window (of one campaign or asset, if named); zeros when there are none."""
+    return _totals(session.execute(_window(select(*_SUMS), tenant_id, start, end, campaign, asset_id)).one())
 
 
 def totals_by_campaign(
-    session: Session, tenant_id: str | None, start: datetime | None = None, end: datetime | None = None
+    session: Session,
+    tenant_id: str | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    campaign: str | None = None,
+    asset_id: str | None = None,
 ) -> dict[str, OutcomeTotals]:
     """Sums per campaign in the window; outcomes without a campaign under :data:`NO_CAMPAIGN`."""
-    stmt = _window(select(OutcomeRow.campaign, *_SUMS), tenant_id, start, end, None).group_by(OutcomeRow.campaign)
+    stmt = _window(select(OutcomeRow.campaign, *_SUMS), tenant_id, start, end, campaign, asset_id)
+    stmt = stmt.group_by(OutcomeRow.campaign)
     out: dict[str, OutcomeTotals] = {}
     for campaign, *values in session.execute(stmt):
         key = campaign if campaign is not None else NO_CAMPAIGN
         out[key] = _totals(values)
     return out
+
+
+def summary(
+    session: Session,
+    tenant_id: str | None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    campaign: str | None = None,
+    asset_id: str | None = None,
+) -> OutcomeSummary:
+    """``GET /v1/outcomes/summary``: the totals in the window (of one campaign or asset, if named) and the same
+    per campaign, largest revenue first (campaign None: outcomes of assets without one)."""
+    total = totals(session, tenant_id, start, end, campaign, asset_id)
+    by = totals_by_campaign(session, tenant_id, start, end, campaign, asset_id)
+    ordered = sorted(by.items(), key=lambda kv: (-kv[1].revenue_usd, kv[0]))
+    return OutcomeSummary(
+        start=start,
+        end=end,
+        campaign=campaign,
+        asset_id=asset_id,
+        totals=OutcomeTotalsOut(**asdict(total)),
+        by_campaign=[CampaignOutcomes(campaign=k if k != NO_CAMPAIGN else None, **asdict(v)) for k, v in ordered],
+    )
 
 
 def to_outcome(row: OutcomeRow) -> Outcome:

@@ -100,6 +100,13 @@ def test_outcomes_are_summed_by_campaign_and_window_and_kept_per_tenant(make_app
     assert one["totals"]["views"] == 100_007 and one["totals"]["records"] == 3  # no window: April's too
     assert [row["campaign"] for row in one["by_campaign"]] == ["spring-drop"]
 
+    # One video's own outcomes: the first post only (the asset's), as ROI's `ai.asset` measures them.
+    mine = client.get("/v1/outcomes/summary", params={"asset": asset["id"]}, headers=creator).json()
+    assert mine["asset_id"] == asset["id"] and mine["totals"]["views"] == 60_000 and mine["totals"]["records"] == 1
+    assert client.get("/v1/outcomes/summary", params={"asset": asset["id"]}, headers=other).json()["totals"] == {
+        "records": 0, "views": 0, "clicks": 0, "conversions": 0, "revenue_usd": "0.0000", "spend_usd": "0.0000"
+    }  # fmt: skip
+
     rival = client.get("/v1/outcomes/summary", headers=other).json()
     assert rival["totals"]["views"] == 999_999 and rival["totals"]["records"] == 1
 

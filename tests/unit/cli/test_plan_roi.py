@@ -68,8 +68,10 @@ def test_a_named_campaign_is_measured_from_the_data_dirs_outcomes(tmp_path: Path
     db.migrate()
     with db.write() as session:
         tenant = keystore.get_or_create_tenant(session, "acme")
-        for views, spend in ((60_000, "90"), (40_000, "60")):
-            body = OutcomeCreate(campaign="spring-drop", views=views, conversions=views // 100, spend_usd=spend)
+        for views, spend, asset in ((60_000, "90", "01JD3K6Z0C8W4Q2M9V5T7RXYZA"), (40_000, "60", None)):
+            body = OutcomeCreate(
+                campaign="spring-drop", asset_id=asset, views=views, conversions=views // 100, spend_usd=spend
+            )
             outcomestore.create(session, tenant.id, body, campaign="spring-drop", actor=None)
     db.dispose()
     path = tmp_path / "measured.yaml"
@@ -85,6 +87,14 @@ def test_a_named_campaign_is_measured_from_the_data_dirs_outcomes(tmp_path: Path
     assert ai["cost_per_view_usd"]["value"] == 0.0015 and ai["conversion_rate"]["value"] == 0.01
     assert data["performance"]["changes"]["cost_per_view_change"]["value"] == -0.99
     assert data["measured"]["spring-drop"]["records"] == 2
+    # One video of it: only the outcomes posted for that asset (the first: 60,000 views for $90).
+    path.write_text(
+        FACTS + "roi:\n  baseline: {spend_usd: 1500, views: 10000}\n  ai: {asset: 01JD3K6Z0C8W4Q2M9V5T7RXYZA}\n"
+    )
+    one = json.loads(runner.invoke(app, args).stdout)
+    assert one["performance"]["ai"]["figures"]["views"]["value"] == 60_000
+    assert "asset '01JD3K6Z0C8W4Q2M9V5T7RXYZA'" in one["performance"]["ai"]["figures"]["views"]["source"]
+    assert one["measured"]["asset:01JD3K6Z0C8W4Q2M9V5T7RXYZA"]["spend_usd"] == "90.0000"
     # With neither a server nor a database: a note, and the scenario's figures alone.
     empty = runner.invoke(app, ["plan", "roi", str(path), "--json", *OFFLINE, "--data-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0, empty.output

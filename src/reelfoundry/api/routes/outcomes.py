@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from reelfoundry.api.deps import Cursor, Limit, PlatformDep, Reader, Submitter
 from reelfoundry.errors import Forbidden, InvalidParameter
 from reelfoundry.finops.usage import parse_when
 from reelfoundry.schema import Page, Role
-from reelfoundry.schema.outcome import CampaignOutcomes, Outcome, OutcomeCreate, OutcomeSummary, OutcomeTotalsOut
+from reelfoundry.schema.outcome import Outcome, OutcomeCreate, OutcomeSummary
 from reelfoundry.schema.text import PRINTABLE
 from reelfoundry.store import assets as assetstore
 from reelfoundry.store import audit
@@ -86,28 +85,16 @@ def outcome_summary(
     platform: PlatformDep,
     principal: Reader,
     campaign: Campaign = None,
+    asset_id: Annotated[str | None, Query(alias="asset", max_length=64, description="Only this asset's.")] = None,
     from_: From = None,
     to: To = None,
     all_tenants: Annotated[bool, Query(description="Every tenant (operator admins only).")] = False,
 ) -> OutcomeSummary:
-    """Sums of views, clicks, conversions, revenue and spend in the window, and the same per campaign."""
+    """Sums of views, clicks, conversions, revenue and spend in the window (of one campaign or asset, if named),
+    and the same per campaign."""
     start, end = _span(from_, to)
     if all_tenants and not (principal.is_operator and principal.role == Role.admin):
         raise Forbidden("only the operator tenant's admins may sum every tenant's outcomes")
     tenant_id = None if all_tenants else principal.tenant_id
     with platform.db.read() as session:
-        total = outcomestore.totals(session, tenant_id, start, end, campaign)
-        if campaign is None:
-            by = outcomestore.totals_by_campaign(session, tenant_id, start, end)
-        else:
-            by = {campaign: total} if total.records else {}
-    ordered = sorted(by.items(), key=lambda kv: (-kv[1].revenue_usd, kv[0]))
-    return OutcomeSummary(
-        start=start,
-        end=end,
-        campaign=campaign,
-        totals=OutcomeTotalsOut(**asdict(total)),
-        by_campaign=[
-            CampaignOutcomes(campaign=k if k != outcomestore.NO_CAMPAIGN else None, **asdict(v)) for k, v in ordered
-        ],
-    )
+        return outcomestore.summary(session, tenant_id, start, end, campaign, asset_id)
