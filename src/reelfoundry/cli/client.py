@@ -46,10 +46,10 @@ def find_key(data_dir: Path, explicit: str | None) -> str:
 class Client:
     """Talks to one ReelFoundry server with one key, through :class:`reelfoundry.client.Client`."""
 
-    def __init__(self, server: str, key: str, timeout: float = 30.0) -> None:
+    def __init__(self, server: str, key: str, timeout: float = 30.0, max_retries: int = 3) -> None:
         self.server = server.rstrip("/")
         with self._errors():
-            self.api = ApiClient(self.server, api_key=key, timeout=timeout)
+            self.api = ApiClient(self.server, api_key=key, timeout=timeout, max_retries=max_retries)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

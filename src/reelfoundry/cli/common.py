@@ -125,11 +125,15 @@ def server_or_database(path: str, params: dict[str, str], local: Callable[[Any],
     """``GET path`` on the server, or — when no server answers there — ``local(session)`` on the data dir's
     database (every tenant's rows: whoever can read the file is the operator), saying so on stderr."""
     st = state()
+    # No retries: a server that does not answer at once is read around, not waited for (seconds of back-off).
+    probe = Client(st.server_url, find_key(st.server_data_dir, st.api_key), max_retries=0)
     try:
-        return st.client().json("GET", path, params=params)
+        return probe.json("GET", path, params=params)
     except CLIError as exc:
         if "cannot reach" not in exc.detail:
             raise
+    finally:
+        probe.api.close()
     from reelfoundry.config import Settings
     from reelfoundry.store import Database
 

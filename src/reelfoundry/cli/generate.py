@@ -121,17 +121,6 @@ def generate(
     as_json: AsJson = False,
 ) -> None:
     """Generate a video on this machine, no server needed (data dir: your user data directory)."""
-    from reelfoundry.config import Settings
-    from reelfoundry.execution.produce import produce
-    from reelfoundry.finops.catalog import load_catalog
-    from reelfoundry.governance.policy import ContentPolicy
-    from reelfoundry.portfolio.registry import Portfolio
-    from reelfoundry.provenance.credentials import configured_credentials
-    from reelfoundry.provenance.manifest import signing_for
-    from reelfoundry.routing import plan
-    from reelfoundry.routing.state import local_state, work_params
-    from reelfoundry.store.jobs import request_hash
-
     if output.suffix.lower() != ".mp4":
         raise CLIError(f"-o must name an .mp4 file, got {str(output)!r}")
     if not output.parent.resolve().is_dir():
@@ -151,6 +140,18 @@ def generate(
     for path in inputs or []:
         if not path.is_file():
             raise CLIError(f"--input {str(path)!r} is not a file")
+    # Bad options fail above in a blink; the machinery (models, encoder, signing) is imported from here on.
+    from reelfoundry.config import Settings
+    from reelfoundry.execution.produce import produce
+    from reelfoundry.finops.catalog import load_catalog
+    from reelfoundry.governance.policy import ContentPolicy
+    from reelfoundry.portfolio.registry import Portfolio
+    from reelfoundry.provenance.credentials import configured_credentials
+    from reelfoundry.provenance.manifest import signing_for
+    from reelfoundry.routing import plan
+    from reelfoundry.routing.state import local_state, work_params
+    from reelfoundry.store.jobs import request_hash
+
     env_dir = os.environ.get("REELFOUNDRY_DATA_DIR")
     data_dir = state().data_dir or (Path(env_dir) if env_dir else None) or user_data_dir()
     settings = Settings(data_dir=data_dir)
