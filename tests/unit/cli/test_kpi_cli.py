@@ -5,23 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from reelfoundry.cli.app import app
-from reelfoundry.client.retry import RetryPolicy
 from reelfoundry.store import Database
 
 #: The discard port: nothing answers, so the data dir's database is read.
 OFFLINE = ["--server", "http://127.0.0.1:9", "--api-key", "unused"]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REELFOUNDRY_SERVER", "REELFOUNDRY_DATA_DIR", "REELFOUNDRY_API_KEY", "REELFOUNDRY_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt: 0.0)
 
 
 def test_a_chart_path_it_cannot_write_is_one_line(tmp_path: Path) -> None:

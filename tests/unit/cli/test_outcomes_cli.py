@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from reelfoundry.cli.app import app
-from reelfoundry.client.retry import RetryPolicy
 from reelfoundry.schema.outcome import OutcomeCreate
 from reelfoundry.store import Database
 from reelfoundry.store import keys as keystore
@@ -20,13 +19,6 @@ from reelfoundry.store import outcomes as outcomestore
 #: The discard port: nothing answers.
 OFFLINE = ["--server", "http://127.0.0.1:9", "--api-key", "unused"]
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REELFOUNDRY_SERVER", "REELFOUNDRY_DATA_DIR", "REELFOUNDRY_API_KEY", "REELFOUNDRY_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt: 0.0)
 
 
 @pytest.mark.parametrize(

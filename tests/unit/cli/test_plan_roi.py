@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from reelfoundry.cli.app import app
-from reelfoundry.client.retry import RetryPolicy
 from reelfoundry.planning import roi
 from reelfoundry.planning.scenario import load_scenario
 from reelfoundry.schema.outcome import OutcomeCreate
@@ -32,14 +30,6 @@ horizon_years: 1
 """
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REELFOUNDRY_SERVER", "REELFOUNDRY_DATA_DIR", "REELFOUNDRY_API_KEY", "REELFOUNDRY_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    # Nothing answers on the discard port: retry a refused connection at once, not after the client's back-off.
-    monkeypatch.setattr(RetryPolicy, "backoff", lambda self, attempt: 0.0)
 
 
 def test_json_is_the_models_json_and_the_table_shows_the_retail_case() -> None:

@@ -34,12 +34,6 @@ horizon_years: 1
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("REELFOUNDRY_SERVER", "REELFOUNDRY_DATA_DIR", "REELFOUNDRY_API_KEY", "REELFOUNDRY_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_json_for_the_bank_holds_every_option_figure() -> None:
     result = runner.invoke(app, ["plan", "tco", BANK, "--json"])
     assert result.exit_code == 0, result.output
