@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,10 +65,56 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture
-def database(db_url: str) -> Iterator[Database]:
-    """A migrated database."""
-    db = Database(db_url)
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; each test's ``database`` starts from a copy."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    db.dispose()  # the last connection checkpoints and removes the WAL: the main file holds everything
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin: str) -> Iterator[str]:
+    """A PostgreSQL database migrated once per session; each test's ``database`` is created from it."""
+    name = f"rf_template_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(make_url(pg_admin).set(database=name).render_as_string(hide_password=False))
+    db.migrate()
+    db.dispose()  # CREATE DATABASE … TEMPLATE needs the template without connections
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated database, on SQLite and on the real PostgreSQL: a copy of the session's migrated template
+    (the migrations run once per session, not once per test), brought to head again, which finds nothing to do."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        pg_admin, template = request.getfixturevalue("pg_admin"), request.getfixturevalue("pg_template")
+        name = f"rf_test_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+        request.addfinalizer(drop)
+        url = make_url(pg_admin).set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
     db.migrate()
     yield db
     db.dispose()
