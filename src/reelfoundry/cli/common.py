@@ -8,9 +8,11 @@ makes the single client every server call goes through, lazily and in this one p
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -148,6 +150,29 @@ def server_or_database(path: str, params: dict[str, str], local: Callable[[Any],
             return local(session)
     finally:
         db.dispose()
+
+
+def check_output(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path whose folder is missing or that names a folder."""
+    if not path.parent.resolve().is_dir():
+        raise CLIError(f"directory {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise CLIError(f"{option} {str(path)!r} is a directory: name the file to write")
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary name (a reader never sees half a file, a failure leaves none);
+    one line and exit code 2 when it cannot be written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {str(path)!r}: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    console.print(f"wrote {path} ({len(data) // 1024} KiB)", highlight=False)
 
 
 def friendly(fn: F) -> F:

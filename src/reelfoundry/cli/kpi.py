@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, common_options, console, print_json, server_or_database, table
+from reelfoundry.cli.common import (
+    AsJson,
+    check_output,
+    common_options,
+    print_json,
+    server_or_database,
+    table,
+    write_output,
+)
 
 #: The KPIs in the order the table shows them.
 FIGURES = (
@@ -41,10 +48,8 @@ def kpi(
     the server, or the data dir directly when no server answers there (then every tenant)."""
     from reelfoundry.finops import usage as report
 
-    if chart is not None and not chart.parent.resolve().is_dir():
-        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
-    if chart is not None and chart.is_dir():
-        raise CLIError(f"--chart {str(chart)!r} is a directory: name the file to write")
+    if chart is not None:
+        check_output(chart, "--chart")
     span = report.parse_when("from", start, end=False), report.parse_when("to", end, end=True)
     if span[0] is not None and span[1] is not None and span[0] >= span[1]:
         raise CLIError("--to must be after --from")
@@ -55,15 +60,7 @@ def kpi(
         from reelfoundry.schema import Scorecard
 
         data = dashboard(Scorecard.model_validate(card), "svg" if chart.suffix.lower() == ".svg" else "png")
-        tmp = chart.with_name(chart.name + ".part")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(chart)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise CLIError(f"cannot write {str(chart)!r}: {exc.strerror}") from None
-        console.print(f"wrote {chart}", highlight=False)
+        write_output(chart, data)
     if as_json:
         print_json(card)
         return

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, common_options, console, out, print_json
+from reelfoundry.cli.common import AsJson, check_output, common_options, out, print_json, write_output
 from reelfoundry.cli.plan import FromUsage, ScenarioArg, measured_from_usage, scenario_from
 
 
@@ -29,13 +27,13 @@ def gim(
     from reelfoundry.planning.gim import evaluate
 
     facts = scenario_from(scenario)
-    if chart is not None and not chart.parent.resolve().is_dir():
-        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
+    if chart is not None:
+        check_output(chart, "--chart")
     result = evaluate(facts, measured_from_usage() if from_usage else None)
     if chart is not None:
         from reelfoundry.planning.report import gim_chart
 
-        write_png(chart, gim_chart(result))
+        write_output(chart, gim_chart(result))
     data = result.to_json()
     if as_json:
         print_json(data)
@@ -73,17 +71,3 @@ def show(data: dict[str, Any]) -> None:
     for option in data["ranking"]:
         for note in option["notes"]:
             out.print(f"  ! {option['option']}: {note}", highlight=False)
-
-
-def write_png(path: Path, png: bytes) -> None:
-    """``png`` to ``path`` through a temporary name (a reader never sees half a file); a one-line error when it
-    cannot be written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(png)
-        tmp.replace(path)
-    except OSError as exc:
-        raise CLIError(f"cannot write {str(path)!r}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    console.print(f"wrote {path}", highlight=False)

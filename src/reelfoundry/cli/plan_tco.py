@@ -8,8 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from reelfoundry.cli.client import CLIError
-from reelfoundry.cli.common import AsJson, common_options, console, out, print_json
+from reelfoundry.cli.common import AsJson, check_output, common_options, out, print_json, write_output
 from reelfoundry.cli.plan import FromUsage, ScenarioArg, measured_from_usage, scenario_from
 
 
@@ -28,16 +27,12 @@ def tco(
     from reelfoundry.planning import tco as model
 
     facts = scenario_from(scenario)
-    if chart is not None and not chart.parent.resolve().is_dir():
-        raise CLIError(f"directory {str(chart.parent)!r} does not exist")
+    if chart is not None:
+        check_output(chart, "--chart")
     measured = measured_from_usage() if from_usage else None
     result = model.compute(facts, measured=measured)
     if chart is not None:
-        try:
-            model.cost_volume_chart(result, chart)
-        except OSError as exc:
-            raise CLIError(f"cannot write {str(chart)!r}: {exc.strerror}") from None
-        console.print(f"wrote {chart}", highlight=False)
+        write_output(chart, model.cost_volume_chart(result))
     data = result.to_json()
     if as_json:
         print_json(data)

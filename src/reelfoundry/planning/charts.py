@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,16 +34,6 @@ def png_bytes(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def write_png(data: bytes, out: Path) -> None:
-    """Write ``data`` to ``out`` through a temporary name, so a reader never sees half a file."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def volumes(center: float) -> list[float]:
     """Log-spaced monthly volumes around ``center``."""
     low = min(MIN_VOLUME, max(1.0, center / 100))
@@ -54,9 +42,9 @@ def volumes(center: float) -> list[float]:
     return [10 ** (math.log10(low) + i * step) for i in range(POINTS)]
 
 
-def cost_volume_chart(result_or_scenario: TcoResult | Scenario, out: Path | None = None) -> bytes:
+def cost_volume_chart(result_or_scenario: TcoResult | Scenario) -> bytes:
     """Monthly cost of the cheapest option of each deployment against a steady monthly volume (log–log), the
-    scenario's volume marked. Returns PNG bytes; also writes them to ``out`` when given."""
+    scenario's volume marked, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -99,7 +87,4 @@ def cost_volume_chart(result_or_scenario: TcoResult | Scenario, out: Path | None
     ax.grid(which="major", alpha=0.3)
     ax.legend(fontsize="small", loc="upper left")
     fig.tight_layout()
-    data = png_bytes(fig)
-    if out is not None:
-        write_png(data, out)
-    return data
+    return png_bytes(fig)

@@ -8,25 +8,16 @@ commands' ``--json`` (the report renders those documents), with their provenance
 from __future__ import annotations
 
 import base64
-import io
 from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
 
 from reelfoundry import __version__
+from reelfoundry.planning.charts import png_bytes
 from reelfoundry.planning.gim import DRIVERS, LABELS, GimResult
 from reelfoundry.planning.scenario import Scenario
 from reelfoundry.planning.tco import Measured
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def gim_chart(result: GimResult) -> bytes:
@@ -51,7 +42,7 @@ def gim_chart(result: GimResult) -> bytes:
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def etco_chart(tco: dict[str, Any]) -> bytes:
@@ -75,7 +66,7 @@ def etco_chart(tco: dict[str, Any]) -> bytes:
     right.set_yticks([])
     fig.suptitle("E-TCO: energy and carbon per video (cheapest option of each kind)")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _figure_value(figure: dict[str, Any] | None) -> float | None:
@@ -122,7 +113,7 @@ def roi_chart(roi: dict[str, Any]) -> bytes | None:
             ax.annotate(f"{v:,.3g}", (i, v), ha="center", va="bottom", fontsize=8)
     fig.suptitle("ROI: performance lift and efficiency")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _figure_text(figure: Any, signed: bool = False) -> str:
@@ -208,7 +199,7 @@ def build(scenario: Scenario, measured: Measured | None = None) -> str:
     roi_json = roi_model.compute(scenario).to_json() if scenario.roi is not None else None
     charts = {
         "gim": gim_chart(gim_result),
-        "tco": tco_model.cost_volume_chart(tco_result, None),
+        "tco": tco_model.cost_volume_chart(tco_result),
         "etco": etco_chart(tco_json),
     }
     roi_png = roi_chart(roi_json) if roi_json is not None else None

@@ -25,7 +25,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from reelfoundry.errors import InvalidParameter
@@ -1039,8 +1038,8 @@ def best_by_deployment(result: TcoResult) -> dict[str, Option]:
     return best
 
 
-def cost_volume_chart(result_or_scenario: TcoResult | Scenario, out: Path | None = None) -> bytes:
+def cost_volume_chart(result_or_scenario: TcoResult | Scenario) -> bytes:
     """PNG of monthly cost against monthly volume (see :func:`reelfoundry.planning.charts.cost_volume_chart`)."""
     from reelfoundry.planning.charts import cost_volume_chart as draw
 
-    return draw(result_or_scenario, out)
+    return draw(result_or_scenario)
